@@ -1,0 +1,111 @@
+# Res-Edge: hub, agent and CLI on one shared static library.
+# `make` builds bin/; `make test` builds with ASan+UBSan and runs every test.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+VERSION := 0.1.0
+
+# Debian 12 packages this project builds against (`make deps` installs them).
+BUILD_DEPS := build-essential pkg-config libuv1-dev libmbedtls-dev libcjson-dev \
+              libsqlite3-dev libgit2-dev libcurl4-openssl-dev libhttp-parser-dev \
+              libyaml-dev
+TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime
+
+PKGS    := libuv libcjson sqlite3 libgit2 libcurl yaml-0.1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# mbedTLS 2.28 ships no .pc file; http-parser neither.
+LIBS    := $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lhttp_parser -lpthread -lm
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1 -g
+else
+BUILD   ?= build/rel
+SANFLAGS :=
+OPT     := -O2 -g
+endif
+BIN     ?= $(if $(filter 1,$(SANITIZE)),$(BUILD)/bin,bin)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DRE_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) \
+              $(SANFLAGS) $(PKG_CFLAGS) -Ishared -MMD -MP
+ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+
+SHARED_SRC := $(wildcard shared/*.c)
+HUB_SRC    := $(filter-out hub/main.c,$(wildcard hub/*.c))
+AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c))
+CTL_SRC    := $(wildcard hub/ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIBSHARED := $(BUILD)/libresedge.a
+LIBHUB    := $(BUILD)/libhub.a
+LIBAGENT  := $(BUILD)/libagent.a
+PROGS     := $(BIN)/resedge-hub $(BIN)/resedge-agent $(BIN)/resedgectl
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test check unit-tests demo lint clean install bench
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBSHARED): $(call obj,$(SHARED_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(LIBHUB): $(call obj,$(HUB_SRC))
+	@rm -f $@; ar rcs $@ $^ $(if $^,,)
+$(LIBAGENT): $(call obj,$(AGENT_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(BIN)/resedge-hub: $(call obj,hub/main.c) $(LIBHUB) $(LIBSHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BIN)/resedge-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBSHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BIN)/resedgectl: $(call obj,$(CTL_SRC)) $(LIBSHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests link the real modules; hub and agent archives come first.
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testlib.o $(LIBHUB) $(LIBAGENT) $(LIBSHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+unit-tests: $(UNIT_BINS)
+
+deps:
+	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else echo "all build and test dependencies present"; fi
+
+# The README's test command: installs what is missing, builds with sanitizers, runs all.
+test: deps
+	$(MAKE) SANITIZE=1 all unit-tests
+	RE_BIN=$(CURDIR)/build/san/bin RE_UNIT=$(CURDIR)/build/san/tests bash tests/run.sh
+check: test
+
+demo: deps
+	$(MAKE) all
+	bash tests/demo.sh
+
+lint:
+	@bash tests/lint.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/resedge-hub bin/resedge-agent bin/resedgectl $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)
