@@ -52,6 +52,8 @@ struct http_exchange {
     struct hub *hub;
     void *conn;                  /* server-private */
     const char *route;           /* route label for metrics ("/api/v1/clusters/{name}") */
+    struct re_str params[4];     /* values of {placeholders} in the route pattern, in order */
+    size_t n_params;
 };
 
 /* A handler returns 0 when res is complete, or HTTP_DEFERRED when it will call
