@@ -54,7 +54,10 @@ all: $(PROGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(EXTRA_INC) -c -o $@ $<
+
+# Unit tests reach into hub and agent modules; shared/ never may.
+$(BUILD)/tests/unit/%.o: EXTRA_INC := -Ihub -Iagent -Itests/unit
 
 $(LIBSHARED): $(call obj,$(SHARED_SRC))
 	@rm -f $@; ar rcs $@ $^
