@@ -10,7 +10,7 @@ VERSION := 0.1.0
 BUILD_DEPS := build-essential pkg-config libuv1-dev libmbedtls-dev libcjson-dev \
               libsqlite3-dev libgit2-dev libcurl4-openssl-dev libhttp-parser-dev \
               libyaml-dev
-TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime
+TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime jq python3
 
 PKGS    := libuv libcjson sqlite3 libgit2 libcurl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

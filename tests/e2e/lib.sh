@@ -1,0 +1,130 @@
+# lib.sh - end-to-end test helpers: a real hub on a free loopback port with
+# temporary state, curl with client certificates, and TAP accounting.
+# Source it from a test script:  . "$(dirname "$0")/lib.sh"
+set -u
+: "${RE_BIN:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/bin}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/re-e2e-XXXXXX")
+TAP_N=0
+TAP_FAILED=0
+HUB_PID=
+_pids=()
+
+_cleanup() {
+    local p
+    for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "$TAP_FAILED" -eq 0 ] && [ -z "${RE_KEEP:-}" ]; then rm -rf "$T"; else echo "# state kept in $T"; fi
+}
+trap _cleanup EXIT
+
+ok()     { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
+not_ok() { TAP_N=$((TAP_N + 1)); TAP_FAILED=$((TAP_FAILED + 1)); echo "not ok $TAP_N - $*"; }
+diag()   { echo "# $*"; }
+
+# check DESCRIPTION COMMAND...: passes when the command exits 0.
+check() {
+    local d=$1; shift
+    if "$@" >"$T/.check.out" 2>&1; then ok "$d"; else not_ok "$d"; sed 's/^/#   /' "$T/.check.out" | head -20; fi
+}
+# check_not DESCRIPTION COMMAND...: passes when the command exits non-zero.
+check_not() {
+    local d=$1; shift
+    if "$@" >"$T/.check.out" 2>&1; then not_ok "$d"; sed 's/^/#   /' "$T/.check.out" | head -20; else ok "$d"; fi
+}
+# check_eq DESCRIPTION GOT EXPECTED
+check_eq() {
+    if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1"; diag "got '$2', expected '$3'"; fi
+}
+# check_match DESCRIPTION TEXT REGEX
+check_match() {
+    if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1"; diag "'${2:0:400}' does not match /$3/"; fi
+}
+done_testing() { echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# hub_init [init options]: HUB_DIR, HUB_PORT, HUB_URL, CTL_CONF
+hub_init() {
+    HUB_DIR=$T/hub
+    HUB_PORT=$(free_port)
+    HUB_URL=https://127.0.0.1:$HUB_PORT
+    CTL_CONF=$HUB_DIR/resedgectl.conf
+    "$RE_BIN/resedge-hub" init --dir "$HUB_DIR" --listen "127.0.0.1:$HUB_PORT" "$@" >"$T/init.log" 2>&1 ||
+        { cat "$T/init.log"; return 1; }
+}
+
+# hub_conf KEY VALUE: set [server]/[pki]/[log] keys in hub.conf (KEY as section.key).
+hub_conf() {
+    local section=${1%%.*} key=${1#*.}
+    python3 - "$HUB_DIR/hub.conf" "$section" "$key" "$2" <<'PY'
+import sys, re
+path, section, key, value = sys.argv[1:]
+lines = open(path).read().splitlines()
+out, cur, done = [], None, False
+for l in lines:
+    m = re.match(r'\s*\[(.+)\]\s*$', l)
+    if m:
+        if cur == section and not done:
+            out.append(f"{key} = {value}"); done = True
+        cur = m.group(1)
+    elif cur == section and re.match(rf'\s*{re.escape(key)}\s*=', l):
+        l = f"{key} = {value}"; done = True
+    out.append(l)
+if not done:
+    if cur != section: out.append(f"[{section}]")
+    out.append(f"{key} = {value}")
+open(path, "w").write("\n".join(out) + "\n")
+PY
+}
+
+# hub_start [serve options]: starts the hub, waits until /healthz answers.
+hub_start() {
+    "$RE_BIN/resedge-hub" serve --dir "$HUB_DIR" "$@" >>"$T/hub.log" 2>&1 &
+    HUB_PID=$!
+    _pids+=("$HUB_PID")
+    local i
+    for i in $(seq 1 100); do
+        if curl -s -o /dev/null --max-time 2 --cacert "$HUB_DIR/tls/ca.crt" "$HUB_URL/healthz"; then
+            return 0
+        fi
+        kill -0 "$HUB_PID" 2>/dev/null || { echo "# hub exited:"; sed 's/^/#   /' "$T/hub.log" | tail -20; return 1; }
+        sleep 0.1
+    done
+    echo "# hub did not answer /healthz in 10 s"; return 1
+}
+
+# hub_stop: SIGTERM, wait; returns the hub's exit status.
+hub_stop() {
+    [ -n "$HUB_PID" ] || return 0
+    kill -TERM "$HUB_PID" 2>/dev/null
+    local rc=0
+    wait "$HUB_PID" || rc=$?
+    HUB_PID=
+    return $rc
+}
+
+# acurl ARGS...: curl as the hub's admin.
+acurl() {
+    curl -sS --max-time 30 --cacert "$HUB_DIR/tls/ca.crt" --cert "$HUB_DIR/tls/admin.crt" \
+        --key "$HUB_DIR/tls/admin.key" "$@"
+}
+# ucurl PREFIX ARGS...: curl with PREFIX.crt/PREFIX.key.
+ucurl() {
+    local p=$1; shift
+    curl -sS --max-time 30 --cacert "$HUB_DIR/tls/ca.crt" --cert "$p.crt" --key "$p.key" "$@"
+}
+# status CURL-FN ARGS...: prints the HTTP status; body in $T/body.
+status() {
+    local fn=$1; shift
+    "$fn" -o "$T/body" -w '%{http_code}' "$@"
+}
+# issue_user NAME ROLE: writes $T/NAME.crt/.key through the admin path.
+issue_user() {
+    "$RE_BIN/resedge-hub" issue-cert --dir "$HUB_DIR" --user "$1" --role "$2" --out "$T/$1" >/dev/null
+}
+# jq_body FILTER: jq over the last body.
+jq_body() { jq -r "$1" "$T/body"; }
+# ctl ARGS...: resedgectl with the admin profile.
+ctl() { "$RE_BIN/resedgectl" --config "$CTL_CONF" "$@"; }

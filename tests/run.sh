@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# run.sh - runs every unit test binary and end-to-end script, each in its own
+# process with a timeout, counts TAP "ok"/"not ok" lines, and ends with
+# "N passed, N failed". Usage: tests/run.sh [pattern]
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+: "${RE_BIN:?RE_BIN must point at the built binaries}"
+: "${RE_UNIT:?RE_UNIT must point at the built unit tests}"
+export RE_BIN RE_UNIT RE_TESTS="$here"
+pattern=${1:-}
+timeout_s=${RE_TEST_TIMEOUT_S:-600}
+log_dir=$(mktemp -d "${TMPDIR:-/tmp}/re-tests-XXXXXX")
+passed=0 failed=0 failed_names=()
+
+run_one() {   # name, command...
+    local name=$1; shift
+    local out="$log_dir/$(echo "$name" | tr '/' '_').log"
+    local start=$SECONDS
+    timeout -k 10 "$timeout_s" "$@" >"$out" 2>&1
+    local rc=$?
+    local ok nok
+    ok=$(grep -cE '^ok ' "$out")
+    nok=$(grep -cE '^not ok ' "$out")
+    # A script that dies without reporting counts as one failure.
+    if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then nok=1; fi
+    if [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then nok=1; echo "not ok - $name reported no test" >>"$out"; fi
+    passed=$((passed + ok)); failed=$((failed + nok))
+    if [ "$nok" -gt 0 ]; then
+        failed_names+=("$name")
+        echo "FAIL $name ($ok passed, $nok failed, $((SECONDS - start))s, exit $rc)"
+        grep -E '^not ok|^#' "$out" | head -40 | sed 's/^/    /'
+        tail -n 30 "$out" | sed 's/^/    | /'
+    else
+        echo "PASS $name ($ok passed, $((SECONDS - start))s)"
+    fi
+}
+
+for t in "$RE_UNIT"/test_*; do
+    [ -x "$t" ] || continue
+    name="unit/$(basename "$t")"
+    [[ -n "$pattern" && "$name" != *"$pattern"* ]] && continue
+    run_one "$name" "$t"
+done
+for t in "$here"/e2e/test_*.sh; do
+    [ -f "$t" ] || continue
+    name="e2e/$(basename "$t" .sh)"
+    [[ -n "$pattern" && "$name" != *"$pattern"* ]] && continue
+    run_one "$name" bash "$t"
+done
+if [ "$failed" -gt 0 ]; then
+    echo "failed: ${failed_names[*]} (logs in $log_dir)"
+else
+    rm -rf "$log_dir"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
