@@ -85,4 +85,14 @@ int http_response_from_err(struct http_response *res, int err, const char *field
 void http_response_init(struct http_response *res, size_t max_body);
 void http_response_release(struct http_response *res);
 
+/* ---- additions (server helper) ---- */
+
+/* Sets status, content type (a static string) and body bytes. */
+int http_response_text(struct http_response *res, int status, const char *content_type,
+                       struct re_str body);
+/* Status for a negative RE error (the mapping http_response_from_err uses). */
+int http_status_from_err(int err);
+/* Standard reason phrase ("Not Found"), never NULL. */
+const char *http_reason(int status);
+
 #endif
