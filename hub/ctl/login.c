@@ -1,0 +1,236 @@
+/* login.c - `resedgectl login`: trade a one-time code for a client
+ * certificate. The CA is pinned by fingerprint (never trusted on first use),
+ * the key is generated here and never leaves, and files are written atomically. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "crypto.h"
+#include "ctl.h"
+#include "error.h"
+#include "fsutil.h"
+#include "json.h"
+
+int ctl_fingerprint_normalize(char out[65], const char *in)
+{
+    const char *p = in;
+    size_t n = 0;
+
+    if (strncasecmp(p, "sha256:", 7) == 0)
+        p += 7;
+    for (; *p; p++) {
+        if (*p == ':')
+            continue;
+        if (!isxdigit((unsigned char)*p) || n == 64)
+            return -RE_EINVAL;
+        out[n++] = (char)tolower((unsigned char)*p);
+    }
+    if (n != 64)
+        return -RE_EINVAL;
+    out[64] = '\0';
+    return 0;
+}
+
+/* The PEM certificate in an answer that is PEM text or {"ca": PEM}. */
+static char *pem_from_answer(const struct re_buf *body, const char *fields)
+{
+    cJSON *j = NULL;
+    char *pem = NULL;
+
+    if (!body->len)
+        return NULL;
+    if (body->ptr[0] != '{')
+        return strdup(body->ptr);
+    if (re_json_parse(&j, re_buf_str(body), 16, NULL) == 0) {
+        const cJSON *v = ctl_field(j, fields);
+        if (cJSON_IsString(v))
+            pem = strdup(v->valuestring);
+    }
+    cJSON_Delete(j);
+    return pem;
+}
+
+/* dir + "/" + name, or name alone when dir is empty. */
+static char *join(const char *dir, size_t dirlen, const char *name, const char *suffix)
+{
+    struct re_buf b;
+    re_buf_init(&b, 8192);
+    if (re_buf_printf(&b, "%.*s%s%s%s", (int)dirlen, dir, dirlen ? "/" : "", name, suffix) < 0) {
+        re_buf_release(&b);
+        return NULL;
+    }
+    return re_buf_steal(&b);
+}
+
+static int write_file(const char *path, const char *data, mode_t mode)
+{
+    int r = re_write_file_atomic(path, data, strlen(data), mode);
+    if (r < 0)
+        fprintf(stderr, "error: cannot write '%s': %s\n", path, re_strerror(r));
+    return r;
+}
+
+int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
+                  const char *const *pos, size_t npos)
+{
+    const char *code = ctl_arg(a, "code");
+    char want[65], base[256];
+    struct re_buf body, key, csr, req, profile;
+    struct re_cert_info ca_info, cert_info;
+    cJSON *reqj = NULL, *ans = NULL;
+    char *ca_pem = NULL, *cert_pem = NULL, *ca2_pem = NULL;
+    char *key_path = NULL, *cert_path = NULL, *ca_path = NULL;
+    int r, ret = CTL_EUSAGE;
+
+    re_buf_init(&body, 1024 * 1024);
+    re_buf_init(&key, 64 * 1024);
+    re_buf_init(&csr, 64 * 1024);
+    re_buf_init(&req, 256 * 1024);
+    re_buf_init(&profile, 64 * 1024);
+
+    if (ctl_fingerprint_normalize(want, ctl_arg(a, "ca-fingerprint")) < 0) {
+        fprintf(stderr, "error: bad --ca-fingerprint '%s': expected sha256: and 64 hex digits "
+                        "(as 'resedgectl users add' printed it)\n", ctl_arg(a, "ca-fingerprint"));
+        goto out;
+    }
+    if (!(c->hub = strdup(ctl_arg(a, "hub"))) ||
+        !(c->profile_path = ctl_profile_default_path(ctl_arg(a, "config")))) {
+        fputs("error: no profile path: pass --config FILE (HOME is not set)\n", stderr);
+        goto out;
+    }
+    size_t n = strlen(c->hub);
+    while (n > 0 && c->hub[n - 1] == '/')
+        c->hub[--n] = '\0';
+    if (strncmp(c->hub, "https://", 8) != 0) {
+        fprintf(stderr, "error: hub URL '%s' must start with https://\n", c->hub);
+        goto out;
+    }
+    /* Files next to the profile: NAME.key, NAME.crt, NAME-ca.crt. */
+    const char *slash = strrchr(c->profile_path, '/');
+    const char *file = slash ? slash + 1 : c->profile_path;
+    size_t dirlen = slash ? (size_t)(slash - c->profile_path) : 0;
+    size_t flen = strlen(file);
+    if (flen > 5 && strcmp(file + flen - 5, ".conf") == 0)
+        flen -= 5;
+    if (!flen || re_snprintf(base, sizeof(base), "%.*s", (int)flen, file) < 0) {
+        fprintf(stderr, "error: bad profile file name '%s'\n", c->profile_path);
+        goto out;
+    }
+    if (!(key_path = join(c->profile_path, dirlen, base, ".key")) ||
+        !(cert_path = join(c->profile_path, dirlen, base, ".crt")) ||
+        !(ca_path = join(c->profile_path, dirlen, base, "-ca.crt"))) {
+        fputs("error: out of memory\n", stderr);
+        goto out;
+    }
+
+    /* 1. The hub's CA, fetched without verification, then pinned. */
+    struct ctl_req get_ca = { .method = "GET", .path = "/api/v1/enroll/ca", .insecure = true,
+                              .anonymous = true };
+    if ((ret = ctl_request(c, &get_ca, NULL, &body)) != CTL_OK)
+        goto out;
+    ret = CTL_ESERVER;
+    if (!(ca_pem = pem_from_answer(&body, "ca|certificate|pem")) ||
+        re_cert_parse(&ca_info, ca_pem, strlen(ca_pem), false) < 0) {
+        fputs("error: the hub did not send a CA certificate that parses\n", stderr);
+        goto out;
+    }
+    if (strcmp(ca_info.fingerprint + 7, want) != 0) {
+        fprintf(stderr, "error: the hub's CA fingerprint is %s, not the sha256:%s you were given; "
+                        "refusing to trust it (nothing was written)\n"
+                        "hint: check the hub URL, and ask for the fingerprint again\n",
+                ca_info.fingerprint, want);
+        goto out;
+    }
+
+    /* 2. Our own key and CSR; the hub decides the identity from the code. */
+    if ((r = re_key_generate(&key)) < 0 ||
+        (r = re_csr_create(&csr, key.ptr, "resedgectl-login", NULL)) < 0) {
+        fprintf(stderr, "error: cannot make a key and CSR: %s\n", re_strerror(r));
+        goto out;
+    }
+    if (!(reqj = cJSON_CreateObject()) || !cJSON_AddStringToObject(reqj, "code", code) ||
+        !cJSON_AddStringToObject(reqj, "csr", csr.ptr) || re_json_print(&req, reqj) < 0) {
+        fputs("error: out of memory\n", stderr);
+        goto out;
+    }
+
+    /* 3. The certificate, over TLS verified against the pinned CA. */
+    struct ctl_req enroll = { .method = "POST", .path = "/api/v1/enroll", .ca_pem = ca_pem,
+                              .anonymous = true, .body = req.ptr, .body_len = req.len };
+    re_buf_reset(&body);
+    if ((ret = ctl_request(c, &enroll, NULL, &body)) != CTL_OK)
+        goto out;
+    ret = CTL_ESERVER;
+    if (!(cert_pem = pem_from_answer(&body, "certificate|cert")) ||
+        re_cert_parse(&cert_info, cert_pem, strlen(cert_pem), false) < 0) {
+        fputs("error: the hub's answer holds no certificate that parses\n", stderr);
+        goto out;
+    }
+    if ((ca2_pem = pem_from_answer(&body, "ca")) && body.ptr[0] == '{') {
+        struct re_cert_info info2;
+        if (re_cert_parse(&info2, ca2_pem, strlen(ca2_pem), false) < 0 ||
+            strcmp(info2.fingerprint + 7, want) != 0) {
+            fputs("error: the hub answered with a different CA than the one pinned; refusing\n",
+                  stderr);
+            goto out;
+        }
+    }
+    if ((r = re_cert_matches_key(cert_pem, key.ptr)) < 0) {
+        fputs("error: the certificate the hub sent is not for our key; refusing\n", stderr);
+        goto out;
+    }
+    if ((r = re_cert_verify(cert_pem, ca_pem, (int64_t)time(NULL))) < 0) {
+        fprintf(stderr, "error: the certificate the hub sent does not verify: %s%s\n",
+                re_strerror(r), r == -RE_EEXPIRED ? " (check this machine's clock)" : "");
+        goto out;
+    }
+
+    /* 4. Key first (0600), then certificate, CA, and the profile last. */
+    if (dirlen) {
+        char *dir = re_str_dup((struct re_str){ c->profile_path, dirlen });
+        r = dir ? re_mkdir_p(dir, 0700) : -RE_ENOMEM;
+        free(dir);
+        if (r < 0) {
+            fprintf(stderr, "error: cannot create the directory of '%s': %s\n", c->profile_path,
+                    re_strerror(r));
+            goto out;
+        }
+    }
+    if (re_buf_printf(&profile,
+                      "# resedgectl profile written by 'resedgectl login' for %s\n"
+                      "[hub]\nurl = %s\nca = %s-ca.crt\ncert = %s.crt\nkey = %s.key\n",
+                      cert_info.subject_cn, c->hub, base, base, base) < 0) {
+        fputs("error: out of memory\n", stderr);
+        goto out;
+    }
+    if (write_file(key_path, key.ptr, 0600) < 0 || write_file(cert_path, cert_pem, 0644) < 0 ||
+        write_file(ca_path, ca_pem, 0644) < 0 || write_file(c->profile_path, profile.ptr, 0600) < 0)
+        goto out;
+
+    printf("logged in to %s as '", c->hub);
+    ctl_print_safe(stdout, cert_info.subject_cn);
+    printf("'\n  profile      %s\n  key          %s (generated here, mode 0600)\n"
+           "  certificate  %s\n  CA           %s (%s)\n",
+           c->profile_path, key_path, cert_path, ca_path, ca_info.fingerprint);
+    if (ctl_arg(a, "config"))
+        printf("next: resedgectl --config %s clusters list\n", c->profile_path);
+    else
+        printf("next: resedgectl clusters list\n");
+    ret = CTL_OK;
+out:
+    cJSON_Delete(reqj);
+    cJSON_Delete(ans);
+    free(ca_pem);
+    free(cert_pem);
+    free(ca2_pem);
+    free(key_path);
+    free(cert_path);
+    free(ca_path);
+    re_buf_release(&body);
+    re_buf_release(&key);
+    re_buf_release(&csr);
+    re_buf_release(&req);
+    re_buf_release(&profile);
+    return ret;
+}
