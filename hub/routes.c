@@ -3,8 +3,10 @@
 #include "routes.h"
 
 extern const struct route server_routes[];
+extern const struct route git_routes[];          /* gitserve.c */
 
 const struct route *const hub_route_tables[] = {
     server_routes,
+    git_routes,
     NULL,
 };

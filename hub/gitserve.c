@@ -1,0 +1,782 @@
+/* gitserve.c - the hub's read-only git smart-HTTP endpoint: the no-change
+ * poll (protocol v0/v1 info/refs) answered in-process from libgit2, every
+ * other request delegated to `git http-backend` in a libuv child process.
+ * See gitserve.h for routes, roles and limits. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include "error.h"
+#include "gitserve.h"
+#include "http.h"
+#include "hub.h"
+#include "log.h"
+#include "validate.h"
+
+#define GIT_DIR_NAME      "git"
+#define ADV_MAX           (64 * 1024)
+#define STDERR_MAX        2048
+#define ENV_MAX           24
+#define PROTO_HDR_MAX     256
+#define RETRY_AFTER_S     2
+
+/* What git 2.39's upload-pack advertises in stateless-rpc mode, in its
+ * order; the POST goes to the real upload-pack, so the two must agree. */
+#define CAPS_BEFORE_SYMREF \
+    "multi_ack thin-pack side-band side-band-64k ofs-delta shallow deepen-since " \
+    "deepen-not deepen-relative no-progress include-tag multi_ack_detailed no-done"
+#define CAPS_AFTER_SYMREF "object-format=sha1 agent=resedge/" RE_VERSION
+
+struct job;
+
+/* The endpoint's state: one per process (the hub has one loop). */
+struct gitserve {
+    struct hub *hub;
+    git_repository *repo;           /* DIR/git, opened lazily and kept */
+    char *root;                     /* absolute DIR (GIT_PROJECT_ROOT) */
+    unsigned running;
+    unsigned max_running;
+    struct job *jobs;               /* running children, for shutdown */
+    bool libgit2_up;
+};
+
+static struct gitserve gs;
+
+/* One delegated request: a `git http-backend` child and its pipes. */
+struct job {
+    struct http_exchange *x;
+    uv_process_t proc;
+    uv_pipe_t in, out, err;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    int open_handles;               /* closed when it reaches 0 */
+    bool exited, out_eof, err_eof, finished;
+    bool timed_out, too_big, killed_by_shutdown;
+    int spawn_err;                  /* uv_spawn's error, 0 when it ran */
+    int64_t exit_status;
+    int term_signal;
+    struct re_buf out_buf;
+    struct re_buf err_buf;
+    char cluster[VALIDATE_LABEL_MAX + 1];
+    char *env[ENV_MAX + 1];
+    size_t n_env;
+    struct job *next, **pprev;
+};
+
+/* ---- repository and ref advertisement ---- */
+
+static int ensure_libgit2(void)
+{
+    if (!gs.libgit2_up) {
+        if (git_libgit2_init() < 0)
+            return -RE_EGIT;
+        gs.libgit2_up = true;
+    }
+    return 0;
+}
+
+/* Opens DIR/git once per hub; -RE_ENOENT while it does not exist. */
+static int open_repo(struct hub *hub, git_repository **out)
+{
+    struct re_buf path;
+    int rc;
+
+    if (gs.hub != hub) {
+        gitserve_shutdown(gs.hub);
+        gs.hub = hub;
+    }
+    if (gs.repo) {
+        *out = gs.repo;
+        return 0;
+    }
+    if ((rc = ensure_libgit2()) < 0)
+        return rc;
+    if (!gs.root) {
+        char *abs = realpath(hub->cfg.dir, NULL);
+        if (!abs)
+            return -RE_ENOENT;
+        gs.root = abs;
+    }
+    re_buf_init(&path, 4096);
+    if ((rc = re_buf_printf(&path, "%s/%s", gs.root, GIT_DIR_NAME)) < 0)
+        goto out;
+    if (git_repository_open_bare(&gs.repo, path.ptr) < 0) {
+        gs.repo = NULL;
+        rc = -RE_ENOENT;
+        goto out;
+    }
+    *out = gs.repo;
+out:
+    re_buf_release(&path);
+    return rc;
+}
+
+static int pkt_line(struct re_buf *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends one pkt-line: 4 hex digits of length (header included), payload. */
+static int pkt_line(struct re_buf *out, const char *fmt, ...)
+{
+    size_t start = out->len;
+    va_list ap;
+    int rc;
+    char hdr[5];
+
+    if ((rc = re_buf_append(out, "0000", 4)) < 0)
+        return rc;
+    va_start(ap, fmt);
+    rc = re_buf_vprintf(out, fmt, ap);
+    va_end(ap);
+    if (rc < 0)
+        goto fail;
+    size_t n = out->len - start;
+    if (n > 65520) {
+        rc = -RE_ETOOBIG;
+        goto fail;
+    }
+    if ((rc = re_snprintf(hdr, sizeof(hdr), "%04zx", n)) < 0)
+        goto fail;
+    memcpy(out->ptr + start, hdr, 4);
+    return 0;
+fail:
+    out->len = start;
+    if (out->ptr)
+        out->ptr[start] = '\0';
+    return rc;
+}
+
+static int pkt_flush(struct re_buf *out)
+{
+    return re_buf_append(out, "0000", 4);
+}
+
+int gitserve__advertise_v0(struct re_buf *out, git_repository *repo, const char *cluster)
+{
+    char main_ref[128], head_ref[128], hex[GIT_OID_HEXSZ + 1];
+    git_oid main_id;
+    git_reference *head = NULL;
+    bool have_head = false;
+    int rc, grc;
+
+    if (validate_dns_label(re_str_c(cluster), NULL) < 0)
+        return -RE_EINVAL;
+    if ((rc = re_snprintf(main_ref, sizeof(main_ref), "refs/namespaces/%s/refs/heads/main",
+                          cluster)) < 0 ||
+        (rc = re_snprintf(head_ref, sizeof(head_ref), "refs/namespaces/%s/HEAD", cluster)) < 0)
+        return rc;
+    grc = git_reference_name_to_id(&main_id, repo, main_ref);
+    if (grc == GIT_ENOTFOUND)
+        return -RE_ENOENT;
+    if (grc < 0)
+        return -RE_EGIT;
+    git_oid_tostr(hex, sizeof(hex), &main_id);
+
+    /* HEAD is advertised (with symref) when it is the namespace's symref to
+     * main, as the GitOps writer creates it; clients need it to clone. */
+    grc = git_reference_lookup(&head, repo, head_ref);
+    if (grc == 0 && git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+        strcmp(git_reference_symbolic_target(head), main_ref) == 0)
+        have_head = true;
+    else if (grc < 0 && grc != GIT_ENOTFOUND) {
+        rc = -RE_EGIT;
+        goto out;
+    }
+
+    if ((rc = pkt_line(out, "# service=git-upload-pack\n")) < 0 || (rc = pkt_flush(out)) < 0)
+        goto out;
+    if (have_head) {
+        rc = pkt_line(out, "%s HEAD%c" CAPS_BEFORE_SYMREF " symref=HEAD:refs/heads/main "
+                      CAPS_AFTER_SYMREF "\n", hex, '\0');
+        if (rc == 0)
+            rc = pkt_line(out, "%s refs/heads/main\n", hex);
+    } else {
+        rc = pkt_line(out, "%s refs/heads/main%c" CAPS_BEFORE_SYMREF " " CAPS_AFTER_SYMREF "\n",
+                      hex, '\0');
+    }
+    if (rc == 0)
+        rc = pkt_flush(out);
+out:
+    git_reference_free(head);
+    return rc;
+}
+
+/* ---- request checks shared by every route ---- */
+
+/* The cluster from the route parameter, checked against the caller.
+ * Returns 0, or fills the error response and returns 1. */
+static int authorize(struct http_exchange *x, char cluster[VALIDATE_LABEL_MAX + 1])
+{
+    struct re_str c = x->n_params > 0 ? x->params[0] : RE_STR_NULL;
+    const char *why = NULL;
+    const struct http_peer *p = &x->req.peer;
+
+    if (validate_dns_label(c, &why) < 0) {
+        http_response_error(&x->res, 400, "invalid", "cluster",
+                            "repository must be /git/<cluster>.git: cluster name %s", why);
+        return 1;
+    }
+    memcpy(cluster, c.ptr, c.len);
+    cluster[c.len] = '\0';
+    if (p->role & (ROLE_ADMIN | ROLE_OPERATOR))
+        return 0;
+    if (p->role == ROLE_AGENT && strcmp(p->kind, "cluster") == 0 &&
+        strcmp(p->name, cluster) == 0)
+        return 0;
+    http_response_error(&x->res, 403, "forbidden", NULL,
+                        "this certificate may not read the repository of cluster '%s'",
+                        cluster);
+    return 1;
+}
+
+static int refuse_push(struct http_exchange *x)
+{
+    http_response_error(&x->res, 403, "forbidden", NULL,
+                        "the hub's git endpoint is read-only: change the inventory instead");
+    return 0;
+}
+
+/* Repository open and the cluster's branch present; else a 404/500 response. */
+static int check_branch(struct http_exchange *x, const char *cluster)
+{
+    git_repository *repo;
+    git_oid id;
+    char ref[128];
+    int rc = open_repo(x->hub, &repo);
+
+    if (rc == 0 && (rc = re_snprintf(ref, sizeof(ref), "refs/namespaces/%s/refs/heads/main",
+                                     cluster)) == 0) {
+        int grc = git_reference_name_to_id(&id, repo, ref);
+        rc = grc == 0 ? 0 : grc == GIT_ENOTFOUND ? -RE_ENOENT : -RE_EGIT;
+    }
+    if (rc == -RE_ENOENT) {
+        http_response_error(&x->res, 404, "not_found", "cluster",
+                            "cluster '%s' has no configuration branch", cluster);
+        return 1;
+    }
+    if (rc < 0) {
+        log_err("git endpoint: cannot read branch of '%s': %s", cluster, re_strerror(rc));
+        http_response_from_err(&x->res, rc, NULL, "cannot read the git repository");
+        return 1;
+    }
+    return 0;
+}
+
+/* Git-Protocol is a ':'-separated list; true when it holds "version=2". */
+static bool wants_v2(struct re_str v)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        size_t j = i;
+        while (j < v.len && v.ptr[j] != ':')
+            j++;
+        if (re_str_eq_c((struct re_str){ v.ptr + i, j - i }, "version=2"))
+            return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+static bool printable(struct re_str v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if ((unsigned char)v.ptr[i] < 0x20 || (unsigned char)v.ptr[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* ---- delegation to git http-backend ---- */
+
+static void job_close_cb(uv_handle_t *h)
+{
+    struct job *j = h->data;
+    if (--j->open_handles > 0)
+        return;
+    struct http_exchange *x = j->x;
+    for (size_t i = 0; i < j->n_env; i++)
+        free(j->env[i]);
+    re_buf_release(&j->out_buf);
+    re_buf_release(&j->err_buf);
+    free(j);
+    http_exchange_done(x);
+}
+
+static void close_handle(struct job *j, uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, job_close_cb);
+    (void)j;
+}
+
+static const char *static_content_type(struct re_str ct)
+{
+    static const char *const known[] = {
+        "application/x-git-upload-pack-result",
+        "application/x-git-upload-pack-advertisement",
+        "text/plain",
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (re_str_startswith_c(ct, known[i]))
+            return known[i];
+    return "application/octet-stream";
+}
+
+/* Turns the CGI output (headers, blank line, body) into the response. */
+static void job_respond_cgi(struct job *j)
+{
+    struct http_response *res = &j->x->res;
+    char *p = j->out_buf.ptr, *end = p ? p + j->out_buf.len : NULL;
+    int status = 200;
+    const char *ctype = "application/octet-stream";
+
+    while (p && p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        struct re_str line = { p, (size_t)(nl - p) };
+        if (line.len && line.ptr[line.len - 1] == '\r')
+            line.len--;
+        p = nl + 1;
+        if (line.len == 0) {
+            size_t body = (size_t)(end - p);
+            memmove(j->out_buf.ptr, p, body);
+            j->out_buf.len = body;
+            j->out_buf.ptr[body] = '\0';
+            goto have_body;
+        }
+        const char *colon = memchr(line.ptr, ':', line.len);
+        if (!colon)
+            continue;
+        struct re_str name = { line.ptr, (size_t)(colon - line.ptr) };
+        struct re_str val = { colon + 1, line.len - name.len - 1 };
+        while (val.len && val.ptr[0] == ' ')
+            val.ptr++, val.len--;
+        if (re_str_caseeq_c(name, "Status")) {
+            unsigned long long s;
+            if (val.len >= 3 && re_str_to_u64(&s, (struct re_str){ val.ptr, 3 }, 599) == 0 &&
+                s >= 200)
+                status = (int)s;
+        } else if (re_str_caseeq_c(name, "Content-Type")) {
+            ctype = static_content_type(val);
+        }
+    }
+    log_err("git endpoint: git http-backend for '%s' wrote no CGI header", j->cluster);
+    http_response_error(res, 502, "git_error", NULL, "git http-backend failed");
+    return;
+have_body:
+    if (status != 200) {
+        log_warn("git endpoint: git http-backend answered %d for '%s'", status, j->cluster);
+        http_response_error(res, status, status == 404 ? "not_found" : "git_error", NULL,
+                            "git http-backend answered %d", status);
+        return;
+    }
+    res->status = 200;
+    res->content_type = ctype;
+    http_response_header(res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
+    re_buf_release(&res->body);
+    res->body = j->out_buf;
+    re_buf_init(&j->out_buf, 0);
+}
+
+/* git's stderr: progress on success (debug), the reason on failure. */
+static void job_log_stderr(struct job *j)
+{
+    bool failed = j->exit_status != 0 || j->term_signal != 0 || j->timed_out || j->too_big;
+    if (!j->err_buf.len)
+        return;
+    for (size_t i = 0; i < j->err_buf.len; i++)
+        if (j->err_buf.ptr[i] == '\n' || j->err_buf.ptr[i] == '\r')
+            j->err_buf.ptr[i] = ' ';
+    re_log(failed ? RE_LOG_WARNING : RE_LOG_DEBUG, "git endpoint: git for '%s': %s",
+           j->cluster, j->err_buf.ptr);
+}
+
+/* Once the child exited and both output pipes are drained: answer, close. */
+static void job_maybe_finish(struct job *j)
+{
+    if (j->finished || !j->exited || !j->out_eof || !j->err_eof)
+        return;
+    j->finished = true;
+    uv_timer_stop(&j->timer);
+    *j->pprev = j->next;
+    if (j->next)
+        j->next->pprev = j->pprev;
+    gs.running--;
+    job_log_stderr(j);
+
+    struct http_response *res = &j->x->res;
+    if (j->spawn_err) {
+        http_response_error(res, 500, "git_error", NULL, "cannot run git: %s",
+                            uv_strerror(j->spawn_err));
+    } else if (j->killed_by_shutdown) {
+        http_response_error(res, 503, "unavailable", NULL, "the hub is stopping");
+    } else if (j->timed_out) {
+        log_warn("git endpoint: git for '%s' killed after %u ms", j->cluster,
+                 GITSERVE_TIMEOUT_MS);
+        http_response_error(res, 504, "timeout", NULL, "git did not finish in %u s",
+                            GITSERVE_TIMEOUT_MS / 1000);
+    } else if (j->too_big) {
+        log_warn("git endpoint: git output for '%s' over %u bytes", j->cluster,
+                 GITSERVE_MAX_OUTPUT);
+        http_response_error(res, 502, "too_large", NULL,
+                            "the git response is larger than %u bytes", GITSERVE_MAX_OUTPUT);
+    } else if (j->exit_status != 0 || j->term_signal != 0) {
+        log_warn("git endpoint: git http-backend for '%s' exited %lld signal %d", j->cluster,
+                 (long long)j->exit_status, j->term_signal);
+        if (j->out_buf.len)
+            job_respond_cgi(j);          /* git wrote its own error status */
+        else
+            http_response_error(res, 502, "git_error", NULL, "git http-backend failed");
+    } else {
+        job_respond_cgi(j);
+    }
+    close_handle(j, (uv_handle_t *)&j->proc);
+    close_handle(j, (uv_handle_t *)&j->in);
+    close_handle(j, (uv_handle_t *)&j->out);
+    close_handle(j, (uv_handle_t *)&j->err);
+    close_handle(j, (uv_handle_t *)&j->timer);
+}
+
+/* Kills git http-backend and the upload-pack it started: the child leads
+ * its own process group (UV_PROCESS_DETACHED makes it a session leader). */
+static void job_kill(struct job *j)
+{
+    if (j->proc.pid > 0 && !j->spawn_err)
+        kill(-j->proc.pid, SIGKILL);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    struct job *j = p->data;
+    j->exited = true;
+    j->exit_status = status;
+    j->term_signal = sig;
+    job_maybe_finish(j);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct job *j = t->data;
+    j->timed_out = true;
+    job_kill(j);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char slab[64 * 1024];       /* loop thread only; copied out at once */
+    (void)h;
+    (void)suggested;
+    buf->base = slab;
+    buf->len = sizeof(slab);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct job *j = s->data;
+    bool is_out = s == (uv_stream_t *)&j->out;
+    struct re_buf *b = is_out ? &j->out_buf : &j->err_buf;
+
+    if (n > 0) {
+        if (re_buf_append(b, buf->base, (size_t)n) < 0) {
+            if (is_out) {
+                j->too_big = true;
+                job_kill(j);
+            }
+            /* stderr past its cap is dropped; keep draining */
+        }
+        return;
+    }
+    if (n == 0)
+        return;
+    uv_read_stop(s);
+    if (is_out)
+        j->out_eof = true;
+    else
+        j->err_eof = true;
+    job_maybe_finish(j);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct job *j = w->data;
+    (void)status;   /* EPIPE when git stopped reading: its exit tells the story */
+    close_handle(j, (uv_handle_t *)&j->in);
+}
+
+static int env_add(struct job *j, const char *name, struct re_str value)
+{
+    struct re_buf b;
+    int rc;
+
+    if (j->n_env >= ENV_MAX)
+        return -RE_ETOOBIG;
+    re_buf_init(&b, 8192);
+    if ((rc = re_buf_printf(&b, "%s=%.*s", name, (int)value.len, value.ptr ? value.ptr : "")) < 0) {
+        re_buf_release(&b);
+        return rc;
+    }
+    j->env[j->n_env++] = re_buf_steal(&b);
+    j->env[j->n_env] = NULL;
+    return 0;
+}
+
+static int job_env(struct job *j, bool post, struct re_str proto, struct re_str encoding)
+{
+    struct http_exchange *x = j->x;
+    const char *path = getenv("PATH");
+    char len[32];
+    int rc = 0;
+
+    rc = env_add(j, "PATH", re_str_c(path && *path ? path : "/usr/local/bin:/usr/bin:/bin"));
+    if (!rc)
+        rc = env_add(j, "GIT_PROJECT_ROOT", re_str_c(gs.root));
+    if (!rc)
+        rc = env_add(j, "GIT_HTTP_EXPORT_ALL", RE_STR_LIT("1"));
+    if (!rc)
+        rc = env_add(j, "GIT_NAMESPACE", re_str_c(j->cluster));
+    if (!rc)
+        rc = env_add(j, "GIT_CONFIG_NOSYSTEM", RE_STR_LIT("1"));
+    if (!rc)
+        rc = env_add(j, "GIT_CONFIG_GLOBAL", RE_STR_LIT("/dev/null"));
+    if (!rc)
+        rc = env_add(j, "LC_ALL", RE_STR_LIT("C"));
+    if (!rc)
+        rc = env_add(j, "REQUEST_METHOD", re_str_c(post ? "POST" : "GET"));
+    if (!rc)
+        rc = env_add(j, "PATH_INFO", re_str_c(post ? "/" GIT_DIR_NAME "/git-upload-pack"
+                                                   : "/" GIT_DIR_NAME "/info/refs"));
+    if (!rc)
+        rc = env_add(j, "QUERY_STRING", post ? RE_STR_NULL : RE_STR_LIT("service=git-upload-pack"));
+    if (!rc)
+        rc = env_add(j, "REMOTE_ADDR", re_str_c(x->req.peer.remote_addr));
+    if (!rc && proto.len)
+        rc = env_add(j, "HTTP_GIT_PROTOCOL", proto);
+    if (!rc && post) {
+        rc = env_add(j, "CONTENT_TYPE", RE_STR_LIT("application/x-git-upload-pack-request"));
+        if (!rc && (rc = re_snprintf(len, sizeof(len), "%zu", x->req.body.len)) == 0)
+            rc = env_add(j, "CONTENT_LENGTH", re_str_c(len));
+        if (!rc && encoding.len)
+            rc = env_add(j, "HTTP_CONTENT_ENCODING", encoding);
+    }
+    return rc;
+}
+
+/* Starts git http-backend for x; HTTP_DEFERRED, or 0 with an error response. */
+static int delegate(struct http_exchange *x, const char *cluster, bool post,
+                    struct re_str proto, struct re_str encoding)
+{
+    uv_loop_t *loop = x->hub->loop;
+    struct job *j;
+    char *args[] = { "git", "http-backend", NULL };
+    uv_stdio_container_t stdio[3];
+    uv_process_options_t opt;
+    int rc;
+
+    if (!gs.max_running) {
+        unsigned cores = uv_available_parallelism();
+        gs.max_running = GITSERVE_PROCS_PER_CORE * (cores ? cores : 1);
+    }
+    if (gs.running >= gs.max_running) {
+        http_response_header(&x->res, "Retry-After", "%d", RETRY_AFTER_S);
+        http_response_error(&x->res, 503, "busy", NULL,
+                            "%u git fetches are running: retry in %d s", gs.running,
+                            RETRY_AFTER_S);
+        return 0;
+    }
+    j = calloc(1, sizeof(*j));
+    if (!j)
+        goto nomem;
+    j->x = x;
+    memcpy(j->cluster, cluster, strlen(cluster) + 1);
+    re_buf_init(&j->out_buf, GITSERVE_MAX_OUTPUT);
+    re_buf_init(&j->err_buf, STDERR_MAX);
+    if ((rc = job_env(j, post, proto, encoding)) < 0) {
+        for (size_t i = 0; i < j->n_env; i++)
+            free(j->env[i]);
+        free(j);
+        goto nomem;
+    }
+
+    uv_pipe_init(loop, &j->in, 0);
+    uv_pipe_init(loop, &j->out, 0);
+    uv_pipe_init(loop, &j->err, 0);
+    uv_timer_init(loop, &j->timer);
+    j->in.data = j->out.data = j->err.data = j->timer.data = j->proc.data = j;
+    j->wreq.data = j;
+    j->open_handles = 5;
+
+    memset(&opt, 0, sizeof(opt));
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&j->in;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&j->out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&j->err;
+    opt.file = "git";
+    opt.args = args;
+    opt.env = j->env;
+    opt.stdio = stdio;
+    opt.stdio_count = 3;
+    opt.exit_cb = on_exit_cb;
+    opt.flags = UV_PROCESS_DETACHED;
+
+    /* Linked before spawning: job_maybe_finish unlinks it on every path. */
+    j->next = gs.jobs;
+    j->pprev = &gs.jobs;
+    if (gs.jobs)
+        gs.jobs->pprev = &j->next;
+    gs.jobs = j;
+    gs.running++;
+
+    rc = uv_spawn(loop, &j->proc, &opt);
+    if (rc < 0) {
+        log_err("git endpoint: cannot run 'git http-backend': %s", uv_strerror(rc));
+        /* the process handle is initialized even on failure: close all five */
+        j->spawn_err = rc;
+        j->exited = j->out_eof = j->err_eof = true;
+        job_maybe_finish(j);
+        return HTTP_DEFERRED;           /* done once the handles are closed */
+    }
+    uv_read_start((uv_stream_t *)&j->out, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&j->err, on_alloc, on_read);
+    uv_timer_start(&j->timer, on_timeout, GITSERVE_TIMEOUT_MS, 0);
+    if (post && x->req.body.len) {
+        uv_buf_t b = uv_buf_init((char *)x->req.body.ptr, (unsigned)x->req.body.len);
+        rc = uv_write(&j->wreq, (uv_stream_t *)&j->in, &b, 1, on_written);
+        if (rc < 0)
+            close_handle(j, (uv_handle_t *)&j->in);
+    } else {
+        close_handle(j, (uv_handle_t *)&j->in);
+    }
+    return HTTP_DEFERRED;
+nomem:
+    http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
+    return 0;
+}
+
+/* ---- handlers ---- */
+
+static int h_info_refs(struct http_exchange *x)
+{
+    char cluster[VALIDATE_LABEL_MAX + 1];
+    char *service = NULL;
+    struct re_str proto = http_header_get(&x->req, "Git-Protocol");
+    int rc;
+
+    if (authorize(x, cluster))
+        return 0;
+    rc = http_query_get(&x->req, "service", &service);
+    if (rc == 0 && strcmp(service, "git-receive-pack") == 0) {
+        free(service);
+        return refuse_push(x);
+    }
+    if (rc < 0 || strcmp(service, "git-upload-pack") != 0) {
+        free(service);
+        http_response_error(&x->res, 400, "invalid", "service",
+                            "only git's smart HTTP is served: ?service=git-upload-pack");
+        return 0;
+    }
+    free(service);
+    if (check_branch(x, cluster))
+        return 0;
+    if (proto.len > PROTO_HDR_MAX || !printable(proto)) {
+        http_response_error(&x->res, 400, "invalid", "Git-Protocol", "bad Git-Protocol header");
+        return 0;
+    }
+    if (wants_v2(proto))
+        return delegate(x, cluster, false, proto, RE_STR_NULL);
+
+    /* v0/v1: the no-change poll, in-process. */
+    rc = gitserve__advertise_v0(&x->res.body, gs.repo, cluster);
+    if (rc == -RE_ENOENT) {
+        http_response_error(&x->res, 404, "not_found", "cluster",
+                            "cluster '%s' has no configuration branch", cluster);
+        return 0;
+    }
+    if (rc < 0) {
+        log_err("git endpoint: cannot advertise refs of '%s': %s", cluster, re_strerror(rc));
+        re_buf_reset(&x->res.body);
+        http_response_from_err(&x->res, rc, NULL, "cannot read the git repository");
+        return 0;
+    }
+    x->res.status = 200;
+    x->res.content_type = "application/x-git-upload-pack-advertisement";
+    http_response_header(&x->res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
+    return 0;
+}
+
+static int h_upload_pack(struct http_exchange *x)
+{
+    char cluster[VALIDATE_LABEL_MAX + 1];
+    struct re_str ctype = http_header_get(&x->req, "Content-Type");
+    struct re_str enc = http_header_get(&x->req, "Content-Encoding");
+    struct re_str proto = http_header_get(&x->req, "Git-Protocol");
+
+    if (authorize(x, cluster))
+        return 0;
+    if (!re_str_eq_c(ctype, "application/x-git-upload-pack-request")) {
+        http_response_error(&x->res, 415, "unsupported", "Content-Type",
+                            "Content-Type must be application/x-git-upload-pack-request");
+        return 0;
+    }
+    if (enc.len && !re_str_caseeq_c(enc, "gzip") && !re_str_caseeq_c(enc, "x-gzip") &&
+        !re_str_caseeq_c(enc, "identity")) {
+        http_response_error(&x->res, 415, "unsupported", "Content-Encoding",
+                            "Content-Encoding must be gzip or absent");
+        return 0;
+    }
+    if (re_str_caseeq_c(enc, "identity"))
+        enc = RE_STR_NULL;
+    if (proto.len > PROTO_HDR_MAX || !printable(proto)) {
+        http_response_error(&x->res, 400, "invalid", "Git-Protocol", "bad Git-Protocol header");
+        return 0;
+    }
+    if (x->req.body.len > x->hub->cfg.limits.max_body_bytes || x->req.body.len > UINT32_MAX) {
+        http_response_error(&x->res, 413, "too_large", NULL, "request body too large");
+        return 0;
+    }
+    if (check_branch(x, cluster))
+        return 0;
+    return delegate(x, cluster, true, proto, enc);
+}
+
+static int h_receive_pack(struct http_exchange *x)
+{
+    char cluster[VALIDATE_LABEL_MAX + 1];
+    if (authorize(x, cluster))
+        return 0;
+    return refuse_push(x);
+}
+
+#define GIT_ROLES (ROLE_AGENT | ROLE_OPERATOR | ROLE_ADMIN)
+
+const struct route git_routes[] = {
+    { "GET", "/git/{cluster}.git/info/refs", h_info_refs, GIT_ROLES },
+    { "POST", "/git/{cluster}.git/git-upload-pack", h_upload_pack, GIT_ROLES },
+    { "POST", "/git/{cluster}.git/git-receive-pack", h_receive_pack, GIT_ROLES },
+    { NULL, NULL, NULL, 0 },
+};
+
+/* ---- lifecycle ---- */
+
+unsigned gitserve_running(void)
+{
+    return gs.running;
+}
+
+void gitserve_shutdown(struct hub *hub)
+{
+    (void)hub;
+    for (struct job *j = gs.jobs; j; j = j->next) {
+        j->killed_by_shutdown = true;
+        job_kill(j);
+    }
+    if (gs.repo) {
+        git_repository_free(gs.repo);
+        gs.repo = NULL;
+    }
+    free(gs.root);
+    gs.root = NULL;
+    /* libgit2 stays initialized: other modules may hold it too */
+}
