@@ -110,10 +110,13 @@ static int yaml_scalar(yaml_emitter_t *em, const char *s, bool is_string)
 {
     yaml_event_t ev;
     bool quote = is_string && yaml_ambiguous(s);
+    /* Multi-line text reads best as a literal block; libyaml falls back to
+     * double quotes where a block is not allowed (keys, odd whitespace). */
+    yaml_scalar_style_t style = quote                        ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
+                                : is_string && strchr(s, '\n') ? YAML_LITERAL_SCALAR_STYLE
+                                                             : YAML_ANY_SCALAR_STYLE;
     if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s),
-                                      !quote, 1,
-                                      quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
-                                            : YAML_ANY_SCALAR_STYLE))
+                                      !quote, 1, style))
         return -RE_ENOMEM;
     return yaml_emitter_emit(em, &ev) ? 0 : -RE_EIO;
 }
