@@ -3,10 +3,10 @@
  * database and the audit log. */
 #include <limits.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "audit.h"
 #include "clock.h"
 #include "crypto.h"
 #include "db.h"
@@ -14,49 +14,9 @@
 #include "error.h"
 #include "fsutil.h"
 #include "hub.h"
-#include "json.h"
 #include "validate.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-/* ---- metrics ---------------------------------------------------------- */
-
-enum { M_CODES_CLUSTER, M_CODES_USER, M_ISSUED_ENROLL, M_ISSUED_RENEW, M_REVOKED,
-       M_F_INVALID, M_F_WRONG_SECRET, M_F_LOCKED, M_F_RATE, M_F_USED, M_F_EXPIRED,
-       M_F_MISMATCH, M_F_CSR, M_F_RENEW_DENIED, M__N };
-static atomic_ullong counters[M__N];
-
-static void count(int m) { atomic_fetch_add(&counters[m], 1); }
-
-void enroll_metrics_write(struct re_buf *out)
-{
-    static const struct { int m; const char *label; } failures[] = {
-        { M_F_INVALID, "invalid_code" }, { M_F_WRONG_SECRET, "wrong_secret" },
-        { M_F_LOCKED, "code_locked" }, { M_F_RATE, "rate_limited" }, { M_F_USED, "code_used" },
-        { M_F_EXPIRED, "code_expired" }, { M_F_MISMATCH, "code_mismatch" },
-        { M_F_CSR, "bad_csr" }, { M_F_RENEW_DENIED, "renew_denied" },
-    };
-    re_buf_printf(out,
-        "# HELP resedge_enroll_codes_created_total Enrollment codes created.\n"
-        "# TYPE resedge_enroll_codes_created_total counter\n"
-        "resedge_enroll_codes_created_total{kind=\"cluster\"} %llu\n"
-        "resedge_enroll_codes_created_total{kind=\"user\"} %llu\n"
-        "# HELP resedge_certs_issued_total Client certificates issued.\n"
-        "# TYPE resedge_certs_issued_total counter\n"
-        "resedge_certs_issued_total{how=\"enroll\"} %llu\n"
-        "resedge_certs_issued_total{how=\"renew\"} %llu\n"
-        "# HELP resedge_certs_revoked_total Identities revoked.\n"
-        "# TYPE resedge_certs_revoked_total counter\n"
-        "resedge_certs_revoked_total %llu\n"
-        "# HELP resedge_enroll_failures_total Refused enrollment and renewal attempts.\n"
-        "# TYPE resedge_enroll_failures_total counter\n",
-        (unsigned long long)counters[M_CODES_CLUSTER], (unsigned long long)counters[M_CODES_USER],
-        (unsigned long long)counters[M_ISSUED_ENROLL], (unsigned long long)counters[M_ISSUED_RENEW],
-        (unsigned long long)counters[M_REVOKED]);
-    for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++)
-        re_buf_printf(out, "resedge_enroll_failures_total{reason=\"%s\"} %llu\n",
-                      failures[i].label, (unsigned long long)counters[failures[i].m]);
-}
 
 /* ---- the CA ------------------------------------------------------------- */
 
@@ -270,31 +230,17 @@ static int run(sqlite3 *db, sqlite3_stmt **out, const char *sql, const char *typ
     return r;
 }
 
-/* One audit row; before and after are JSON objects (either may be NULL). */
+/* One audit row (audit.c), in the caller's transaction when there is one. */
 static int audit2(sqlite3 *db, int64_t now, const char *actor, const char *action,
                   const char *entity, const char *name, const cJSON *before, const cJSON *after)
 {
-    struct re_buf b, a;
-    int r = 0;
-    re_buf_init(&b, 64 * 1024);
-    re_buf_init(&a, 64 * 1024);
-    if (before)
-        r = re_json_print(&b, before);
-    if (r == 0 && after)
-        r = re_json_print(&a, after);
-    if (r == 0)
-        r = run(db, NULL, "INSERT INTO audit (at, actor, action, entity, name, before, after) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", "itttt" "tt",
-                now, actor, action, entity, name, before ? b.ptr : NULL, after ? a.ptr : NULL);
-    re_buf_release(&b);
-    re_buf_release(&a);
-    return r < 0 ? r : 0;
+    return audit_record(db, now, actor, action, entity, 0, name, before, after);
 }
 
 static int audit(sqlite3 *db, int64_t now, const char *actor, const char *action,
                  const char *entity, const char *name, const cJSON *after)
 {
-    return audit2(db, now, actor, action, entity, name, NULL, after);
+    return audit_record(db, now, actor, action, entity, 0, name, NULL, after);
 }
 
 static const char *addr_or_unknown(const char *addr)
@@ -322,16 +268,21 @@ static int addr_limited(sqlite3 *db, const char *addr, int64_t now, unsigned *re
     return 0;
 }
 
-/* Counts a failed attempt from addr (rate limiting) and audits it. Errors
- * here do not change the refusal the caller returns. */
+/* Audits a refused attempt; a guess (a code that is not one, an unknown id,
+ * a wrong secret) also counts against addr for rate limiting, while a bad
+ * CSR or a mismatch does not: stores behind one NAT address should not lock
+ * each other out over a broken CSR. Errors here do not change the refusal
+ * the caller returns. */
 static void record_failure(sqlite3 *db, const char *addr, const char *code_id,
-                           const char *reason, int metric, int64_t now)
+                           const char *reason, bool guess, int64_t now)
 {
     cJSON *j = cJSON_CreateObject();
-    count(metric);
-    run(db, NULL, "INSERT INTO enroll_failures (addr, code_id, at) VALUES (?1, ?2, ?3)", "tti",
-        addr, code_id, now);
-    run(db, NULL, "DELETE FROM enroll_failures WHERE at <= ?1", "i", now - ENROLL_FAIL_WINDOW_S);
+    if (guess) {
+        run(db, NULL, "INSERT INTO enroll_failures (addr, code_id, at) VALUES (?1, ?2, ?3)",
+            "tti", addr, code_id, now);
+        run(db, NULL, "DELETE FROM enroll_failures WHERE at <= ?1", "i",
+            now - ENROLL_FAIL_WINDOW_S);
+    }
     if (j) {
         cJSON_AddStringToObject(j, "reason", reason);
         cJSON_AddStringToObject(j, "remote_addr", addr);
@@ -400,7 +351,7 @@ int enroll_code_create(char *code_out, size_t size, int64_t *expires_out, sqlite
     char sql[96];
     int r;
     if (!table || !who->name || check_ttl(ttl_s) < 0 ||
-        (strcmp(who->kind, "user") == 0 && !role_valid(who->role)))
+        (who->role && (strcmp(who->kind, "user") != 0 || !role_valid(who->role))))
         return -RE_EINVAL;
     if ((r = re_snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE name = ?1", table)) < 0)
         return r;
@@ -415,7 +366,6 @@ int enroll_code_create(char *code_out, size_t size, int64_t *expires_out, sqlite
     if ((r = code_insert(code_out, size, expires_out, db, ca, who, ttl_s, actor, now)) < 0 ||
         (r = db_commit(db)) < 0)
         goto fail;
-    count(strcmp(who->kind, "user") == 0 ? M_CODES_USER : M_CODES_CLUSTER);
     return 0;
 fail:
     db_rollback(db);
@@ -451,7 +401,6 @@ int enroll_user_add(char *code_out, size_t size, int64_t *expires_out, sqlite3 *
         (r = db_commit(db)) < 0)
         goto fail;
     cJSON_Delete(j);
-    count(M_CODES_USER);
     return 0;
 fail:
     cJSON_Delete(j);
@@ -532,7 +481,7 @@ static int csr_refusal(sqlite3 *db, const char *addr, const char *code_id, int r
     if (r == -RE_EPARSE || r == -RE_EBADSIG || r == -RE_ETOOBIG || r == -RE_EUNSUPP ||
         r == -RE_EINVAL) {
         record_failure(db, addr, code_id, r == -RE_EBADSIG ? "csr_bad_signature" :
-                       r == -RE_ETOOBIG ? "csr_too_large" : "csr_malformed", M_F_CSR, now);
+                       r == -RE_ETOOBIG ? "csr_too_large" : "csr_malformed", false, now);
         return r == -RE_EINVAL ? -RE_EPARSE : r;
     }
     return r;
@@ -548,11 +497,6 @@ static int code_state(int64_t expires_at, bool used, bool locked, bool cancelled
     if (cancelled || expires_at + ENROLL_LEEWAY_S <= now)
         return -RE_EEXPIRED;
     return 0;
-}
-
-static int state_metric(int r)
-{
-    return r == -RE_ELOCKED ? M_F_LOCKED : r == -RE_ECONFLICT ? M_F_USED : M_F_EXPIRED;
 }
 
 int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca *ca,
@@ -577,11 +521,10 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
     }
     if ((r = addr_limited(db, addr, now, &out->retry_after)) < 0) {
         if (r == -RE_EAGAIN)
-            count(M_F_RATE);
         goto out;
     }
     if (enroll_code_parse(&c, code) < 0) {
-        record_failure(db, addr, NULL, "malformed_code", M_F_INVALID, now);
+        record_failure(db, addr, NULL, "malformed_code", true, now);
         r = -RE_EUNAUTH;
         goto out;
     }
@@ -590,7 +533,7 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
     if (r < 0)
         goto out;
     if (r == 0) {
-        record_failure(db, addr, c.id, "unknown_code", M_F_INVALID, now);
+        record_failure(db, addr, c.id, "unknown_code", true, now);
         r = -RE_EUNAUTH;
         goto out;
     }
@@ -610,7 +553,7 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
     memcpy(out->code_id, c.id, sizeof(out->code_id));
 
     if (locked) {
-        record_failure(db, addr, c.id, "code_locked", M_F_LOCKED, now);
+        record_failure(db, addr, c.id, "code_locked", true, now);
         r = -RE_ELOCKED;
         goto out;
     }
@@ -623,18 +566,15 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
         locked = r == 1 && sqlite3_column_int(st, 0) != 0;
         sqlite3_finalize(st);
         st = NULL;
-        record_failure(db, addr, c.id, locked ? "wrong_secret_locked" : "wrong_secret",
-                       M_F_WRONG_SECRET, now);
+        record_failure(db, addr, c.id, locked ? "wrong_secret_locked" : "wrong_secret", true, now);
         r = locked ? -RE_ELOCKED : -RE_EUNAUTH;
         goto out;
     }
-    if ((r = code_state(expires_at, used, locked, cancelled, now)) < 0) {
-        count(state_metric(r));
+    if ((r = code_state(expires_at, used, locked, cancelled, now)) < 0)
         goto out;
-    }
     if ((expect_kind && strcmp(expect_kind, kind) != 0) ||
         (expect_name && strcmp(expect_name, name) != 0)) {
-        record_failure(db, addr, c.id, "code_mismatch", M_F_MISMATCH, now);
+        record_failure(db, addr, c.id, "code_mismatch", false, now);
         r = -RE_EDENIED;
         goto out;
     }
@@ -670,7 +610,6 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
         st = NULL;
         if (r >= 0)
             r = -RE_ECONFLICT;
-        count(state_metric(r));
         goto out;
     }
     if (strcmp(kind, "user") == 0)
@@ -695,7 +634,6 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
     if ((r = db_commit(db)) < 0)
         goto out;
     in_tx = false;
-    count(M_ISSUED_ENROLL);
 out:
     if (in_tx)
         db_rollback(db);
@@ -705,7 +643,7 @@ out:
     return r;
 }
 
-int enroll_renew(struct enroll_result *out, sqlite3 *db, const struct enroll_ca *ca,
+int enroll_renew_identity(struct enroll_result *out, sqlite3 *db, const struct enroll_ca *ca,
                  const struct enroll_policy *pol, const char *kind, const char *name,
                  const char *cur_serial, struct re_str csr, const char *remote_addr, int64_t now)
 {
@@ -739,14 +677,22 @@ int enroll_renew(struct enroll_result *out, sqlite3 *db, const struct enroll_ca 
         /* Revoked, or replaced since this connection authenticated. */
         db_rollback(db);
         in_tx = false;
-        record_failure(db, addr, NULL, "renew_denied", M_F_RENEW_DENIED, now);
+        {
+            cJSON *j = cJSON_CreateObject();
+            if (j) {
+                cJSON_AddStringToObject(j, "reason", "not_current_or_revoked");
+                cJSON_AddStringToObject(j, "serial", cur_serial);
+                cJSON_AddStringToObject(j, "remote_addr", addr);
+            }
+            audit(db, now, actor, "renew-failed", kind, name, j);
+            cJSON_Delete(j);
+        }
         r = -RE_EDENIED;
         goto out;
     }
     if ((r = record_issue(db, out, "renew", actor, addr, now)) < 0 || (r = db_commit(db)) < 0)
         goto out;
     in_tx = false;
-    count(M_ISSUED_RENEW);
 out:
     if (in_tx)
         db_rollback(db);
@@ -805,7 +751,6 @@ int enroll_revoke(sqlite3 *db, const char *kind, const char *name, const char *a
     }
     if ((r = db_commit(db)) < 0)
         goto out;
-    count(M_REVOKED);
     cJSON_Delete(before);
     return 0;
 out:

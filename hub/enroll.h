@@ -60,7 +60,8 @@ void enroll_code_hash(char out[65], const struct enroll_ca *ca, const struct enr
 struct enroll_identity {
     const char *kind;
     const char *name;
-    const char *role;               /* users only: "operator", ...; NULL for clusters */
+    const char *role;               /* users: the role the certificate brings ("operator",
+                                       ...), NULL to keep the current one; clusters: NULL */
 };
 
 /* How certificates are issued (from hub_config). */
@@ -123,8 +124,8 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
  * has serial cur_serial (the caller's, from mutual TLS), with csr's key.
  * Atomic against concurrent renewals and revocation: -RE_EDENIED when
  * cur_serial is no longer current or the identity is revoked; CSR errors as
- * enroll_redeem. */
-int enroll_renew(struct enroll_result *out, sqlite3 *db, const struct enroll_ca *ca,
+ * enroll_redeem. (Not enroll_renew: the agent has one.) */
+int enroll_renew_identity(struct enroll_result *out, sqlite3 *db, const struct enroll_ca *ca,
                  const struct enroll_policy *pol, const char *kind, const char *name,
                  const char *cur_serial, struct re_str csr, const char *remote_addr, int64_t now);
 
@@ -132,8 +133,5 @@ int enroll_renew(struct enroll_result *out, sqlite3 *db, const struct enroll_ca 
  * marked revoked, its unused codes cancelled. Audited as actor.
  * -RE_ENOENT unknown identity. */
 int enroll_revoke(sqlite3 *db, const char *kind, const char *name, const char *actor, int64_t now);
-
-/* Process-wide counters for /metrics (Prometheus text appended to out). */
-void enroll_metrics_write(struct re_buf *out);
 
 #endif
