@@ -1,0 +1,121 @@
+/* pull.c - fetches the cluster's branch into STATE/mirror.git with libgit2. */
+#include <stdio.h>
+#include <string.h>
+#include <git2.h>
+#include "error.h"
+#include "fsutil.h"
+#include "gitstream.h"
+#include "pull.h"
+#include "tick.h"
+#include "tls.h"
+
+static volatile sig_atomic_t *pull_abort;
+
+int pull_global_init(void)
+{
+    if (git_libgit2_init() < 0)
+        return -RE_EGIT;
+    return gitstream_register();
+}
+
+void pull_global_cleanup(void)
+{
+    gitstream_cleanup();
+    git_libgit2_shutdown();
+}
+
+void pull_set_abort_flag(volatile sig_atomic_t *flag)
+{
+    pull_abort = flag;
+}
+
+int pull_set_tls(const char *ca_file, const char *cert_file, const char *key_file,
+                 struct re_buf *err)
+{
+    struct tls_client_options o = { ca_file, cert_file, key_file };
+    struct tls_config *cfg = NULL;
+    int r = tls_config_new_client(&cfg, &o, err);
+    if (r == 0)
+        gitstream__set_config(cfg);
+    return r;
+}
+
+static void git_err(struct re_buf *err, const char *what)
+{
+    const git_error *e = git_error_last();
+    re_buf_printf(err, "%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
+}
+
+int pull_open_mirror(git_repository **out, const char *state_dir, struct re_buf *err)
+{
+    char path[4096];
+    git_repository *repo = NULL;
+    int r;
+    if ((r = re_snprintf(path, sizeof(path), "%s/mirror.git", state_dir)) < 0)
+        return r;
+    if (git_repository_open_bare(&repo, path) == 0) {
+        *out = repo;
+        return 0;
+    }
+    /* Missing or damaged: start a fresh mirror (the hub has the history). */
+    re_remove_tree(path);
+    if (git_repository_init(&repo, path, 1) < 0) {
+        git_err(err, "cannot create the local mirror");
+        return -RE_EGIT;
+    }
+    *out = repo;
+    return 0;
+}
+
+static int on_progress(const git_indexer_progress *stats, void *payload)
+{
+    (void)stats;
+    (void)payload;
+    tick();
+    return pull_abort && *pull_abort ? -1 : 0;
+}
+
+static int on_sideband(const char *str, int len, void *payload)
+{
+    return pull_abort && *pull_abort ? -1 : 0;
+}
+
+int pull_fetch(git_repository *repo, const char *url, const char *branch, char fetched_hex[41],
+               struct re_buf *err)
+{
+    git_remote *remote = NULL;
+    git_fetch_options fo;
+    char spec[600], ref[300];
+    char *specs[1] = { spec };
+    git_strarray refspecs = { specs, 1 };
+    git_oid oid;
+    int r;
+    git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+    if ((r = re_snprintf(spec, sizeof(spec), "+refs/heads/%s:refs/heads/%s", branch, branch)) < 0 ||
+        (r = re_snprintf(ref, sizeof(ref), "refs/heads/%s", branch)) < 0)
+        return r;
+    if (git_remote_create_anonymous(&remote, repo, url) < 0) {
+        git_err(err, "bad git URL");
+        return -RE_EGIT;
+    }
+    fo.callbacks.transfer_progress = on_progress;
+    fo.callbacks.sideband_progress = on_sideband;
+    fo.prune = GIT_FETCH_NO_PRUNE;
+    fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+    fo.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+    if (git_remote_fetch(remote, &refspecs, &fo, NULL) < 0) {
+        r = pull_abort && *pull_abort ? -RE_EAGAIN : -RE_EGIT;
+        git_err(err, "fetch failed");
+        goto out;
+    }
+    if (git_reference_name_to_id(&oid, repo, ref) < 0) {
+        git_err(err, "the fetched branch is missing");
+        r = -RE_EGIT;
+        goto out;
+    }
+    git_oid_tostr(fetched_hex, 41, &oid);
+    r = 0;
+out:
+    git_remote_free(remote);
+    return r;
+}

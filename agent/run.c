@@ -1,0 +1,712 @@
+/* run.c - the agent daemon's loop: check in, renew, pull, materialize, deploy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <git2.h>
+#include "backoff.h"
+#include "checkin.h"
+#include "clock.h"
+#include "config.h"
+#include "deploy.h"
+#include "enroll.h"
+#include "error.h"
+#include "facts.h"
+#include "fsutil.h"
+#include "hubclient.h"
+#include "log.h"
+#include "materialize.h"
+#include "notify.h"
+#include "pull.h"
+#include "run.h"
+#include "state.h"
+#include "tick.h"
+
+static volatile sig_atomic_t g_stop, g_reload;
+static int g_pipe[2] = { -1, -1 };
+
+struct agent {
+    struct agent_config cfg;
+    int argc;
+    char **argv;
+    struct agent_state st;
+    struct agent_status status;
+    struct agent_facts facts;
+    struct hubclient *hc;
+    git_repository *mirror;
+    struct backoff bo;
+    struct backoff renew_bo;
+    uint64_t interval_ms;            /* the hub's, else the configured one */
+    uint64_t next_checkin;           /* monotonic ms */
+    uint64_t next_renew_try;
+    uint64_t wd_ms;
+    uint64_t next_wd;
+    bool revoked;
+    int64_t last_ok;                 /* wall time of the last good check-in */
+    int64_t failing_since;
+    char last_error[300];
+    char last_pull_error[300];
+    char status_line[512];
+    struct checkin_answer answer;
+};
+
+static struct agent *g_agent;        /* for the watchdog tick */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (sig == SIGHUP)
+        g_reload = 1;
+    else
+        g_stop = 1;
+    if (g_pipe[1] >= 0) {
+        char c = 0;
+        ssize_t n = write(g_pipe[1], &c, 1);
+        (void)n;
+    }
+    errno = saved;
+}
+
+static int setup_signals(void)
+{
+    struct sigaction sa;
+    if (pipe2(g_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -RE_EIO;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static void watchdog_tick(void)
+{
+    struct agent *a = g_agent;
+    if (!a || !a->wd_ms)
+        return;
+    uint64_t now = re_mono_ms();
+    if (now >= a->next_wd) {
+        re_notify("WATCHDOG=1");
+        a->next_wd = now + a->wd_ms;
+    }
+}
+
+static void set_status(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_status(struct agent *a, const char *fmt, ...)
+{
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->status_line, sizeof(a->status_line), fmt, ap);
+    va_end(ap);
+    re_snprintf(line, sizeof(line), "STATUS=%s", a->status_line);
+    re_notify(line);
+}
+
+static const char *short_rev(const char *rev)
+{
+    static char s[13];
+    if (!rev || !rev[0])
+        return "none";
+    re_snprintf(s, sizeof(s), "%.12s", rev);
+    return s;
+}
+
+static int state_file(char *out, size_t size, const struct agent *a, const char *name)
+{
+    return agent_state_path(out, size, a->cfg.state_dir, name);
+}
+
+/* (Re)creates the mTLS client and the git stream's credentials from the state. */
+static int connect_hub(struct agent *a, struct re_buf *err)
+{
+    char ca[4096], cert[4096], key[4096];
+    struct re_buf ca_pem;
+    struct hubclient *hc = NULL;
+    int r;
+    re_buf_init(&ca_pem, 256 * 1024);
+    if ((r = state_file(ca, sizeof(ca), a, AGENT_CA_FILE)) < 0 ||
+        (r = state_file(cert, sizeof(cert), a, a->st.cert_name)) < 0 ||
+        (r = state_file(key, sizeof(key), a, a->st.key_name)) < 0)
+        goto out;
+    if ((r = re_read_file(&ca_pem, ca)) < 0) {
+        re_buf_printf(err, "cannot read '%s': %s", ca, re_strerror(r));
+        goto out;
+    }
+    if (access(cert, R_OK) < 0 || access(key, R_OK) < 0) {
+        re_buf_printf(err, "cannot read the agent's certificate or key ('%s', '%s')", cert, key);
+        r = -RE_EIO;
+        goto out;
+    }
+    struct hubclient_opts o = { .base_url = a->st.hub_url, .ca_pem = ca_pem.ptr,
+                                .cert_file = cert, .key_file = key, .abort_flag = &g_stop };
+    if ((r = hubclient_new(&hc, &o)) < 0) {
+        re_buf_printf(err, "cannot set up the HTTPS client: %s", re_strerror(r));
+        goto out;
+    }
+    if ((r = pull_set_tls(ca, cert, key, err)) < 0)
+        goto out;
+    hubclient_free(a->hc);
+    a->hc = hc;
+    hc = NULL;
+out:
+    hubclient_free(hc);
+    re_buf_release(&ca_pem);
+    return r;
+}
+
+static void sleep_until(uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = re_mono_ms();
+        if (g_stop || g_reload || now >= deadline)
+            return;
+        uint64_t wait = deadline - now;
+        if (g_agent && g_agent->wd_ms) {
+            watchdog_tick();
+            uint64_t wd_wait = g_agent->next_wd > now ? g_agent->next_wd - now : 0;
+            if (wd_wait < wait)
+                wait = wd_wait;
+        }
+        struct pollfd pfd = { g_pipe[0], POLLIN, 0 };
+        int n = poll(&pfd, 1, wait > 60000 ? 60000 : (int)wait);
+        if (n > 0) {
+            char buf[64];
+            while (read(g_pipe[0], buf, sizeof(buf)) > 0) {
+            }
+        }
+    }
+}
+
+/* ---- desired state ---- */
+
+static bool same_origin(const char *url, const char *hub)
+{
+    size_t n = strlen(hub);
+    return strncmp(url, hub, n) == 0 && url[n] == '/';
+}
+
+static void git_url_for(struct agent *a, char *out, size_t size)
+{
+    if (a->answer.git_url[0] && same_origin(a->answer.git_url, a->st.hub_url)) {
+        re_snprintf(out, size, "%s", a->answer.git_url);
+        return;
+    }
+    if (a->answer.git_url[0])
+        log_warn("ignoring git_url '%s' from the hub: not on the enrolled hub '%s'",
+                 a->answer.git_url, a->st.hub_url);
+    re_snprintf(out, size, "%s/git/%s.git", a->st.hub_url, a->st.cluster);
+}
+
+static void save_status(struct agent *a)
+{
+    int r = agent_status_save(&a->status, a->cfg.state_dir);
+    if (r < 0)
+        log_warn("cannot write '%s/%s': %s", a->cfg.state_dir, AGENT_STATUS_FILE,
+                 re_strerror(r));
+}
+
+static int read_state_file(struct re_buf *out, struct agent *a, const char *name)
+{
+    char p[4096];
+    int r = state_file(p, sizeof(p), a, name);
+    return r < 0 ? r : re_read_file(out, p);
+}
+
+/* flux/mirror: write the Flux objects and apply them when they changed (or
+ * the last apply failed). */
+static void sync_flux(struct agent *a, const char *url, bool with_secret)
+{
+    struct re_buf ca, cert, key, err;
+    char dir[4096], result[sizeof(a->status.apply_result)];
+    bool changed = false;
+    re_buf_init(&ca, 256 * 1024);
+    re_buf_init(&cert, 256 * 1024);
+    re_buf_init(&key, 64 * 1024);
+    re_buf_init(&err, 1024);
+    if (with_secret && (read_state_file(&ca, a, AGENT_CA_FILE) < 0 ||
+                        read_state_file(&cert, a, a->st.cert_name) < 0 ||
+                        read_state_file(&key, a, a->st.key_name) < 0)) {
+        log_err("cannot read the agent's credentials for the Flux secret");
+        goto out;
+    }
+    struct deploy_flux f = { .url = url, .branch = a->answer.branch,
+                             .ca_pem = with_secret ? ca.ptr : NULL,
+                             .cert_pem = with_secret ? cert.ptr : NULL,
+                             .key_pem = with_secret ? key.ptr : NULL };
+    if (deploy_flux_write(a->cfg.state_dir, &f, &changed, &err) < 0) {
+        log_err("%s", err.ptr ? err.ptr : "cannot write the Flux objects");
+        re_snprintf(a->status.apply_result, sizeof(a->status.apply_result), "failed: %s",
+                    err.ptr ? err.ptr : "cannot write the Flux objects");
+        goto out;
+    }
+    if (!changed && strcmp(a->status.apply_result, "ok") == 0)
+        goto out;
+    re_snprintf(dir, sizeof(dir), "%s/flux", a->cfg.state_dir);
+    const char *cmd = a->cfg.apply_command ? a->cfg.apply_command : "kubectl apply -f {dir}";
+    deploy_run(cmd, dir, a->cfg.apply_timeout_ms, &g_stop, result, sizeof(result));
+    memcpy(a->status.apply_result, result, sizeof(result));
+    a->status.applied_at = re_time();
+    if (strcmp(result, "ok") == 0)
+        log_notice("applied the Flux objects in '%s'", dir);
+    else
+        log_err("applying the Flux objects: %s", result);
+out:
+    if (key.ptr)
+        memset(key.ptr, 0, key.len);
+    re_buf_release(&ca);
+    re_buf_release(&cert);
+    re_buf_release(&key);
+    re_buf_release(&err);
+}
+
+/* The revision Flux last applied, from our Kustomization's status
+ * ("main@sha1:<hex>"). */
+static void flux_applied(struct agent *a)
+{
+    const cJSON *k;
+    cJSON_ArrayForEach(k, a->facts.kustomizations) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(k, "name");
+        const cJSON *rev = cJSON_GetObjectItemCaseSensitive(k, "revision");
+        if (!cJSON_IsString(name) || strcmp(name->valuestring, DEPLOY_SYNC_NAME) != 0 ||
+            !cJSON_IsString(rev))
+            continue;
+        const char *p = strstr(rev->valuestring, "sha1:");
+        if (p && strlen(p + 5) == 40)
+            memcpy(a->status.applied, p + 5, 41);
+    }
+}
+
+static void pull_error(struct agent *a, const char *msg)
+{
+    if (strcmp(a->last_pull_error, msg) != 0)
+        log_warn("%s", msg);
+    else
+        log_debug("%s", msg);
+    re_snprintf(a->last_pull_error, sizeof(a->last_pull_error), "%s", msg);
+}
+
+static void sync_desired(struct agent *a)
+{
+    char url[1100], fetched[41], cur[41] = "", rev_dir[4096];
+    struct re_buf err;
+    int r;
+    re_buf_init(&err, 2048);
+    git_url_for(a, url, sizeof(url));
+    if (a->cfg.mode == AGENT_MODE_FLUX) {
+        sync_flux(a, url, true);
+        flux_applied(a);
+        save_status(a);
+        goto out;
+    }
+    const char *want = a->answer.revision;
+    if (!want[0])
+        goto out; /* the hub has not rendered this cluster yet */
+    materialize_current(cur, a->cfg.state_dir);
+    if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0)
+        goto out;
+    if (strcmp(want, a->status.pulled) != 0 || strcmp(want, cur) != 0) {
+        if (!a->mirror && pull_open_mirror(&a->mirror, a->cfg.state_dir, &err) < 0) {
+            pull_error(a, err.ptr);
+            goto out;
+        }
+        re_buf_reset(&err);
+        if ((r = pull_fetch(a->mirror, url, a->answer.branch, fetched, &err)) < 0) {
+            char msg[400];
+            re_snprintf(msg, sizeof(msg), "cannot fetch '%s': %s", url,
+                        err.ptr ? err.ptr : re_strerror(r));
+            pull_error(a, msg);
+            goto out;
+        }
+        memcpy(a->status.pulled, fetched, 41);
+        if (strcmp(fetched, want) != 0) {
+            char msg[400];
+            re_snprintf(msg, sizeof(msg), "branch '%s' is at %s but the hub assigned %s: "
+                        "not applying it", a->answer.branch, short_rev(fetched), want);
+            pull_error(a, msg);
+            save_status(a);
+            goto out;
+        }
+        git_oid oid;
+        re_buf_reset(&err);
+        if (git_oid_fromstr(&oid, want) < 0 ||
+            (r = materialize_commit(a->cfg.state_dir, a->mirror, &oid, a->cfg.keep_revisions,
+                                    &err)) < 0) {
+            char msg[400];
+            re_snprintf(msg, sizeof(msg), "cannot materialize %s: %s", short_rev(want),
+                        err.ptr ? err.ptr : "bad revision");
+            pull_error(a, msg);
+            re_snprintf(a->status.apply_result, sizeof(a->status.apply_result), "failed: %s",
+                        msg);
+            save_status(a);
+            goto out;
+        }
+        a->last_pull_error[0] = '\0';
+        log_notice("materialized revision %s into '%s/current'", short_rev(want),
+                   a->cfg.state_dir);
+    }
+    re_snprintf(rev_dir, sizeof(rev_dir), "%s/revisions/%s", a->cfg.state_dir, want);
+    switch (a->cfg.mode) {
+    case AGENT_MODE_NONE:
+        memcpy(a->status.applied, want, 41);
+        re_snprintf(a->status.apply_result, sizeof(a->status.apply_result), "ok");
+        a->status.applied_at = re_time();
+        break;
+    case AGENT_MODE_APPLY: {
+        char result[sizeof(a->status.apply_result)];
+        const char *cmd = a->cfg.apply_command ? a->cfg.apply_command : "kubectl apply -k {dir}";
+        deploy_run(cmd, rev_dir, a->cfg.apply_timeout_ms, &g_stop, result, sizeof(result));
+        memcpy(a->status.apply_result, result, sizeof(result));
+        a->status.applied_at = re_time();
+        if (strcmp(result, "ok") == 0) {
+            memcpy(a->status.applied, want, 41);
+            log_notice("applied revision %s", short_rev(want));
+        } else {
+            log_err("applying revision %s: %s", short_rev(want), result);
+        }
+        break;
+    }
+    case AGENT_MODE_MIRROR:
+        if (!a->cfg.mirror_url) {
+            pull_error(a, "mode mirror needs mirror_url (where Flux reaches the local mirror)");
+            break;
+        }
+        sync_flux(a, a->cfg.mirror_url, false);
+        memcpy(a->status.applied, want, 41);
+        break;
+    case AGENT_MODE_FLUX:
+        break;
+    }
+    save_status(a);
+out:
+    re_buf_release(&err);
+}
+
+/* ---- check-in ---- */
+
+static void schedule_failure(struct agent *a, long retry_after_s, const char *why)
+{
+    uint64_t wait = backoff_fail(&a->bo, retry_after_s > 0 ? (uint64_t)retry_after_s * 1000 : 0,
+                                 backoff_random());
+    char since[32];
+    if (!a->failing_since)
+        a->failing_since = re_time();
+    re_time_iso(since, sizeof(since), a->failing_since);
+    a->next_checkin = re_mono_ms() + wait;
+    if (strcmp(a->last_error, why) != 0 || a->bo.failures <= 1)
+        log_warn("check-in failed: %s; retrying in %" PRIu64 ".%" PRIu64 "s", why,
+                 wait / 1000, (wait % 1000) / 100);
+    else
+        log_info("check-in failed again: %s; retrying in %" PRIu64 "s", why, wait / 1000);
+    re_snprintf(a->last_error, sizeof(a->last_error), "%s", why);
+    set_status(a, "hub unreachable since %s (%s); retrying in %" PRIu64 "s; keeping revision %s",
+               since, why, (wait + 999) / 1000, short_rev(a->status.applied));
+}
+
+static void schedule_refused(struct agent *a, long status, const char *msg)
+{
+    /* Revoked or replaced: keep the last state, retry slowly (the cap, jittered). */
+    uint64_t cap = a->cfg.backoff_cap_ms;
+    uint64_t wait = cap / 2 + backoff_random() % (cap / 2 + 1);
+    if (!a->revoked || strcmp(a->last_error, msg) != 0)
+        log_err("the hub refuses this agent (HTTP %ld): %s; this certificate may have been "
+                "revoked or replaced: enroll again with a new code; keeping revision %s",
+                status, msg, short_rev(a->status.applied));
+    a->revoked = true;
+    re_snprintf(a->last_error, sizeof(a->last_error), "%s", msg);
+    a->next_checkin = re_mono_ms() + wait;
+    set_status(a, "refused by the hub (HTTP %ld: %s): revoked or replaced? keeping revision "
+               "%s; retrying in %" PRIu64 "s", status, msg, short_rev(a->status.applied),
+               (wait + 999) / 1000);
+}
+
+static void checkin(struct agent *a)
+{
+    struct re_buf body, err, path;
+    struct hubclient_resp resp;
+    char msg[300];
+    int r;
+    re_buf_init(&body, 256 * 1024);
+    re_buf_init(&err, 1024);
+    re_buf_init(&path, 512);
+    hubclient_resp_init(&resp);
+    facts_host(&a->facts, a->cfg.state_dir);
+    if (facts_kube_configured(&a->cfg))
+        facts_kube(&a->facts, &a->cfg,
+                   a->cfg.mode == AGENT_MODE_FLUX || a->cfg.mode == AGENT_MODE_MIRROR, &g_stop);
+    if (g_stop)
+        goto out;
+    if ((r = checkin_build(&body, &a->cfg, &a->facts, &a->status)) < 0 ||
+        (r = re_buf_printf(&path, "/api/v1/clusters/%s/checkin", a->st.cluster)) < 0) {
+        schedule_failure(a, 0, "cannot build the check-in request");
+        goto out;
+    }
+    r = hubclient_request(a->hc, "POST", path.ptr, body.ptr, body.len, &resp, &err);
+    if (g_stop)
+        goto out;
+    if (r < 0) {
+        re_snprintf(msg, sizeof(msg), "%s", err.ptr ? err.ptr : re_strerror(r));
+        schedule_failure(a, 0, msg);
+        goto out;
+    }
+    if (resp.status >= 300 && resp.status < 400) {
+        re_snprintf(msg, sizeof(msg), "the hub answered with a redirect (HTTP %ld to '%.100s'), "
+                    "which the agent does not follow", resp.status, resp.location);
+        schedule_failure(a, resp.retry_after_s, msg);
+        goto out;
+    }
+    if (resp.status == 401 || resp.status == 403) {
+        hubclient_error_message(msg, sizeof(msg), &resp);
+        schedule_refused(a, resp.status, msg);
+        goto out;
+    }
+    if (resp.status != 200) {
+        char m2[300];
+        hubclient_error_message(m2, sizeof(m2), &resp);
+        re_snprintf(msg, sizeof(msg), "HTTP %ld: %s", resp.status, m2);
+        schedule_failure(a, resp.retry_after_s, msg);
+        goto out;
+    }
+    re_buf_reset(&err);
+    struct checkin_answer ans;
+    if ((r = checkin_parse_answer(&ans, resp.body.ptr, resp.body.len, &err)) < 0) {
+        schedule_failure(a, resp.retry_after_s, err.ptr ? err.ptr : "bad answer");
+        goto out;
+    }
+    /* Success. */
+    if (a->failing_since || a->revoked)
+        log_notice("check-in succeeded again after %s", a->revoked ? "being refused"
+                                                                    : "failures");
+    a->answer = ans;
+    a->revoked = false;
+    a->failing_since = 0;
+    a->last_error[0] = '\0';
+    a->last_ok = re_time();
+    backoff_reset(&a->bo);
+    a->interval_ms = ans.interval_s ? (uint64_t)ans.interval_s * 1000 : a->cfg.interval_ms;
+    sync_desired(a);
+    uint64_t wait = backoff_jitter_interval(a->interval_ms, backoff_random());
+    if (resp.retry_after_s > 0 && (uint64_t)resp.retry_after_s * 1000 > wait)
+        wait = (uint64_t)resp.retry_after_s * 1000 + backoff_random() % (wait / 5 + 1);
+    a->next_checkin = re_mono_ms() + wait;
+    char at[32];
+    re_time_iso(at, sizeof(at), a->last_ok);
+    if (a->last_pull_error[0])
+        set_status(a, "checked in %s; hub wants %s; %s; applied %s; next in %" PRIu64 "s", at,
+                   short_rev(ans.revision), a->last_pull_error, short_rev(a->status.applied),
+                   (wait + 999) / 1000);
+    else
+        set_status(a, "checked in %s as %s; revision %s applied (%s); next in %" PRIu64 "s", at,
+                   a->st.cluster, short_rev(a->status.applied),
+                   a->status.apply_result[0] ? a->status.apply_result : "nothing yet",
+                   (wait + 999) / 1000);
+    log_info("checked in: hub revision %s, applied %s, next in %" PRIu64 "s",
+             short_rev(ans.revision), short_rev(a->status.applied), wait / 1000);
+out:
+    hubclient_resp_release(&resp);
+    re_buf_release(&body);
+    re_buf_release(&err);
+    re_buf_release(&path);
+}
+
+static void maybe_renew(struct agent *a)
+{
+    struct re_buf err;
+    int64_t now = re_time();
+    int r;
+    if (now < a->st.renew_at || re_mono_ms() < a->next_renew_try)
+        return;
+    re_buf_init(&err, 2048);
+    log_notice("renewing the agent certificate (valid until %" PRId64 ")", a->st.not_after);
+    r = enroll_renew(&a->st, a->cfg.state_dir, a->hc, &err);
+    if (r == 0) {
+        backoff_reset(&a->renew_bo);
+        re_buf_reset(&err);
+        if (connect_hub(a, &err) < 0)
+            log_err("after renewal: %s", err.ptr ? err.ptr : "cannot reconnect");
+        char until[32];
+        re_time_iso(until, sizeof(until), a->st.not_after);
+        log_notice("renewed the agent certificate: valid until %s", until);
+    } else {
+        uint64_t wait = backoff_fail(&a->renew_bo, 0, backoff_random());
+        if (wait < 5000)
+            wait = 5000;
+        a->next_renew_try = re_mono_ms() + wait;
+        log_err("certificate renewal failed: %s; retrying in %" PRIu64 "s",
+                err.ptr ? err.ptr : re_strerror(r), wait / 1000);
+        if (r == -RE_EDENIED)
+            a->revoked = true;
+    }
+    re_buf_release(&err);
+}
+
+static void reload(struct agent *a)
+{
+    struct agent_config next;
+    struct re_buf err;
+    re_buf_init(&err, 2048);
+    agent_config_defaults(&next);
+    if (agent_config_from_args(&next, a->argc, a->argv, &err) != 0) {
+        log_err("reload: %s; keeping the running configuration", err.ptr ? err.ptr : "failed");
+        agent_config_release(&next);
+        goto out;
+    }
+    if (strcmp(next.state_dir, a->cfg.state_dir) != 0) {
+        log_warn("reload: a new state_dir takes effect on restart only");
+        free(next.state_dir);
+        next.state_dir = strdup(a->cfg.state_dir);
+        if (!next.state_dir) {
+            agent_config_release(&next);
+            goto out;
+        }
+    }
+    agent_config_release(&a->cfg);
+    a->cfg = next;
+    re_log_set_level(a->cfg.log_level);
+    a->bo.cap_ms = a->cfg.backoff_cap_ms;
+    log_notice("configuration reloaded (mode %s, interval %" PRIu64 "s)",
+               agent_mode_name(a->cfg.mode), a->cfg.interval_ms / 1000);
+    a->next_checkin = re_mono_ms(); /* check in with the new settings now */
+out:
+    re_buf_release(&err);
+}
+
+static const char run_usage[] =
+    "usage: resedge-agent run [--config FILE] [--state-dir DIR] [--interval 60s]\n"
+    "                         [--mode flux|mirror|apply|none] [--identity ID]\n"
+    "                         [--label KEY=VALUE]... [--apply-command CMD]\n"
+    "                         [--apply-timeout 5m] [--kubeconfig FILE] [--kubectl PROG]\n"
+    "                         [--mirror-url URL] [--backoff-cap 10m] [--keep-revisions 3]\n"
+    "                         [--log-level info]\n"
+    "\n"
+    "Runs the agent: checks in with the hub every interval (±20%), pulls and\n"
+    "materializes the cluster's assigned revision into STATE/current, and deploys it\n"
+    "per mode. Every flag is also a key of the [agent] section of the config file\n"
+    "(default " AGENT_DEFAULT_CONFIG ", read when present); flags win.\n";
+
+int agent_run_main(int argc, char **argv)
+{
+    struct agent a;
+    struct re_buf err;
+    int r, rc = 1;
+    bool inited = false;
+    memset(&a, 0, sizeof(a));
+    re_buf_init(&err, 4096);
+    agent_config_defaults(&a.cfg);
+    a.argc = argc;
+    a.argv = argv;
+    facts_init(&a.facts);
+    r = agent_config_from_args(&a.cfg, argc, argv, &err);
+    if (r == 1) {
+        fputs(run_usage, stdout);
+        rc = 0;
+        goto out;
+    }
+    if (r < 0) {
+        log_err("%s", err.ptr ? err.ptr : re_strerror(r));
+        rc = AGENT_EX_CONFIG;
+        goto out;
+    }
+    re_log_set_level(a.cfg.log_level);
+    re_buf_reset(&err);
+    r = agent_state_load(&a.st, a.cfg.state_dir, &err);
+    if (r == -RE_ENOENT) {
+        log_err("this node is not enrolled (no '%s/%s'): get a code with 'resedgectl clusters "
+                "enroll-code CLUSTER' and run 'resedge-agent enroll --hub URL --code CODE "
+                "--ca-fingerprint sha256:... --state-dir %s'", a.cfg.state_dir, AGENT_STATE_FILE,
+                a.cfg.state_dir);
+        rc = AGENT_EX_CONFIG;
+        goto out;
+    }
+    if (r < 0) {
+        log_err("cannot load the enrollment record: %s; enroll again with --force",
+                err.ptr ? err.ptr : re_strerror(r));
+        rc = AGENT_EX_CONFIG;
+        goto out;
+    }
+    if (setup_signals() < 0 || hubclient_global_init() < 0 || pull_global_init() < 0) {
+        log_err("cannot initialize the process");
+        goto out;
+    }
+    inited = true;
+    pull_set_abort_flag(&g_stop);
+    re_buf_reset(&err);
+    if (connect_hub(&a, &err) < 0) {
+        log_err("%s; enroll again with --force", err.ptr ? err.ptr : "cannot load credentials");
+        rc = AGENT_EX_CONFIG;
+        goto out;
+    }
+    re_buf_reset(&err);
+    if (materialize_repair(a.cfg.state_dir, &err) < 0)
+        log_warn("cannot repair '%s/current': %s", a.cfg.state_dir, err.ptr ? err.ptr : "");
+    else if (err.len)
+        log_notice("repaired the state directory: %s", err.ptr);
+    agent_status_load(&a.status, a.cfg.state_dir);
+    {
+        /* What is on disk is what was last applied in the modes that materialize. */
+        char cur[41];
+        if (materialize_current(cur, a.cfg.state_dir) == 0 && !a.status.pulled[0])
+            memcpy(a.status.pulled, cur, 41);
+    }
+    backoff_init(&a.bo, 1000, a.cfg.backoff_cap_ms);
+    backoff_init(&a.renew_bo, 5000, 3600 * 1000);
+    a.interval_ms = a.cfg.interval_ms;
+    a.wd_ms = re_notify_watchdog_ms();
+    a.next_wd = re_mono_ms();
+    g_agent = &a;
+    tick_set(watchdog_tick);
+    if (a.st.not_after && re_time() > a.st.not_after)
+        log_err("the agent certificate expired: enroll again with a new code");
+    log_notice("resedge-agent %s: cluster '%s', hub %s, mode %s, state '%s'", RE_VERSION,
+               a.st.cluster, a.st.hub_url, agent_mode_name(a.cfg.mode), a.cfg.state_dir);
+    re_notify("READY=1");
+    set_status(&a, "enrolled as %s; revision %s on disk; checking in with %s", a.st.cluster,
+               short_rev(a.status.applied), a.st.hub_url);
+    /* First check-in soon, but spread (up to 10% of an interval, at most 5 s). */
+    uint64_t first = a.interval_ms / 10 < 5000 ? a.interval_ms / 10 : 5000;
+    a.next_checkin = re_mono_ms() + (first ? backoff_random() % first : 0);
+    while (!g_stop) {
+        if (g_reload) {
+            g_reload = 0;
+            reload(&a);
+        }
+        watchdog_tick();
+        if (re_mono_ms() >= a.next_checkin)
+            checkin(&a);
+        if (g_stop)
+            break;
+        if (!a.revoked)
+            maybe_renew(&a);
+        uint64_t until = a.next_checkin;
+        if (!a.revoked && a.st.renew_at <= re_time() && a.next_renew_try < until)
+            until = a.next_renew_try > re_mono_ms() ? a.next_renew_try : re_mono_ms() + 1000;
+        sleep_until(until);
+    }
+    re_notify("STOPPING=1\nSTATUS=stopping");
+    log_notice("stopping");
+    rc = 0;
+out:
+    tick_set(NULL);
+    g_agent = NULL;
+    git_repository_free(a.mirror);
+    hubclient_free(a.hc);
+    if (inited) {
+        pull_global_cleanup();
+        hubclient_global_cleanup();
+    }
+    facts_release(&a.facts);
+    agent_state_release(&a.st);
+    agent_config_release(&a.cfg);
+    re_buf_release(&err);
+    return rc;
+}
