@@ -21,7 +21,8 @@ const struct ctl_optdef ctl_options[] = {
     { "group", 0, CTL_OPT_ARG, "PATH", "list: only clusters in group PATH; create/update: a group to be in (repeatable)" },
     { "expression", 0, CTL_OPT_ARG, "EXPR", "list: only clusters EXPR selects; create/update: the selection expression" },
     { "metadata", 0, CTL_OPT_ARG, "K=V", "list: filter on metadata K=V; create/update: set metadata K to V (repeatable)" },
-    { "orderby", 0, CTL_OPT_ARG, "FIELD", "sort by FIELD" },
+    { "namespace", 0, CTL_OPT_ARG, "NAME", "apps list: only applications in namespace NAME" },
+    { "orderby", 0, CTL_OPT_ARG, "FIELD", "sort by FIELD: name, id, created_at or updated_at (append ' desc')" },
     { "all", 0, 0, NULL, "follow the \"next\" cursor and print every page" },
     { "next", 0, CTL_OPT_ARG, "CURSOR", "start at CURSOR (from a previous page's \"next\")" },
     /* changes */

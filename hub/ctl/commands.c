@@ -73,6 +73,12 @@ static const struct ctl_column config_cols[] = {
     { NULL, NULL, 0 },
 };
 
+static const struct ctl_column conflict_cols[] = {
+    { "KEY", "key", 0 },
+    { "CANDIDATES", "candidates|sources", CTL_COL_FULL },
+    { NULL, NULL, 0 },
+};
+
 static const struct ctl_resource res_groups = { "groups", "group", "/api/v1/groups", "path", group_cols };
 static const struct ctl_resource res_clusters = { "clusters", "cluster", "/api/v1/clusters", "name", cluster_cols };
 static const struct ctl_resource res_namespaces = { "namespaces", "namespace", "/api/v1/namespaces", "name", namespace_cols };
@@ -345,8 +351,8 @@ fail:
 
 static int add_filters(struct re_buf *p, const struct ctl_args *a)
 {
-    static const char *const simple[] = { "limit", "search", "expression", "orderby", "entity",
-                                          "actor", NULL };
+    static const char *const simple[] = { "limit", "search", "expression", "namespace",
+                                          "orderby", "entity", "actor", NULL };
     const char *v;
     size_t it = 0;
     int r = 0;
@@ -730,7 +736,7 @@ static int cmd_call(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_a
     } else if (ctl_flag(a, "dry-run")) {
         fputs("dry run: nothing was changed\n", stderr);
         ret = print_value(c, v);
-    } else if (strstr(cmd->words, "enroll-code") || strncmp(cmd->words, "users add", 9) == 0) {
+    } else if (strstr(cmd->words, "enroll-code") || strcmp(cmd->words, "users add") == 0) {
         print_code(cmd, v);
     } else if (cmd->done) {
         print_done(cmd->done, pos, npos);
@@ -879,6 +885,19 @@ static cJSON *rows_from_object(const cJSON *obj)
     return rows;
 }
 
+/* TARGET is a group path (starts with '/') or a cluster name. */
+static int config_path(struct re_buf *out, const char *target, const char *key)
+{
+    int r = re_buf_printf(out, "/api/v1/%s/", target[0] == '/' ? "groups" : "clusters");
+    if (r == 0)
+        r = ctl_escape(out, target);
+    if (r == 0)
+        r = re_buf_append_str(out, "/config");
+    if (r == 0 && key && (r = re_buf_append(out, "/", 1)) == 0)
+        r = ctl_escape(out, key);
+    return r;
+}
+
 static int cmd_config(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
                       const char *const *pos, size_t npos)
 {
@@ -887,7 +906,7 @@ static int cmd_config(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
     int ret;
 
     re_buf_init(&path, 64 * 1024);
-    if (expand(&path, "/api/v1/clusters/{1}/config", pos, npos, true) < 0) {
+    if (config_path(&path, pos[0], NULL) < 0) {
         ret = oom();
         goto out;
     }
@@ -908,12 +927,49 @@ static int cmd_config(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
     if (cJSON_GetArraySize(conflicts) > 0) {
         cJSON *crow = cJSON_IsObject(conflicts) ? rows_from_object(conflicts) : NULL;
         printf("\nCONFLICTS (groups of the same depth disagree; set the value on a deeper group "
-               "or the cluster):\n");
-        ctl_print_table(stdout, crow ? crow : conflicts, NULL);
+               "or on the cluster):\n");
+        ctl_print_table(stdout, crow ? crow : conflicts, conflict_cols);
         cJSON_Delete(crow);
     }
 out:
     cJSON_Delete(rows);
+    cJSON_Delete(v);
+    re_buf_release(&path);
+    return ret;
+}
+
+/* config set TARGET KEY VALUE / config unset TARGET KEY */
+static int cmd_config_set(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
+                          const char *const *pos, size_t npos)
+{
+    bool set = npos == 3;
+    struct re_buf path;
+    cJSON *body = NULL, *v = NULL;
+    int ret;
+
+    re_buf_init(&path, 64 * 1024);
+    if (config_path(&path, pos[0], pos[1]) < 0 ||
+        (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0) ||
+        (set && (!(body = cJSON_CreateObject()) ||
+                 !cJSON_AddStringToObject(body, "value", pos[2])))) {
+        ret = oom();
+        goto out;
+    }
+    if ((ret = ctl_call(c, set ? "PUT" : "DELETE", path.ptr, body, NULL, &v)) != CTL_OK)
+        goto out;
+    if (c->format != CTL_FMT_TABLE || ctl_flag(a, "dry-run")) {
+        if (ctl_flag(a, "dry-run") && c->format == CTL_FMT_TABLE)
+            fputs("dry run: nothing was changed\n", stderr);
+        ret = print_value(c, v);
+        goto out;
+    }
+    printf("%s ", set ? "set" : "unset");
+    ctl_print_safe(stdout, pos[1]);
+    printf(" on %s '", pos[0][0] == '/' ? "group" : "cluster");
+    ctl_print_safe(stdout, pos[0]);
+    fputs("'\n", stdout);
+out:
+    cJSON_Delete(body);
     cJSON_Delete(v);
     re_buf_release(&path);
     return ret;
@@ -978,10 +1034,11 @@ out:
 /* ---- the table ---- */
 
 #define LIST_OPTS "limit search group expression metadata orderby all next"
+#define APP_LIST_OPTS LIST_OPTS " namespace"
 #define CHANGE_OPTS "set metadata group expression file dry-run"
 
-#define RESOURCE_CMDS(R, NOUN, ID, A_SING)                                                     \
-    { NOUN " list", "", 0, 0, LIST_OPTS, NULL, "list " NOUN " (one page; --all for every page)", \
+#define RESOURCE_CMDS(R, NOUN, ID, A_SING, LOPTS)                                                   \
+    { NOUN " list", "", 0, 0, LOPTS, NULL, "list " NOUN " (one page; --all for every page)", \
       cmd_list, &R, NULL, NULL, NULL, NULL, NULL, false },                                      \
     { NOUN " get", ID, 1, 1, "", NULL, "show " A_SING, cmd_get, &R, NULL, NULL, NULL, NULL,      \
       NULL, false },                                                                           \
@@ -993,8 +1050,8 @@ out:
       &R, NULL, NULL, NULL, NULL, NULL, false }
 
 const struct ctl_cmd ctl_cmds[] = {
-    RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)"),
-    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster"),
+    RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS),
+    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS),
     { "clusters import", "FILE", 1, 1, "dry-run", NULL,
       "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed)",
       cmd_import, &res_clusters, NULL, NULL, NULL, NULL, NULL, false },
@@ -1020,24 +1077,37 @@ const struct ctl_cmd ctl_cmds[] = {
     { "clusters files", "NAME [PATH]", 1, 2, "", NULL,
       "list the cluster's rendered files, or show the file PATH", cmd_files, &res_clusters, NULL,
       NULL, NULL, NULL, NULL, false },
-    RESOURCE_CMDS(res_namespaces, "namespaces", "NAME", "a namespace"),
-    RESOURCE_CMDS(res_apps, "apps", "NAME", "an application"),
+    RESOURCE_CMDS(res_namespaces, "namespaces", "NAME", "a namespace", LIST_OPTS),
+    RESOURCE_CMDS(res_apps, "apps", "NAME", "an application", APP_LIST_OPTS),
     { "apps status", "APP", 1, 1, "", NULL,
       "how many clusters run each version of APP, and which lag", cmd_call, &res_apps, "GET",
       "/api/v1/applications/{1}/status", NULL, NULL, NULL, false },
-    RESOURCE_CMDS(res_policies, "policies", "NAME", "a policy"),
+    RESOURCE_CMDS(res_policies, "policies", "NAME", "a policy", LIST_OPTS),
     { "select", "EXPR", 1, 1, "", NULL,
       "print the clusters an expression selects now (e.g. '/g/stores/central and not /m/ring/prod')",
       cmd_select, &res_clusters, NULL, NULL, NULL, NULL, NULL, false },
-    { "config", "CLUSTER", 1, 1, "", NULL,
-      "show a cluster's effective configuration, where each value comes from, and conflicts",
+    { "config", "CLUSTER|/GROUP", 1, 1, "", NULL,
+      "show a cluster's effective configuration (where each value comes from, conflicts), "
+      "or the values set on a group",
       cmd_config, &res_clusters, NULL, NULL, NULL, NULL, config_cols, false },
+    { "config set", "CLUSTER|/GROUP KEY VALUE", 3, 3, "dry-run", NULL,
+      "set a configuration value on a group (a path) or a cluster", cmd_config_set, NULL, NULL,
+      NULL, NULL, NULL, NULL, false },
+    { "config unset", "CLUSTER|/GROUP KEY", 2, 2, "dry-run", NULL,
+      "remove a configuration value from a group or a cluster", cmd_config_set, NULL, NULL,
+      NULL, NULL, NULL, NULL, false },
     { "audit", "", 0, 0, "entity actor limit all next", NULL,
       "show the audit log (who changed what, when)", cmd_list, &res_audit, NULL, NULL, NULL,
       NULL, NULL, false },
-    { "users add", "NAME", 1, 1, "role", "role",
-      "make a one-time code for a person to get a certificate with 'resedgectl login'", cmd_call,
-      NULL, "POST", "/api/v1/users", "name=$1 role", NULL, NULL, false },
+    { "users add", "NAME", 1, 1, "role ttl", "role",
+      "add a person with a role and make a one-time code for 'resedgectl login'", cmd_call,
+      NULL, "POST", "/api/v1/users", "name=$1 role ttl", NULL, NULL, false },
+    { "users enroll-code", "NAME", 1, 1, "role ttl", NULL,
+      "make a new one-time code for an existing person (e.g. a new laptop)", cmd_call, NULL,
+      "POST", "/api/v1/users/{1}/enroll-code", "role ttl", NULL, NULL, false },
+    { "users revoke", "NAME", 1, 1, "", NULL,
+      "revoke a person's certificate: it is refused from now on", cmd_call, NULL, "POST",
+      "/api/v1/users/{1}/revoke", NULL, "revoked the certificate of user '{1}'", NULL, false },
     { "login", "", 0, 0, "code ca-fingerprint", "hub code ca-fingerprint",
       "get a certificate with a one-time code and write a profile (the key never leaves here)",
       ctl_cmd_login, NULL, NULL, NULL, NULL, NULL, NULL, true },

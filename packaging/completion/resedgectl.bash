@@ -6,16 +6,17 @@ _resedgectl_global_opts="--config --hub --ca --cert --key --output -o --verbose 
 
 _resedgectl_cmd_opts() {
     case "$1" in
+        "apps list") echo "--limit --search --namespace --metadata --orderby --all --next" ;;
         *" list") echo "--limit --search --group --expression --metadata --orderby --all --next" ;;
         *" create") echo "--set --metadata --group --expression --file -f --dry-run" ;;
         *" update") echo "--set --metadata --group --expression --file -f --if-match --dry-run" ;;
         *" delete") echo "--cascade --dry-run --if-match" ;;
-        "clusters import") echo "--dry-run" ;;
+        "clusters import"|"config set"|"config unset") echo "--dry-run" ;;
         "clusters enroll-code") echo "--ttl" ;;
         "clusters history") echo "--limit --all --next" ;;
         "clusters revert") echo "--to --dry-run" ;;
         "audit") echo "--entity --actor --limit --all --next" ;;
-        "users add") echo "--role" ;;
+        "users add"|"users enroll-code") echo "--role --ttl" ;;
         "login") echo "--code --ca-fingerprint" ;;
     esac
 }
@@ -25,7 +26,7 @@ _resedgectl_subcommands() {
         groups|namespaces|policies) echo "list get create update delete" ;;
         clusters) echo "list get create update delete import enroll-code revoke history revert unpin files" ;;
         apps) echo "list get create update delete status" ;;
-        users) echo "add" ;;
+        users) echo "add enroll-code revoke" ;;
     esac
 }
 
@@ -53,13 +54,13 @@ _resedgectl() {
             COMPREPLY=($(compgen -W "admin operator appteam technician" -- "$cur")); return ;;
         --ttl)
             COMPREPLY=($(compgen -W "30m 1h 24h 7d" -- "$cur")); return ;;
-        --hub|--limit|--search|--group|--expression|--metadata|--orderby|--next|--set|--if-match|--entity|--actor|--code|--ca-fingerprint|--to)
+        --hub|--limit|--search|--namespace|--group|--expression|--metadata|--orderby|--next|--set|--if-match|--entity|--actor|--code|--ca-fingerprint|--to)
             return ;;
     esac
 
     # The positional words so far, skipping options and their values;
     # connection options are kept to reach the same hub for names.
-    local i w pos=() conn=() takes_value=" --config --hub --ca --cert --key --output -o --limit --search --group --expression --metadata --orderby --next --set --file -f --if-match --entity --actor --ttl --role --code --ca-fingerprint --to "
+    local i w pos=() conn=() takes_value=" --config --hub --ca --cert --key --output -o --limit --search --group --expression --metadata --orderby --namespace --next --set --file -f --if-match --entity --actor --ttl --role --code --ca-fingerprint --to "
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         if [[ $w == -* ]]; then
@@ -82,7 +83,7 @@ _resedgectl() {
             COMPREPLY=($(compgen -W "groups clusters namespaces apps policies select config audit users login" -- "$cur")) ;;
         1)
             case "${pos[0]}" in
-                config) COMPREPLY=($(compgen -W "$(_resedgectl_names clusters "${conn[@]}")" -- "$cur")) ;;
+                config) COMPREPLY=($(compgen -W "set unset $(_resedgectl_names clusters "${conn[@]}")" -- "$cur")) ;;
                 select|audit|login) ;;
                 *) COMPREPLY=($(compgen -W "$(_resedgectl_subcommands "${pos[0]}")" -- "$cur")) ;;
             esac ;;
