@@ -285,6 +285,11 @@ static void conn_after_write(struct conn *c)
     switch (c->state) {
     case CS_WRITING:
         exchange_release(c);
+        /* An idle connection keeps no large buffers from its last request. */
+        if (c->body.cap > 64 * 1024)
+            re_buf_release(&c->body);
+        if (c->hdr.cap > 64 * 1024)
+            re_buf_release(&c->hdr);
         if (c->close_after_write || c->peer_closed) {
             conn_end(c, c->linger && !c->peer_closed);
             return;
@@ -900,7 +905,7 @@ static void on_conn_timer(uv_timer_t *t)
         char series[96];
         re_snprintf(series, sizeof(series), "resedge_http_timeouts_total{phase=\"%s\"}", phase);
         metrics_inc(c->srv->hub->metrics, series);
-        log_info("%s: %s timeout, closing", c->peer.remote_addr, phase);
+        log_debug("%s: %s timeout, closing", c->peer.remote_addr, phase);
     }
     conn_close(c);
 }

@@ -630,7 +630,11 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     memcpy(buf, c->in.ptr + c->in_off, len);
     c->in_off += len;
     if (c->in_off == c->in.len) {
-        re_buf_reset(&c->in);
+        /* idle connections should not keep a large read buffer */
+        if (c->in.cap > 32 * 1024)
+            re_buf_release(&c->in);
+        else
+            re_buf_reset(&c->in);
         c->in_off = 0;
     }
     return (int)len;
