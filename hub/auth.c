@@ -29,6 +29,28 @@ static int resolve_user(sqlite3 *db, struct http_peer *peer)
     return r;
 }
 
+/* An agent's certificate must be its cluster's current one. */
+static int resolve_cluster(sqlite3 *db, struct http_peer *peer)
+{
+    sqlite3_stmt *st = NULL;
+    int r = -RE_EUNAUTH;
+    if (sqlite3_prepare_v2(db, "SELECT cert_serial, revoked FROM clusters WHERE name = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -RE_EDB;
+    sqlite3_bind_text(st, 1, peer->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *serial = (const char *)sqlite3_column_text(st, 0);
+        if (sqlite3_column_int(st, 1) || !serial || strcmp(serial, peer->serial) != 0) {
+            r = -RE_EDENIED;
+        } else {
+            peer->role = ROLE_AGENT;
+            r = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
 int auth_resolve(struct hub *hub, struct http_peer *peer)
 {
     peer->role = ROLE_NONE;
@@ -36,5 +58,60 @@ int auth_resolve(struct hub *hub, struct http_peer *peer)
         return -RE_EUNAUTH;
     if (strcmp(peer->kind, "user") == 0)
         return resolve_user(hub->db, peer);
+    if (strcmp(peer->kind, "cluster") == 0)
+        return resolve_cluster(hub->db, peer);
     return -RE_EUNAUTH;
+}
+
+int auth_identity(char *out, size_t size, const struct http_peer *peer)
+{
+    return re_snprintf(out, size, "%s/%s", peer->kind, peer->name);
+}
+
+bool auth_has_role(const struct http_peer *peer, unsigned roles)
+{
+    return (peer->role & (int)roles) != 0;
+}
+
+bool auth_is_cluster(const struct http_peer *peer, const char *name)
+{
+    return strcmp(peer->kind, "cluster") == 0 && strcmp(peer->name, name) == 0;
+}
+
+bool auth_in_owners(const struct http_peer *peer, const cJSON *owners)
+{
+    char id[200];
+    const cJSON *o;
+    if (!cJSON_IsArray(owners) || auth_identity(id, sizeof(id), peer) < 0)
+        return false;
+    cJSON_ArrayForEach(o, owners)
+        if (cJSON_IsString(o) && strcmp(o->valuestring, id) == 0)
+            return true;
+    return false;
+}
+
+int auth_owns_namespace(sqlite3 *db, const struct http_peer *peer, const char *ns, bool *out)
+{
+    sqlite3_stmt *st = NULL;
+    char id[200];
+    int r = 0;
+    bool owns = false;
+    if (auth_identity(id, sizeof(id), peer) < 0) {
+        *out = false;
+        return 0;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM namespaces n, json_each(n.owners) o"
+                           " WHERE n.name = ? AND o.value = ?", -1, &st, NULL) != SQLITE_OK)
+        return -RE_EDB;
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        owns = true;
+    else if (rc != SQLITE_DONE)
+        r = -RE_EDB;
+    sqlite3_finalize(st);
+    if (r == 0)
+        *out = owns;
+    return r;
 }

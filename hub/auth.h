@@ -2,6 +2,10 @@
 #ifndef HUB_AUTH_H
 #define HUB_AUTH_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
 #include "http.h"
 
 /* Resolves peer->role from the database for an authenticated peer: users by
@@ -9,5 +13,18 @@
  * the identity's current one and the identity not revoked: otherwise
  * -RE_EDENIED (revoked or replaced) or -RE_EUNAUTH (unknown identity). */
 int auth_resolve(struct hub *hub, struct http_peer *peer);
+
+/* "user/admin" or "cluster/store-1" into out; -RE_ETOOBIG if it does not fit. */
+int auth_identity(char *out, size_t size, const struct http_peer *peer);
+/* True when peer's role is one of roles (a bitmask of enum hub_role). */
+bool auth_has_role(const struct http_peer *peer, unsigned roles);
+/* An agent may touch only its own cluster: true when peer is cluster/<name>. */
+bool auth_is_cluster(const struct http_peer *peer, const char *name);
+/* True when the JSON array owners holds peer's identity. */
+bool auth_in_owners(const struct http_peer *peer, const cJSON *owners);
+/* *out = whether peer is among the owners of namespace ns (false when the
+ * namespace does not exist). 0 or -RE_EDB. */
+int auth_owns_namespace(sqlite3 *db, const struct http_peer *peer, const char *ns,
+                        bool *out);
 
 #endif

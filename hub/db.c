@@ -18,6 +18,133 @@ static const char *const migrations[] = {
     "  updated_at INTEGER NOT NULL,"
     "  updated_by TEXT NOT NULL,"
     "  version INTEGER NOT NULL DEFAULT 1);",
+
+    /* 2: the inventory (groups, clusters, namespaces, applications, policies),
+     * configuration values and the audit log. JSON-valued fields are stored
+     * as JSON text; metadata is a JSON object of string values. */
+#define COMMON_COLS \
+    "  description TEXT NOT NULL DEFAULT ''," \
+    "  metadata TEXT NOT NULL DEFAULT '{}'," \
+    "  created_at INTEGER NOT NULL," \
+    "  created_by TEXT NOT NULL," \
+    "  updated_at INTEGER NOT NULL," \
+    "  updated_by TEXT NOT NULL," \
+    "  version INTEGER NOT NULL DEFAULT 1"
+    "CREATE TABLE groups ("
+    "  id INTEGER PRIMARY KEY,"
+    "  path TEXT NOT NULL UNIQUE,"
+    "  parent_id INTEGER REFERENCES groups(id),"
+    "  depth INTEGER NOT NULL,"
+    COMMON_COLS ");"
+    "CREATE INDEX groups_parent ON groups(parent_id);"
+    "CREATE INDEX groups_created ON groups(created_at, id);"
+    "CREATE TABLE clusters ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  timezone TEXT NOT NULL DEFAULT '',"
+    "  cert_serial TEXT,"
+    "  revoked INTEGER NOT NULL DEFAULT 0,"
+    COMMON_COLS ");"
+    "CREATE INDEX clusters_created ON clusters(created_at, id);"
+    "CREATE TABLE cluster_groups ("
+    "  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,"
+    "  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (cluster_id, group_id)) WITHOUT ROWID;"
+    "CREATE INDEX cluster_groups_group ON cluster_groups(group_id, cluster_id);"
+    "CREATE TABLE namespaces ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  owners TEXT NOT NULL DEFAULT '[]',"
+    "  expression TEXT NOT NULL DEFAULT '',"
+    "  quota TEXT NOT NULL DEFAULT '{}',"
+    "  network TEXT NOT NULL DEFAULT '{}',"
+    COMMON_COLS ");"
+    "CREATE INDEX namespaces_created ON namespaces(created_at, id);"
+    "CREATE TABLE applications ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  namespace TEXT NOT NULL REFERENCES namespaces(name),"
+    "  owner TEXT NOT NULL DEFAULT '',"
+    "  source TEXT NOT NULL DEFAULT '{}',"
+    "  versions TEXT NOT NULL DEFAULT '[]',"
+    COMMON_COLS ");"
+    "CREATE INDEX applications_namespace ON applications(namespace);"
+    "CREATE INDEX applications_created ON applications(created_at, id);"
+    "CREATE TABLE policies ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  yaml TEXT NOT NULL DEFAULT '',"
+    "  expression TEXT NOT NULL DEFAULT '',"
+    "  namespaces TEXT NOT NULL DEFAULT '[]',"
+    COMMON_COLS ");"
+    "CREATE INDEX policies_created ON policies(created_at, id);"
+    "CREATE TABLE group_config ("
+    "  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  updated_by TEXT NOT NULL,"
+    "  PRIMARY KEY (group_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE cluster_config ("
+    "  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  updated_by TEXT NOT NULL,"
+    "  PRIMARY KEY (cluster_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  entity TEXT NOT NULL,"
+    "  entity_id INTEGER,"
+    "  name TEXT NOT NULL,"
+    "  before TEXT,"
+    "  after TEXT);"
+    "CREATE INDEX audit_entity ON audit(entity, name);"
+    "CREATE INDEX audit_actor ON audit(actor);"
+    "CREATE INDEX audit_at ON audit(at);",
+#undef COMMON_COLS
+
+    /* 3: enrollment (enroll.c): one-time codes (the secret only as a keyed
+     * hash), failed attempts by source address for rate limiting, and the
+     * log of every certificate issued through enrollment and renewal. */
+    "CREATE TABLE enroll_codes ("
+    "  id TEXT PRIMARY KEY,"
+    "  secret_hash TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  role TEXT,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  used_at INTEGER,"
+    "  used_from TEXT,"
+    "  cert_serial TEXT,"
+    "  failed_attempts INTEGER NOT NULL DEFAULT 0,"
+    "  locked INTEGER NOT NULL DEFAULT 0,"
+    "  cancelled_at INTEGER);"
+    "CREATE INDEX enroll_codes_identity ON enroll_codes(kind, name);"
+    "CREATE TABLE enroll_failures ("
+    "  id INTEGER PRIMARY KEY,"
+    "  addr TEXT NOT NULL,"
+    "  code_id TEXT,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX enroll_failures_addr ON enroll_failures(addr, at);"
+    "CREATE INDEX enroll_failures_at ON enroll_failures(at);"
+    "CREATE TABLE issued_certs ("
+    "  serial TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  identity TEXT NOT NULL,"
+    "  how TEXT NOT NULL,"
+    "  issued_at INTEGER NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  revoked INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_at INTEGER);"
+    "CREATE INDEX issued_certs_identity ON issued_certs(kind, name);",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -33,6 +160,24 @@ int db_err(int rc)
     case SQLITE_IOERR: return -RE_EIO;
     default: return -RE_EDB;
     }
+}
+
+#define IDSET_TYPE "re_idset"
+
+static void sql_in_idset(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const struct db_idset *set = sqlite3_value_pointer(argv[0], IDSET_TYPE);
+    (void)argc;
+    if (!set) {
+        sqlite3_result_error(ctx, "re_in_idset: no set bound", -1);
+        return;
+    }
+    sqlite3_result_int(ctx, set->test(set->ctx, sqlite3_value_int64(argv[1])) ? 1 : 0);
+}
+
+int db_bind_idset(sqlite3_stmt *st, int index, const struct db_idset *set)
+{
+    return db_err(sqlite3_bind_pointer(st, index, (void *)set, IDSET_TYPE, NULL));
 }
 
 int db_exec(sqlite3 *db, const char *sql)
@@ -92,6 +237,11 @@ int db_open(sqlite3 **out, const char *path)
         (r = db_exec(db, "PRAGMA foreign_keys=ON")) < 0 ||
         (r = migrate(db)) < 0)
         goto out;
+    if (sqlite3_create_function(db, "re_in_idset", 2, SQLITE_UTF8, NULL, sql_in_idset,
+                                NULL, NULL) != SQLITE_OK) {
+        r = -RE_EDB;
+        goto out;
+    }
     *out = db;
     db = NULL;
 out:

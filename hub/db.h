@@ -2,6 +2,8 @@
 #ifndef HUB_DB_H
 #define HUB_DB_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sqlite3.h>
 
 /* Opens (creating if needed) the database, WAL mode, foreign keys on,
@@ -19,5 +21,14 @@ void db_rollback(sqlite3 *db);
 int db_exec(sqlite3 *db, const char *sql);
 /* Maps a SQLite result code to a negative RE error. */
 int db_err(int sqlite_rc);
+
+/* A set of row ids decided in C (e.g. an expression evaluated over the fleet
+ * index) that SQL can test: `WHERE re_in_idset(?1, id)`, with the set bound
+ * by db_bind_idset. The set must outlive the statement's use. */
+struct db_idset {
+    bool (*test)(void *ctx, int64_t id);
+    void *ctx;
+};
+int db_bind_idset(sqlite3_stmt *st, int index, const struct db_idset *set);
 
 #endif

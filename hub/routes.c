@@ -4,9 +4,19 @@
 
 extern const struct route server_routes[];
 extern const struct route git_routes[];          /* gitserve.c */
+extern const struct route inventory_routes[];    /* inventory.c */
+extern const struct route config_routes[];       /* api_config.c */
+extern const struct route import_routes[];       /* api_import.c */
+extern const struct route audit_routes[];        /* audit.c */
+extern const struct route enroll_routes[];       /* api_enroll.c */
 
 const struct route *const hub_route_tables[] = {
     server_routes,
     git_routes,
+    inventory_routes,
+    config_routes,
+    import_routes,
+    audit_routes,
+    enroll_routes,
     NULL,
 };

@@ -1,0 +1,38 @@
+/* api_config.h - configuration values on groups and clusters, and a
+ * cluster's effective configuration.
+ *
+ * Groups are addressed by id or by their percent-encoded path as one URL
+ * segment (/api/v1/groups/%2Fstores%2Fcentral/config/tax-rate), since paths
+ * hold '/'.
+ *   GET    /api/v1/groups/{id}/config            -> {"group": path, "values": {k: v}}
+ *   PUT    /api/v1/groups/{id}/config/{key}      {"value": "..."} -> 201 new / 200 replaced
+ *   DELETE /api/v1/groups/{id}/config/{key}      -> 204, 404 when unset
+ *   PUT/DELETE /api/v1/clusters/{name}/config/{key}   the same on a cluster
+ *   GET    /api/v1/clusters/{name}/config        -> the effective configuration:
+ *     {"cluster": name,
+ *      "values": {"key": {"value": "v", "source": "/stores/central" or "cluster"}},
+ *      "conflicts": [{"key": k, "depth": 2,
+ *                     "candidates": [{"source": "/rings/beta", "value": "a"}, ...]}]}
+ * Merge: over every group the cluster is in and all their ancestors, from the
+ * root down (depth 1, 2, ...), the deepest group setting a key wins; the
+ * cluster's own value wins over all. When groups of that deepest depth
+ * disagree, the key is not resolved: it is left out of "values" and listed
+ * under "conflicts" (a deeper group or the cluster setting it resolves it).
+ * Keys: 1-253 of A-Z a-z 0-9 . _ - ; values: text without control characters
+ * other than newline and tab, up to 4096 bytes, stored exactly.
+ */
+#ifndef HUB_API_CONFIG_H
+#define HUB_API_CONFIG_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include "routes.h"
+
+/* The effective configuration of cluster id, as above. 0, -RE_ENOENT,
+ * -RE_EDB or -RE_ENOMEM; *out is a new object on success. */
+int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out);
+
+extern const struct route config_routes[];
+
+#endif
