@@ -294,6 +294,29 @@ static cJSON *build_body(const struct ctl_resource *res, const struct ctl_args *
         *changed = true;
     }
     it = 0;
+    while (ctl_arg_iter(a, "set-file", &it, &v)) {
+        const char *eq = strchr(v, '=');
+        struct re_buf text;
+        int r;
+        if (!eq || eq == v || !eq[1]) {
+            usage_error("--set-file needs FIELD=FILE, got '%s'", v);
+            goto fail;
+        }
+        re_buf_init(&text, CTL_MAX_INPUT);
+        if ((r = re_read_file(&text, eq + 1)) < 0) {
+            fprintf(stderr, "error: cannot read '%s': %s\n", eq + 1, re_strerror(r));
+            re_buf_release(&text);
+            goto fail;
+        }
+        cJSON *s = cJSON_CreateString(text.ptr ? text.ptr : "");
+        re_buf_release(&text);
+        if (!s || json_set_path(root, v, (size_t)(eq - v), s) < 0) {
+            usage_error("--set-file %s: bad field name", v);
+            goto fail;
+        }
+        *changed = true;
+    }
+    it = 0;
     while (ctl_arg_iter(a, "metadata", &it, &v)) {
         const char *eq = strchr(v, '=');
         cJSON *md = object_member(root, "metadata", false);
@@ -529,10 +552,22 @@ static int print_change(struct ctl *c, const cJSON *v, const char *verb,
                         const struct ctl_resource *res, const char *name, const struct ctl_args *a)
 {
     if (ctl_flag(a, "dry-run")) {
-        if (c->format == CTL_FMT_TABLE)
-            fputs("dry run: nothing was changed\n", stderr);
-        if (v)
+        if (c->format != CTL_FMT_TABLE || !cJSON_IsObject(v))
             return print_value(c, v);
+        /* {"dry_run": true, "status": N, "result": {...}, preview...} */
+        fputs("dry run: nothing was changed\n", stderr);
+        printf("would be %s: %s '", verb, res->singular);
+        ctl_print_safe(stdout, name ? name : "?");
+        fputs("'\n", stdout);
+        cJSON *rest = cJSON_Duplicate(v, 1);
+        if (rest) {
+            cJSON_DeleteItemFromObjectCaseSensitive(rest, "dry_run");
+            cJSON_DeleteItemFromObjectCaseSensitive(rest, "status");
+            cJSON_DeleteItemFromObjectCaseSensitive(rest, "result");
+            if (rest->child)
+                ctl_print_object(stdout, rest);
+            cJSON_Delete(rest);
+        }
         return CTL_OK;
     }
     if (c->format != CTL_FMT_TABLE)
@@ -592,7 +627,7 @@ static int cmd_update(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
     if (!(body = build_body(res, a, NULL, &changed)))
         goto out;
     if (!changed) {
-        fputs("error: nothing to change: give --set, --metadata, --group, --expression or -f\n",
+        fputs("error: nothing to change: give --set, --set-file, --metadata, --group, --expression or -f\n",
               stderr);
         goto out;
     }
@@ -1035,7 +1070,7 @@ out:
 
 #define LIST_OPTS "limit search group expression metadata orderby all next"
 #define APP_LIST_OPTS LIST_OPTS " namespace"
-#define CHANGE_OPTS "set metadata group expression file dry-run"
+#define CHANGE_OPTS "set set-file metadata group expression file dry-run"
 
 #define RESOURCE_CMDS(R, NOUN, ID, A_SING, LOPTS)                                                   \
     { NOUN " list", "", 0, 0, LOPTS, NULL, "list " NOUN " (one page; --all for every page)", \

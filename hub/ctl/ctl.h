@@ -31,7 +31,7 @@ struct ctl_optdef {
     char shrt;                       /* short letter or 0 */
     unsigned flags;
     const char *metavar;             /* "N", "FILE" for options with a value */
-    const char *help;
+    const char *help;                /* "for lists||for changes" when it differs */
 };
 
 /* Every option any command accepts; terminated by a NULL name. */

@@ -72,16 +72,21 @@ static bool is_group_word(const char *w)
     return false;
 }
 
-static void print_option(FILE *f, const struct ctl_optdef *d)
+/* list: the command lists things (options filter) rather than changes them. */
+static void print_option(FILE *f, const struct ctl_optdef *d, bool list)
 {
     char left[64];
+    const char *help = d->help, *alt = strstr(help, "||");
+    int n = alt ? (list ? (int)(alt - help) : (int)strlen(alt + 2)) : (int)strlen(help);
+    if (alt && !list)
+        help = alt + 2;
     if (d->shrt)
         re_snprintf(left, sizeof(left), "-%c, --%s%s%s", d->shrt, d->name, d->metavar ? " " : "",
                     d->metavar ? d->metavar : "");
     else
         re_snprintf(left, sizeof(left), "    --%s%s%s", d->name, d->metavar ? " " : "",
                     d->metavar ? d->metavar : "");
-    fprintf(f, "  %-28s %s\n", left, d->help);
+    fprintf(f, "  %-28s %.*s\n", left, n, help);
 }
 
 static void print_globals(FILE *f)
@@ -89,7 +94,7 @@ static void print_globals(FILE *f)
     fputs("\nglobal options:\n", f);
     for (const struct ctl_optdef *d = ctl_options; d->name; d++)
         if (word_in(GLOBAL_OPTS, d->name))
-            print_option(f, d);
+            print_option(f, d, false);
 }
 
 static void print_cmd_line(FILE *f, const struct ctl_cmd *cmd)
@@ -128,6 +133,9 @@ static void print_group_help(FILE *f, const char *group)
 static void print_cmd_help(FILE *f, const struct ctl_cmd *cmd)
 {
     bool any = false;
+    size_t wl = strlen(cmd->words);
+    bool list = (wl > 5 && strcmp(cmd->words + wl - 5, " list") == 0) ||
+                strcmp(cmd->words, "audit") == 0;
     fprintf(f, "usage: resedgectl %s%s%s [options]\n\n%s\n", cmd->words, *cmd->usage ? " " : "",
             cmd->usage, cmd->summary);
     for (const struct ctl_optdef *d = ctl_options; d->name; d++) {
@@ -136,7 +144,7 @@ static void print_cmd_help(FILE *f, const struct ctl_cmd *cmd)
         if (!any)
             fputs("\noptions:\n", f);
         any = true;
-        print_option(f, d);
+        print_option(f, d, list);
     }
     if (cmd->required && *cmd->required)
         fprintf(f, "\nrequired: --%s\n", cmd->required);

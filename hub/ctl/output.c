@@ -491,6 +491,21 @@ void ctl_print_object(FILE *f, const cJSON *obj)
         struct re_buf b;
         if (!m->string || array_of_objects(m))
             continue;
+        if (cJSON_IsString(m) && strchr(m->valuestring, '\n')) {
+            /* Multi-line text (a manifest, a diff) as an indented block. */
+            ctl_print_safe(f, m->string);
+            fputs(":\n", f);
+            for (const char *p = m->valuestring; *p;) {
+                size_t n = strcspn(p, "\n");
+                char *line = re_str_dup((struct re_str){ p, n });
+                fputs("  ", f);
+                ctl_print_safe(f, line ? line : "");
+                fputc('\n', f);
+                free(line);
+                p += n + (p[n] == '\n');
+            }
+            continue;
+        }
         re_buf_init(&b, CELL_BUF_MAX);
         /* Whole values here, not cut: this is the one place to read them. */
         if (cell_value(&b, m, 0, true) == 0) {

@@ -8,8 +8,8 @@ _resedgectl_cmd_opts() {
     case "$1" in
         "apps list") echo "--limit --search --namespace --metadata --orderby --all --next" ;;
         *" list") echo "--limit --search --group --expression --metadata --orderby --all --next" ;;
-        *" create") echo "--set --metadata --group --expression --file -f --dry-run" ;;
-        *" update") echo "--set --metadata --group --expression --file -f --if-match --dry-run" ;;
+        *" create") echo "--set --set-file --metadata --group --expression --file -f --dry-run" ;;
+        *" update") echo "--set --set-file --metadata --group --expression --file -f --if-match --dry-run" ;;
         *" delete") echo "--cascade --dry-run --if-match" ;;
         "clusters import"|"config set"|"config unset") echo "--dry-run" ;;
         "clusters enroll-code") echo "--ttl" ;;
@@ -54,13 +54,13 @@ _resedgectl() {
             COMPREPLY=($(compgen -W "admin operator appteam technician" -- "$cur")); return ;;
         --ttl)
             COMPREPLY=($(compgen -W "30m 1h 24h 7d" -- "$cur")); return ;;
-        --hub|--limit|--search|--namespace|--group|--expression|--metadata|--orderby|--next|--set|--if-match|--entity|--actor|--code|--ca-fingerprint|--to)
+        --hub|--limit|--search|--namespace|--group|--expression|--metadata|--orderby|--next|--set|--if-match|--set-file|--entity|--actor|--code|--ca-fingerprint|--to)
             return ;;
     esac
 
     # The positional words so far, skipping options and their values;
     # connection options are kept to reach the same hub for names.
-    local i w pos=() conn=() takes_value=" --config --hub --ca --cert --key --output -o --limit --search --group --expression --metadata --orderby --namespace --next --set --file -f --if-match --entity --actor --ttl --role --code --ca-fingerprint --to "
+    local i w pos=() conn=() takes_value=" --config --hub --ca --cert --key --output -o --limit --search --group --expression --metadata --orderby --namespace --next --set --set-file --file -f --if-match --entity --actor --ttl --role --code --ca-fingerprint --to "
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         if [[ $w == -* ]]; then
