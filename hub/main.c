@@ -4,10 +4,12 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "conf.h"
 #include "db.h"
 #include "error.h"
 #include "fsutil.h"
@@ -70,10 +72,16 @@ static const char usage_issue[] =
     "enroll with a one-time code instead. Roles: admin, operator, appteam,\n"
     "technician. The hub may be running.\n";
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
+static int usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *usage, const char *fmt, ...)
 {
+    va_list ap;
     fprintf(stderr, "resedge-hub: ");
-    fprintf(stderr, fmt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\n\n%s", usage);
     return EXIT_USAGE;
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# lint.sh - the ban list (functions with no bound or no error report) and cppcheck.
+set -u
+cd "$(dirname "$0")/.."
+rc=0
+src=$(git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
+banned='\b(strcpy|strcat|sprintf|vsprintf|strncpy|strtok|atoi|atol|gets)\s*\('
+if hits=$(echo "$src" | xargs grep -nE "$banned" 2>/dev/null); then
+    echo "banned functions (use re_buf, re_snprintf, re_str_to_u64):"; echo "$hits"; rc=1
+fi
+# shared/ is borrowed by every binary: it must not reach into hub/ or agent/.
+if hits=$(grep -nE '#include "(\.\./)?(hub|agent)/|#include "(server|routes|hub|agent)\.h"' shared/*.[ch]); then
+    echo "shared/ includes a daemon header:"; echo "$hits"; rc=1
+fi
+if command -v cppcheck >/dev/null; then
+    cppcheck -q --error-exitcode=1 --std=c11 --enable=warning,portability \
+        --suppress=missingIncludeSystem --inline-suppr -Ishared -Ihub \
+        shared hub agent 2>&1 || rc=1
+else
+    echo "cppcheck not installed: skipped (apt-get install cppcheck)"; rc=1
+fi
+[ $rc -eq 0 ] && echo "lint: clean"
+exit $rc
