@@ -112,3 +112,28 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- packaging ----
+# `make deb`: resedge-hub and resedge-agent .deb packages in build/deb/ (from
+# $(BIN), so `make SANITIZE=1 deb` packages the sanitized build).
+# `make install-units`: systemd units, man pages and /etc/resedge/agent.conf
+# (kept if present) under DESTDIR; units go to /lib/systemd/system when
+# PREFIX=/usr, else PREFIX/lib/systemd/system, with ExecStart= in PREFIX/bin.
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+MANDIR  ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+.PHONY: deb install-units
+deb: $(PROGS)
+	bash packaging/build-deb.sh --bin $(BIN) --out build/deb --version $(VERSION)
+
+install-units:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)/resedge
+	for u in resedge-hub resedge-agent; do \
+	  sed 's|/usr/bin/|$(PREFIX)/bin/|g' packaging/systemd/$$u.service >$(DESTDIR)$(UNITDIR)/$$u.service && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; done
+	install -m 0644 packaging/man/resedge-hub.1 packaging/man/resedge-agent.1 \
+	  packaging/man/resedgectl.1 $(DESTDIR)$(MANDIR)/man1/
+	test -e $(DESTDIR)$(SYSCONFDIR)/resedge/agent.conf || \
+	  install -m 0644 packaging/etc/agent.conf $(DESTDIR)$(SYSCONFDIR)/resedge/agent.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/resedge/hub.env || \
+	  install -m 0644 packaging/etc/hub.env $(DESTDIR)$(SYSCONFDIR)/resedge/hub.env
