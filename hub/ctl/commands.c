@@ -24,10 +24,12 @@ static const struct ctl_column group_cols[] = {
 static const struct ctl_column cluster_cols[] = {
     { "NAME", "name", 0 },
     { "GROUPS", "groups", 0 },
-    { "STATUS", "status|state|online", 0 },
-    { "DESIRED", "desired_revision|desired|revision", CTL_COL_SHORT },
-    { "APPLIED", "applied_revision|applied", CTL_COL_SHORT },
-    { "LAST SEEN", "last_seen", CTL_COL_TIME },
+    /* Check-in state may be inline or under "status"; a string "status" wins
+     * over the nested path because a string has no members. */
+    { "STATUS", "status.status|status|state", 0 },
+    { "DESIRED", "desired_revision|status.desired_revision|revision|gitops.revision", CTL_COL_SHORT },
+    { "APPLIED", "applied_revision|status.applied_revision", CTL_COL_SHORT },
+    { "LAST SEEN", "last_seen|status.last_seen", CTL_COL_TIME },
     { NULL, NULL, 0 },
 };
 static const struct ctl_column namespace_cols[] = {
@@ -821,6 +823,7 @@ static int cmd_import(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
         goto out;
     }
     if (re_buf_append_str(&path, "/api/v1/clusters:import") < 0 ||
+        (ctl_flag(a, "create-groups") && ctl_query_add(&path, "create_groups", "true") < 0) ||
         (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0)) {
         ret = oom();
         goto out;
@@ -842,10 +845,16 @@ static int cmd_import(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
         ret = print_value(c, v);
         goto out;
     }
-    const cJSON *n = ctl_field(v, "imported|created|count");
-    if (cJSON_IsNumber(n))
-        printf("imported %lld clusters from '%s'\n", (long long)n->valuedouble, file);
-    else
+    const cJSON *n = ctl_field(v, "created|imported|count");
+    const cJSON *g = ctl_field(v, "groups_created");
+    if (cJSON_IsNumber(n)) {
+        printf("imported %lld clusters from '", (long long)n->valuedouble);
+        ctl_print_safe(stdout, file);
+        fputc('\'', stdout);
+        if (cJSON_IsNumber(g) && g->valuedouble > 0)
+            printf(" (%lld groups created)", (long long)g->valuedouble);
+        fputc('\n', stdout);
+    } else
         print_value(c, v);
 out:
     cJSON_Delete(v);
@@ -1087,8 +1096,9 @@ out:
 const struct ctl_cmd ctl_cmds[] = {
     RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS),
     RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS),
-    { "clusters import", "FILE", 1, 1, "dry-run", NULL,
-      "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed)",
+    { "clusters import", "FILE", 1, 1, "create-groups dry-run", NULL,
+      "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed). "
+      "CSV columns: name, groups (a;b), metadata (k=v;k=v), metadata.KEY, description, timezone",
       cmd_import, &res_clusters, NULL, NULL, NULL, NULL, NULL, false },
     { "clusters enroll-code", "NAME", 1, 1, "ttl", NULL,
       "make a one-time code for a store's agent to enroll with", cmd_call, &res_clusters, "POST",
@@ -1098,6 +1108,9 @@ const struct ctl_cmd ctl_cmds[] = {
       &res_clusters, "POST", "/api/v1/clusters/{1}/revoke", NULL,
       "revoked the certificate of cluster '{1}'; enroll it again with 'resedgectl clusters "
       "enroll-code {1}'", NULL, false },
+    { "clusters status", "NAME", 1, 1, "", NULL,
+      "show what the cluster's agent last reported: online, revisions, versions, labels",
+      cmd_call, &res_clusters, "GET", "/api/v1/clusters/{1}/status", NULL, NULL, NULL, false },
     { "clusters history", "NAME", 1, 1, "limit all next", NULL,
       "list the commits of the cluster's GitOps branch", cmd_list, &res_history, NULL,
       "/api/v1/clusters/{1}/history", NULL, NULL, history_cols, false },

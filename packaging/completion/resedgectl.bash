@@ -11,7 +11,8 @@ _resedgectl_cmd_opts() {
         *" create") echo "--set --set-file --metadata --group --expression --file -f --dry-run" ;;
         *" update") echo "--set --set-file --metadata --group --expression --file -f --if-match --dry-run" ;;
         *" delete") echo "--cascade --dry-run --if-match" ;;
-        "clusters import"|"config set"|"config unset") echo "--dry-run" ;;
+        "clusters import") echo "--create-groups --dry-run" ;;
+        "config set"|"config unset") echo "--dry-run" ;;
         "clusters enroll-code") echo "--ttl" ;;
         "clusters history") echo "--limit --all --next" ;;
         "clusters revert") echo "--to --dry-run" ;;
@@ -24,7 +25,7 @@ _resedgectl_cmd_opts() {
 _resedgectl_subcommands() {
     case "$1" in
         groups|namespaces|policies) echo "list get create update delete" ;;
-        clusters) echo "list get create update delete import enroll-code revoke history revert unpin files" ;;
+        clusters) echo "list get create update delete import enroll-code revoke status history revert unpin files" ;;
         apps) echo "list get create update delete status" ;;
         users) echo "add enroll-code revoke" ;;
     esac

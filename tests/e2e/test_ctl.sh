@@ -133,6 +133,12 @@ rc=0; err=$(ctl clusters import "$T/bad.csv" 2>&1) || rc=$?
 check_eq "an import with a bad line exits 1" "$rc" 1
 check_match "... naming the line" "$err" "line [0-9]+"
 check_not "... and imports nothing" ctl clusters get store-0010
+printf 'name,groups,metadata.format\nstore-0020,/stores/west/ca;/rings/beta,kiosk\nstore-0021,/stores/west/ca,\n' >"$T/good.csv"
+check_not "an import naming a missing group fails" ctl clusters import "$T/good.csv"
+check_match "import --create-groups" "$(ctl clusters import "$T/good.csv" --create-groups)" "imported 2 clusters .* groups created"
+check_match "... the imported cluster has its groups and metadata" "$(ctl clusters get store-0020 -o json)" '"format": "kiosk"'
+echo '[{"name": "store-0030", "groups": ["/stores/west/ca"]}]' >"$T/good.json"
+check_match "import JSON" "$(ctl clusters import "$T/good.json")" "imported 1 clusters"
 rc=0; ctl clusters import "$T/x.txt" >/dev/null 2>&1 || rc=$?
 check_eq "an import file that is neither .json nor .csv exits 64" "$rc" 64
 
