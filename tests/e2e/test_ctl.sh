@@ -180,6 +180,19 @@ rc=0; err=$("$CTL" --config "$CTL_CONF" --cert "$T/other.crt" --key "$T/other.ke
 check_eq "a certificate from another CA is refused (exit 1)" "$rc" 1
 check_match "... with a hint about the certificate" "$err" "client certificate"
 
+# roles: the same CLI with a technician's certificate
+if issue_user tech technician; then
+    tctl() { "$CTL" --config "$CTL_CONF" --cert "$T/tech.crt" --key "$T/tech.key" "$@"; }
+    check "a technician creates a store" tctl clusters create store-0040 --group /stores/central
+    rc=0; err=$(tctl groups create /stores/east 2>&1) || rc=$?
+    check_eq "a technician may not create a group (exit 1)" "$rc" 1
+    check_match "... and is told so" "$err" "^error: "
+    rc=0; tctl audit >/dev/null 2>&1 || rc=$?
+    check_eq "a technician may not read the audit log (exit 1)" "$rc" 1
+else
+    not_ok "resedge-hub issue-cert for a technician"
+fi
+
 # enrollment codes and login, once the hub has them
 if ! skip_if_no_route "users add + login" POST /api/v1/users; then
     out=$(ctl users add alice --role operator -o json)
