@@ -335,6 +335,48 @@ check_eq "... re-enrolls them" "$st" 201
 st=$(ust "$T/alice2" "$HUB_URL/api/v1/clusters")
 check_eq "... with their role" "$st" 200
 
+# ---- the real clients: resedgectl and resedge-agent -----------------------------------
+acurl -o /dev/null -X POST -d '{"name":"store-e"}' "$HUB_URL/api/v1/clusters"
+if ctl clusters enroll-code store-e --ttl 1h -o json >"$T/e.json" 2>"$T/e.err"; then
+    ok "resedgectl clusters enroll-code -o json"
+    CODE=$(jq -r .code "$T/e.json")
+    # The agent refuses a wrong fingerprint and writes nothing (the code is not spent).
+    bad_fp="sha256:$(printf '0%.0s' $(seq 64))"
+    check_not "resedge-agent enroll refuses a wrong CA fingerprint" \
+        "$RE_BIN/resedge-agent" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$bad_fp" \
+        --state-dir "$T/agent-bad"
+    check_not "... and writes nothing" test -n "$(ls -A "$T/agent-bad" 2>/dev/null)"
+    # A hub whose CA does not match the fingerprint given.
+    HUB2=$T/hub2; PORT2=$(free_port)
+    "$RE_BIN/resedge-hub" init --dir "$HUB2" --listen "127.0.0.1:$PORT2" >/dev/null 2>&1
+    "$RE_BIN/resedge-hub" serve --dir "$HUB2" >>"$T/hub2.log" 2>&1 &
+    _pids+=("$!")
+    for i in $(seq 1 100); do curl -sk -o /dev/null "https://127.0.0.1:$PORT2/healthz" && break; sleep 0.1; done
+    check_not "resedge-agent enroll refuses a hub whose CA does not match" \
+        "$RE_BIN/resedge-agent" enroll --hub "https://127.0.0.1:$PORT2" --code "$CODE" \
+        --ca-fingerprint "$FP" --state-dir "$T/agent-other"
+    check_not "... and writes nothing" test -n "$(ls -A "$T/agent-other" 2>/dev/null)"
+    check "resedge-agent enroll with the code" \
+        "$RE_BIN/resedge-agent" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$FP" \
+        --state-dir "$T/agent-e"
+    crt=$(ls "$T"/agent-e/*.crt 2>/dev/null | grep -v '/ca.crt$' | head -1)
+    key=${crt%.crt}.key
+    check "the agent's key never left the node and is mode 0600" test "$(stat -c %a "$key" 2>/dev/null)" = 600
+    [ -n "$crt" ] && echo "$crt" >>"$ISSUED"
+    check_eq "the agent's certificate reads its cluster" \
+        "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$crt" --key "$key" \
+           "$HUB_URL/api/v1/clusters/store-e")" 200
+    acurl -o "$T/body" -X POST -d '{"name":"carol","role":"appteam"}' "$HUB_URL/api/v1/users"
+    check "resedgectl login with a user code writes a working profile" \
+        "$RE_BIN/resedgectl" login --hub "$HUB_URL" --code "$(jq -r .code "$T/body")" \
+        --ca-fingerprint "$FP" --config "$T/carol/profile.conf"
+    check "... which reads the inventory as carol" \
+        "$RE_BIN/resedgectl" --config "$T/carol/profile.conf" clusters list
+    [ -f "$T/carol/profile.crt" ] && echo "$T/carol/profile.crt" >>"$ISSUED"
+else
+    not_ok "resedgectl clusters enroll-code -o json"; sed 's/^/#   /' "$T/e.err"
+fi
+
 # ---- every certificate, the audit log and /metrics -----------------------------------
 bad=0
 while read -r c; do openssl verify -CAfile "$CA" "$c" >/dev/null 2>&1 || { bad=1; diag "not verified: $c"; }; done <"$ISSUED"
