@@ -11,7 +11,8 @@ static cJSON *str_or_null(const char *s)
 }
 
 int checkin_build(struct re_buf *out, const struct agent_config *cfg,
-                  const struct agent_facts *f, const struct agent_status *st)
+                  const struct agent_facts *f, const struct agent_status *st,
+                  unsigned interval_s)
 {
     cJSON *j = cJSON_CreateObject(), *labels, *host;
     int r = -RE_ENOMEM;
@@ -43,6 +44,7 @@ int checkin_build(struct re_buf *out, const struct agent_config *cfg,
     }
     if (!cJSON_AddStringToObject(j, "agent_version", RE_VERSION) ||
         !cJSON_AddStringToObject(j, "mode", agent_mode_name(cfg->mode)) ||
+        !cJSON_AddNumberToObject(j, "interval", interval_s) ||
         !(host = cJSON_AddObjectToObject(j, "host")) ||
         !cJSON_AddStringToObject(host, "hostname", f->hostname) ||
         !cJSON_AddStringToObject(host, "boot_id", f->boot_id) ||

@@ -4,7 +4,7 @@
  *   {"identity": "<kube-system uid or configured>" | null,
  *    "kubernetes_version": "v1.32.1" | null, "node_count": 3 | null,
  *    "labels": {"k": "v", ...}            (<= 64, Kubernetes label syntax)
- *    "agent_version": "0.1.0", "mode": "none",
+ *    "agent_version": "0.1.0", "mode": "none", "interval": 60 (seconds, the agent's),
  *    "host": {"hostname", "boot_id", "disk_free_bytes", "disk_total_bytes"},
  *    "pulled_revision": "<40 hex>" | null, "applied_revision": ... | null,
  *    "apply_result": "ok" | "failed: ..." | null,
@@ -32,7 +32,8 @@ struct checkin_answer {
 
 /* The request body (compact JSON) into out. */
 int checkin_build(struct re_buf *out, const struct agent_config *cfg,
-                  const struct agent_facts *f, const struct agent_status *st);
+                  const struct agent_facts *f, const struct agent_status *st,
+                  unsigned interval_s);
 /* Parses and checks the hub's answer: garbage, wrong types, a revision that is
  * not 40 hex digits, an interval out of 1..86400, a branch that is not a safe
  * ref name or a git_url that is not https:// -> -RE_EPARSE / -RE_EINVAL with

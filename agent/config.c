@@ -198,8 +198,10 @@ int agent_config_set(struct agent_config *cfg, const char *key, const char *valu
         }
         return set_str(&cfg->state_dir, value);
     }
-    if (strcmp(key, "interval") == 0)
+    if (strcmp(key, "interval") == 0) {
+        cfg->interval_set = true;
         return set_duration(&cfg->interval_ms, key, value, 1000, 86400ull * 1000, err);
+    }
     if (strcmp(key, "apply_timeout") == 0)
         return set_duration(&cfg->apply_timeout_ms, key, value, 1000, 86400ull * 1000, err);
     if (strcmp(key, "backoff_cap") == 0)

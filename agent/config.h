@@ -43,6 +43,7 @@ struct agent_config {
     char *config_path;               /* NULL: none loaded */
     char *state_dir;
     uint64_t interval_ms;
+    bool interval_set;               /* given explicitly: wins over the hub's */
     enum agent_mode mode;
     char *identity;                  /* NULL: unset */
     struct agent_label labels[AGENT_MAX_LABELS];

@@ -43,8 +43,8 @@ static void yw_scalar(struct yw *w, const char *s)
 static void yw_literal(struct yw *w, const char *s)
 {
     yaml_event_t ev;
-    int ok = yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 0,
-                                          0, YAML_LITERAL_SCALAR_STYLE);
+    int ok = yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1,
+                                          1, YAML_LITERAL_SCALAR_STYLE);
     yw_emit(w, &ev, ok);
 }
 

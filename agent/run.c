@@ -446,7 +446,8 @@ static void checkin(struct agent *a)
                    a->cfg.mode == AGENT_MODE_FLUX || a->cfg.mode == AGENT_MODE_MIRROR, &g_stop);
     if (g_stop)
         goto out;
-    if ((r = checkin_build(&body, &a->cfg, &a->facts, &a->status)) < 0 ||
+    if ((r = checkin_build(&body, &a->cfg, &a->facts, &a->status,
+                           (unsigned)(a->interval_ms / 1000))) < 0 ||
         (r = re_buf_printf(&path, "/api/v1/clusters/%s/checkin", a->st.cluster)) < 0) {
         schedule_failure(a, 0, "cannot build the check-in request");
         goto out;
@@ -493,7 +494,10 @@ static void checkin(struct agent *a)
     a->last_error[0] = '\0';
     a->last_ok = re_time();
     backoff_reset(&a->bo);
-    a->interval_ms = ans.interval_s ? (uint64_t)ans.interval_s * 1000 : a->cfg.interval_ms;
+    /* The hub spreads its load with the interval it gives; an interval
+     * configured on the node explicitly wins. */
+    a->interval_ms = !a->cfg.interval_set && ans.interval_s ? (uint64_t)ans.interval_s * 1000
+                                                            : a->cfg.interval_ms;
     sync_desired(a);
     uint64_t wait = backoff_jitter_interval(a->interval_ms, backoff_random());
     if (resp.retry_after_s > 0 && (uint64_t)resp.retry_after_s * 1000 > wait)

@@ -145,6 +145,32 @@ static const char *const migrations[] = {
     "  revoked INTEGER NOT NULL DEFAULT 0,"
     "  revoked_at INTEGER);"
     "CREATE INDEX issued_certs_identity ON issued_certs(kind, name);",
+
+    /* 4: what each cluster's agent last reported at check-in (api_checkin.c),
+     * kept apart from admin-set metadata: reported labels, identity (the
+     * kube-system namespace UID), versions, host facts (JSON), pulled and
+     * applied revisions, apply result and Flux Kustomization states (JSON). */
+    "CREATE TABLE cluster_status ("
+    "  cluster_id INTEGER PRIMARY KEY REFERENCES clusters(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  first_seen INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  remote_addr TEXT NOT NULL DEFAULT '',"
+    "  identity TEXT,"
+    "  k8s_version TEXT,"
+    "  node_count INTEGER,"
+    "  reported_labels TEXT NOT NULL DEFAULT '{}',"
+    "  agent_version TEXT,"
+    "  mode TEXT,"
+    "  host TEXT NOT NULL DEFAULT '{}',"
+    "  pulled_revision TEXT,"
+    "  applied_revision TEXT,"
+    "  apply_result TEXT,"
+    "  kustomizations TEXT,"
+    "  interval_s INTEGER NOT NULL DEFAULT 60,"
+    "  checkins INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX cluster_status_name ON cluster_status(name);"
+    "CREATE INDEX cluster_status_last_seen ON cluster_status(last_seen);",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

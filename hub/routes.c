@@ -9,6 +9,7 @@ extern const struct route config_routes[];       /* api_config.c */
 extern const struct route import_routes[];       /* api_import.c */
 extern const struct route audit_routes[];        /* audit.c */
 extern const struct route enroll_routes[];       /* api_enroll.c */
+extern const struct route checkin_routes[];      /* api_checkin.c */
 
 const struct route *const hub_route_tables[] = {
     server_routes,
@@ -18,5 +19,6 @@ const struct route *const hub_route_tables[] = {
     import_routes,
     audit_routes,
     enroll_routes,
+    checkin_routes,
     NULL,
 };

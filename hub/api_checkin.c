@@ -1,0 +1,589 @@
+/* api_checkin.c - agents' check-ins: validates and records what an agent
+ * reports (cluster_status) and tells it which revision to run. */
+#include <string.h>
+#include <cjson/cJSON.h>
+#include <git2.h>
+#include "api_checkin.h"
+#include "auth.h"
+#include "clock.h"
+#include "db.h"
+#include "error.h"
+#include "http.h"
+#include "hub.h"
+#include "json.h"
+#include "log.h"
+#include "validate.h"
+
+/* ---- validation ---- */
+
+struct report {
+    const char *identity, *k8s_version, *agent_version, *mode;
+    long long node_count;            /* -1: null */
+    long long interval_s;            /* 0: not given */
+    const char *pulled, *applied, *apply_result;
+    char *labels;                    /* JSON text (malloc) */
+    char *host;
+    char *kustomizations;            /* JSON text or NULL */
+};
+
+static bool printable(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool hex40(const char *s)
+{
+    if (strlen(s) != 40)
+        return false;
+    for (size_t i = 0; i < 40; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Optional string field: absent or null leaves *out NULL. */
+static int opt_string(struct http_exchange *x, const cJSON *j, const char *key, size_t max,
+                      const char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v) || !printable(v->valuestring, max)) {
+        http_response_error(&x->res, 400, "invalid", key,
+                            "'%s' must be a string of at most %zu printable characters", key,
+                            max);
+        return -RE_EINVAL;
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+static int opt_int(struct http_exchange *x, const cJSON *j, const char *key, long long max,
+                   long long *out, long long dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    *out = dflt;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max ||
+        v->valuedouble != (double)(long long)v->valuedouble) {
+        http_response_error(&x->res, 400, "invalid", key,
+                            "'%s' must be a whole number from 0 to %lld", key, max);
+        return -RE_EINVAL;
+    }
+    *out = (long long)v->valuedouble;
+    return 0;
+}
+
+static int opt_rev(struct http_exchange *x, const cJSON *j, const char *key, const char **out)
+{
+    int r = opt_string(x, j, key, 40, out);
+    if (r == 0 && *out && !hex40(*out)) {
+        http_response_error(&x->res, 400, "invalid", key,
+                            "'%s' must be a commit id (40 lowercase hex digits) or null", key);
+        return -RE_EINVAL;
+    }
+    return r;
+}
+
+static char *print_json(const cJSON *j)
+{
+    return cJSON_PrintUnformatted(j);
+}
+
+static int check_labels(struct http_exchange *x, const cJSON *j, struct report *rep)
+{
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(j, "labels"), *l;
+    int n = 0;
+    if (!labels || cJSON_IsNull(labels)) {
+        rep->labels = strdup("{}");
+        return rep->labels ? 0 : -RE_ENOMEM;
+    }
+    if (!cJSON_IsObject(labels)) {
+        http_response_error(&x->res, 400, "invalid", "labels", "'labels' must be an object");
+        return -RE_EINVAL;
+    }
+    cJSON_ArrayForEach(l, labels) {
+        if (++n > CHECKIN_MAX_LABELS) {
+            http_response_error(&x->res, 400, "invalid", "labels",
+                                "at most %d labels", CHECKIN_MAX_LABELS);
+            return -RE_EINVAL;
+        }
+        if (!l->string || !l->string[0] || !printable(l->string, 253) || !cJSON_IsString(l) ||
+            !printable(l->valuestring, 63)) {
+            http_response_error(&x->res, 400, "invalid", "labels",
+                                "label keys are 1 to 253 and values at most 63 printable "
+                                "characters, values strings");
+            return -RE_EINVAL;
+        }
+    }
+    rep->labels = print_json(labels);
+    return rep->labels ? 0 : -RE_ENOMEM;
+}
+
+static int check_host(struct http_exchange *x, const cJSON *j, struct report *rep)
+{
+    const cJSON *host = cJSON_GetObjectItemCaseSensitive(j, "host");
+    cJSON *clean = cJSON_CreateObject();
+    const char *s;
+    long long v;
+    int r = -RE_EINVAL;
+    if (!clean)
+        return -RE_ENOMEM;
+    if (host && !cJSON_IsNull(host)) {
+        if (!cJSON_IsObject(host)) {
+            http_response_error(&x->res, 400, "invalid", "host", "'host' must be an object");
+            goto out;
+        }
+        /* Only the known facts are kept. */
+        if (opt_string(x, host, "hostname", 255, &s) < 0)
+            goto out;
+        if (s)
+            cJSON_AddStringToObject(clean, "hostname", s);
+        if (opt_string(x, host, "boot_id", 64, &s) < 0)
+            goto out;
+        if (s)
+            cJSON_AddStringToObject(clean, "boot_id", s);
+        if (opt_int(x, host, "disk_free_bytes", (1LL << 53), &v, -1) < 0)
+            goto out;
+        if (v >= 0)
+            cJSON_AddNumberToObject(clean, "disk_free_bytes", (double)v);
+        if (opt_int(x, host, "disk_total_bytes", (1LL << 53), &v, -1) < 0)
+            goto out;
+        if (v >= 0)
+            cJSON_AddNumberToObject(clean, "disk_total_bytes", (double)v);
+    }
+    rep->host = print_json(clean);
+    r = rep->host ? 0 : -RE_ENOMEM;
+out:
+    cJSON_Delete(clean);
+    return r;
+}
+
+static int check_kustomizations(struct http_exchange *x, const cJSON *j, struct report *rep)
+{
+    static const char *const fields[] = { "name", "namespace", "ready", "revision", "message",
+                                          NULL };
+    static const size_t max[] = { 253, 63, 16, 128, 512 };
+    const cJSON *ks = cJSON_GetObjectItemCaseSensitive(j, "kustomizations"), *k;
+    cJSON *clean;
+    int n = 0, r = -RE_EINVAL;
+    if (!ks || cJSON_IsNull(ks))
+        return 0;
+    if (!cJSON_IsArray(ks)) {
+        http_response_error(&x->res, 400, "invalid", "kustomizations",
+                            "'kustomizations' must be an array or null");
+        return -RE_EINVAL;
+    }
+    if (!(clean = cJSON_CreateArray()))
+        return -RE_ENOMEM;
+    cJSON_ArrayForEach(k, ks) {
+        cJSON *c;
+        if (++n > CHECKIN_MAX_LABELS || !cJSON_IsObject(k)) {
+            http_response_error(&x->res, 400, "invalid", "kustomizations",
+                                "at most %d objects", CHECKIN_MAX_LABELS);
+            goto out;
+        }
+        if (!(c = cJSON_CreateObject())) {
+            r = -RE_ENOMEM;
+            goto out;
+        }
+        cJSON_AddItemToArray(clean, c);
+        for (size_t i = 0; fields[i]; i++) {
+            const char *s;
+            if (opt_string(x, k, fields[i], max[i], &s) < 0)
+                goto out;
+            cJSON_AddStringToObject(c, fields[i], s ? s : "");
+        }
+    }
+    rep->kustomizations = print_json(clean);
+    r = rep->kustomizations ? 0 : -RE_ENOMEM;
+out:
+    cJSON_Delete(clean);
+    return r;
+}
+
+static void report_release(struct report *rep)
+{
+    cJSON_free(rep->labels);
+    cJSON_free(rep->host);
+    cJSON_free(rep->kustomizations);
+}
+
+static int parse_report(struct http_exchange *x, const cJSON *j, struct report *rep)
+{
+    int r;
+    if ((r = opt_string(x, j, "identity", 128, &rep->identity)) < 0 ||
+        (r = opt_string(x, j, "kubernetes_version", 64, &rep->k8s_version)) < 0 ||
+        (r = opt_string(x, j, "agent_version", 64, &rep->agent_version)) < 0 ||
+        (r = opt_string(x, j, "mode", 16, &rep->mode)) < 0 ||
+        (r = opt_int(x, j, "node_count", 1000000, &rep->node_count, -1)) < 0 ||
+        (r = opt_int(x, j, "interval", 86400, &rep->interval_s, 0)) < 0 ||
+        (r = opt_rev(x, j, "pulled_revision", &rep->pulled)) < 0 ||
+        (r = opt_rev(x, j, "applied_revision", &rep->applied)) < 0 ||
+        (r = opt_string(x, j, "apply_result", 512, &rep->apply_result)) < 0 ||
+        (r = check_labels(x, j, rep)) < 0 || (r = check_host(x, j, rep)) < 0 ||
+        (r = check_kustomizations(x, j, rep)) < 0)
+        return r;
+    return 0;
+}
+
+/* ---- storage ---- */
+
+static void bind_opt_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int cluster_id(sqlite3 *db, const char *name, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(db, "SELECT id FROM clusters WHERE name = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return -RE_EDB;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        r = 0;
+    } else {
+        r = r == SQLITE_DONE ? -RE_ENOENT : db_err(r);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int store_report(sqlite3 *db, int64_t id, const char *name, const struct report *rep,
+                        const char *remote, int64_t now, const char **old_identity_changed)
+{
+    static const char sql[] =
+        "INSERT INTO cluster_status (cluster_id, name, first_seen, last_seen, remote_addr,"
+        " identity, k8s_version, node_count, reported_labels, agent_version, mode, host,"
+        " pulled_revision, applied_revision, apply_result, kustomizations, interval_s,"
+        " checkins) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15, ?16, 1)"
+        " ON CONFLICT(cluster_id) DO UPDATE SET name = excluded.name,"
+        " last_seen = excluded.last_seen, remote_addr = excluded.remote_addr,"
+        " identity = excluded.identity, k8s_version = excluded.k8s_version,"
+        " node_count = excluded.node_count, reported_labels = excluded.reported_labels,"
+        " agent_version = excluded.agent_version, mode = excluded.mode, host = excluded.host,"
+        " pulled_revision = excluded.pulled_revision,"
+        " applied_revision = excluded.applied_revision,"
+        " apply_result = excluded.apply_result, kustomizations = excluded.kustomizations,"
+        " interval_s = excluded.interval_s, checkins = checkins + 1";
+    sqlite3_stmt *st = NULL;
+    int r;
+    *old_identity_changed = NULL;
+    /* A different cluster identity behind the same certificate is worth a log line. */
+    if (rep->identity &&
+        sqlite3_prepare_v2(db, "SELECT identity FROM cluster_status WHERE cluster_id = ?", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+            strcmp((const char *)sqlite3_column_text(st, 0), rep->identity) != 0)
+            *old_identity_changed = "changed";
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -RE_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_text(st, 4, remote, -1, SQLITE_STATIC);
+    bind_opt_text(st, 5, rep->identity);
+    bind_opt_text(st, 6, rep->k8s_version);
+    if (rep->node_count >= 0)
+        sqlite3_bind_int64(st, 7, rep->node_count);
+    else
+        sqlite3_bind_null(st, 7);
+    bind_opt_text(st, 8, rep->labels);
+    bind_opt_text(st, 9, rep->agent_version);
+    bind_opt_text(st, 10, rep->mode);
+    bind_opt_text(st, 11, rep->host);
+    bind_opt_text(st, 12, rep->pulled);
+    bind_opt_text(st, 13, rep->applied);
+    bind_opt_text(st, 14, rep->apply_result);
+    bind_opt_text(st, 15, rep->kustomizations);
+    sqlite3_bind_int64(st, 16, rep->interval_s > 0 ? rep->interval_s : CHECKIN_INTERVAL_S);
+    r = db_err(sqlite3_step(st));
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* ---- the branch's current commit ---- */
+
+static struct {
+    struct hub *hub;
+    git_repository *repo;
+    bool inited;
+} gitrepo;
+
+static int branch_head(struct hub *hub, const char *cluster, char out[41])
+{
+    char path[4096], ref[160];
+    git_oid oid;
+    if (!gitrepo.inited) {
+        if (git_libgit2_init() < 0)
+            return -RE_EGIT;
+        gitrepo.inited = true;
+    }
+    if (gitrepo.hub != hub) {
+        git_repository_free(gitrepo.repo);
+        gitrepo.repo = NULL;
+        gitrepo.hub = hub;
+    }
+    if (!gitrepo.repo) {
+        if (re_snprintf(path, sizeof(path), "%s/git", hub->cfg.dir) < 0 ||
+            git_repository_open_bare(&gitrepo.repo, path) < 0) {
+            gitrepo.repo = NULL;
+            return -RE_ENOENT; /* no GitOps store yet */
+        }
+    }
+    if (re_snprintf(ref, sizeof(ref), "refs/namespaces/%s/refs/heads/main", cluster) < 0)
+        return -RE_EINVAL;
+    if (git_reference_name_to_id(&oid, gitrepo.repo, ref) < 0)
+        return -RE_ENOENT;
+    git_oid_tostr(out, 41, &oid);
+    return 0;
+}
+
+/* https://<Host header>/git/<name>.git when the Host header is a plain host[:port]. */
+static int git_url(struct http_exchange *x, const char *name, char *out, size_t size)
+{
+    struct re_str host = http_header_get(&x->req, "host");
+    if (!host.ptr || host.len == 0 || host.len > 255)
+        return -RE_ENOENT;
+    for (size_t i = 0; i < host.len; i++) {
+        char c = host.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']'))
+            return -RE_EINVAL;
+    }
+    return re_snprintf(out, size, "https://%.*s/git/%s.git", (int)host.len, host.ptr, name);
+}
+
+static int h_checkin(struct http_exchange *x)
+{
+    char name[VALIDATE_LABEL_MAX + 1], rev[41], url[400];
+    const char *why = "must be a DNS label", *changed = NULL;
+    struct re_str p = x->n_params ? x->params[0] : RE_STR_NULL;
+    struct report rep = { 0 };
+    cJSON *j = NULL, *ans = NULL;
+    size_t errpos = 0;
+    int64_t id = 0;
+    int r;
+    if (p.len == 0 || p.len >= sizeof(name) || validate_dns_label(p, &why) < 0) {
+        http_response_error(&x->res, 400, "invalid", "name", "the cluster name %s", why);
+        goto out;
+    }
+    memcpy(name, p.ptr, p.len);
+    name[p.len] = '\0';
+    if (!auth_is_cluster(&x->req.peer, name)) {
+        http_response_error(&x->res, 403, "forbidden", "name",
+                            "an agent may check in only for its own cluster");
+        goto out;
+    }
+    if (x->req.body.len > CHECKIN_BODY_MAX) {
+        http_response_error(&x->res, 413, "too_large", NULL,
+                            "the check-in body is over %d bytes", CHECKIN_BODY_MAX);
+        goto out;
+    }
+    if (re_json_parse(&j, x->req.body, 8, &errpos) < 0) {
+        http_response_error(&x->res, 400, "invalid_json", NULL,
+                            "the body is not JSON (at byte %zu) or nests deeper than 8",
+                            errpos);
+        goto out;
+    }
+    if (!cJSON_IsObject(j)) {
+        http_response_error(&x->res, 400, "invalid", NULL, "the body must be a JSON object");
+        goto out;
+    }
+    if (parse_report(x, j, &rep) < 0) {
+        if (!x->res.status)
+            http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
+        goto out;
+    }
+    if ((r = cluster_id(x->hub->db, name, &id)) < 0) {
+        if (r == -RE_ENOENT)
+            http_response_error(&x->res, 404, "not_found", "name", "no cluster '%s'", name);
+        else
+            http_response_from_err(&x->res, r, NULL, "cannot read the inventory");
+        goto out;
+    }
+    if ((r = store_report(x->hub->db, id, name, &rep, x->req.peer.remote_addr, re_time(),
+                          &changed)) < 0) {
+        log_err("check-in of '%s': cannot store it: %s", name, re_strerror(r));
+        http_response_from_err(&x->res, r, NULL, "cannot record the check-in");
+        if (r == -RE_EBUSY)
+            http_response_header(&x->res, "Retry-After", "%d", 5);
+        goto out;
+    }
+    if (changed)
+        log_warn("cluster '%s' reports a new identity '%s' (was different before): rebuilt "
+                 "cluster or copied credentials?", name, rep.identity);
+    if (!(ans = cJSON_CreateObject()) || !cJSON_AddStringToObject(ans, "branch", "main")) {
+        http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
+        goto out;
+    }
+    if (branch_head(x->hub, name, rev) == 0)
+        cJSON_AddStringToObject(ans, "revision", rev);
+    else
+        cJSON_AddNullToObject(ans, "revision");
+    cJSON_AddNumberToObject(ans, "interval", CHECKIN_INTERVAL_S);
+    if (git_url(x, name, url, sizeof(url)) == 0)
+        cJSON_AddStringToObject(ans, "git_url", url);
+    http_response_json(&x->res, 200, ans);
+out:
+    report_release(&rep);
+    cJSON_Delete(ans);
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* ---- status for listings ---- */
+
+const char *checkin_state(int64_t last_seen, int64_t interval_s, int64_t now)
+{
+    if (interval_s <= 0)
+        interval_s = CHECKIN_INTERVAL_S;
+    if (last_seen <= 0)
+        return "offline";
+    int64_t age = now - last_seen;
+    if (age <= 2 * interval_s)
+        return "online";
+    if (age <= 10 * interval_s)
+        return "stale";
+    return "offline";
+}
+
+static cJSON *col_json(sqlite3_stmt *st, int i)
+{
+    cJSON *v = NULL;
+    if (sqlite3_column_type(st, i) == SQLITE_TEXT) {
+        const char *s = (const char *)sqlite3_column_text(st, i);
+        re_json_parse(&v, re_str_c(s), 16, NULL);
+    }
+    return v ? v : cJSON_CreateNull();
+}
+
+static cJSON *col_text(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_TEXT)
+        return cJSON_CreateString((const char *)sqlite3_column_text(st, i));
+    return cJSON_CreateNull();
+}
+
+int checkin_status_json_at(sqlite3 *db, const char *cluster, cJSON *into, int64_t now)
+{
+    static const char sql[] =
+        "SELECT last_seen, interval_s, pulled_revision, applied_revision, apply_result,"
+        " reported_labels, agent_version, k8s_version, node_count, identity, host,"
+        " kustomizations FROM cluster_status WHERE name = ?";
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -RE_EDB;
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_DONE) {
+        cJSON_AddStringToObject(into, "status", "offline");
+        cJSON_AddTrueToObject(into, "never_seen");
+        cJSON_AddNullToObject(into, "last_seen");
+        cJSON_AddNullToObject(into, "pulled_revision");
+        cJSON_AddNullToObject(into, "applied_revision");
+        cJSON_AddObjectToObject(into, "reported_labels");
+        r = 0;
+        goto out;
+    }
+    if (r != SQLITE_ROW) {
+        r = db_err(r);
+        goto out;
+    }
+    int64_t last = sqlite3_column_int64(st, 0), interval = sqlite3_column_int64(st, 1);
+    char iso[40];
+    re_time_iso(iso, sizeof(iso), last);
+    cJSON_AddStringToObject(into, "status", checkin_state(last, interval, now));
+    cJSON_AddStringToObject(into, "last_seen", iso);
+    cJSON_AddItemToObject(into, "pulled_revision", col_text(st, 2));
+    cJSON_AddItemToObject(into, "applied_revision", col_text(st, 3));
+    cJSON_AddItemToObject(into, "apply_result", col_text(st, 4));
+    cJSON_AddItemToObject(into, "reported_labels", col_json(st, 5));
+    cJSON_AddItemToObject(into, "agent_version", col_text(st, 6));
+    cJSON_AddItemToObject(into, "kubernetes_version", col_text(st, 7));
+    if (sqlite3_column_type(st, 8) == SQLITE_INTEGER)
+        cJSON_AddNumberToObject(into, "node_count", (double)sqlite3_column_int64(st, 8));
+    else
+        cJSON_AddNullToObject(into, "node_count");
+    cJSON_AddItemToObject(into, "identity", col_text(st, 9));
+    cJSON_AddItemToObject(into, "host", col_json(st, 10));
+    cJSON_AddItemToObject(into, "kustomizations", col_json(st, 11));
+    r = 0;
+out:
+    sqlite3_finalize(st);
+    return r;
+}
+
+int checkin_status_json(sqlite3 *db, const char *cluster, cJSON *into)
+{
+    return checkin_status_json_at(db, cluster, into, re_time());
+}
+
+/* GET /api/v1/clusters/{name}/status: the same, for the agent itself, people
+ * with read access to clusters, and scripts. */
+static int h_status(struct http_exchange *x)
+{
+    char name[VALIDATE_LABEL_MAX + 1];
+    const char *why = "must be a DNS label";
+    struct re_str p = x->n_params ? x->params[0] : RE_STR_NULL;
+    cJSON *j = NULL;
+    int64_t id;
+    int r;
+    if (p.len == 0 || p.len >= sizeof(name) || validate_dns_label(p, &why) < 0) {
+        http_response_error(&x->res, 400, "invalid", "name", "the cluster name %s", why);
+        return 0;
+    }
+    memcpy(name, p.ptr, p.len);
+    name[p.len] = '\0';
+    if (auth_has_role(&x->req.peer, ROLE_AGENT) && !auth_is_cluster(&x->req.peer, name)) {
+        http_response_error(&x->res, 403, "forbidden", "name",
+                            "an agent may read only its own cluster");
+        return 0;
+    }
+    if ((r = cluster_id(x->hub->db, name, &id)) < 0) {
+        if (r == -RE_ENOENT)
+            http_response_error(&x->res, 404, "not_found", "name", "no cluster '%s'", name);
+        else
+            http_response_from_err(&x->res, r, NULL, "cannot read the inventory");
+        return 0;
+    }
+    if (!(j = cJSON_CreateObject()) || !cJSON_AddStringToObject(j, "name", name) ||
+        (r = checkin_status_json(x->hub->db, name, j)) < 0) {
+        http_response_from_err(&x->res, j ? r : -RE_ENOMEM, NULL, "cannot read the status");
+        cJSON_Delete(j);
+        return 0;
+    }
+    http_response_json(&x->res, 200, j);
+    cJSON_Delete(j);
+    return 0;
+}
+
+const struct route checkin_routes[] = {
+    { "POST", "/api/v1/clusters/{name}/checkin", h_checkin, ROLE_AGENT },
+    { "GET", "/api/v1/clusters/{name}/status", h_status,
+      ROLE_AGENT | ROLE_TECHNICIAN | ROLE_APPTEAM | ROLE_OPERATOR | ROLE_ADMIN },
+    { NULL, NULL, NULL, 0 },
+};

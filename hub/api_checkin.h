@@ -1,0 +1,48 @@
+/* api_checkin.h - agents' check-ins: POST /api/v1/clusters/{name}/checkin
+ * (agent role, its own cluster only) records what the agent reports in the
+ * cluster_status table (kept apart from admin-set metadata) and answers with
+ * the cluster's branch, the revision it should run and the check-in interval.
+ *
+ *   request (<= 64 KiB; unknown fields are ignored for newer agents):
+ *     {"identity": str|null (<= 128), "kubernetes_version": str|null (<= 64),
+ *      "node_count": int|null, "labels": {str: str} (<= 64 entries, key <= 253,
+ *      value <= 63), "agent_version": str (<= 64), "mode": str (<= 16),
+ *      "interval": int seconds (the agent's own), "host": {"hostname",
+ *      "boot_id", "disk_free_bytes", "disk_total_bytes"},
+ *      "pulled_revision"/"applied_revision": 40 hex|null,
+ *      "apply_result": str|null (<= 512),
+ *      "kustomizations": [{"name","namespace","ready","revision","message"}]|null (<= 64)}
+ *   answer 200:
+ *     {"branch": "main", "revision": "<40 hex>"|null, "interval": 60,
+ *      "git_url": "https://<Host>/git/<name>.git"}
+ */
+#ifndef HUB_API_CHECKIN_H
+#define HUB_API_CHECKIN_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include "routes.h"
+
+#define CHECKIN_BODY_MAX      (64 * 1024)
+#define CHECKIN_INTERVAL_S    60
+#define CHECKIN_MAX_LABELS    64
+
+extern const struct route checkin_routes[];
+
+/* Adds what the agent of cluster last reported to into:
+ *   "status": "online" (seen within 2 intervals), "stale" (within 10),
+ *             "offline" (longer, or never: then also "never_seen": true),
+ *   "last_seen": ISO time or null, "pulled_revision", "applied_revision",
+ *   "apply_result", "reported_labels" (object), "agent_version",
+ *   "kubernetes_version", "node_count", "identity".
+ * now: epoch seconds (callers pass re_time()). 0, or -RE_EDB/-RE_ENOMEM. */
+int checkin_status_json(sqlite3 *db, const char *cluster, cJSON *into);
+/* Same with an explicit clock, for tests. */
+int checkin_status_json_at(sqlite3 *db, const char *cluster, cJSON *into, int64_t now);
+
+/* "online" / "stale" / "offline" for a last check-in at last_seen (0: never)
+ * by an agent checking in every interval_s seconds. */
+const char *checkin_state(int64_t last_seen, int64_t interval_s, int64_t now);
+
+#endif
