@@ -11,7 +11,9 @@
 static bool word_in(const char *list, const char *word)
 {
     size_t n = strlen(word);
-    for (const char *p = list; p && *p;) {
+    if (!list)
+        return false;
+    for (const char *p = list; *p;) {
         size_t len = strcspn(p, " ");
         if (len == n && memcmp(p, word, n) == 0)
             return true;
@@ -176,7 +178,7 @@ static int check_cmd(const struct ctl_cmd *cmd, const struct ctl_args *a, size_t
                     cmd->words, cmd->words, *cmd->usage ? " " : "", cmd->usage);
         return usage_hint(cmd->words);
     }
-    for (const char *p = cmd->required; p && *p;) {
+    for (const char *p = cmd->required ? cmd->required : ""; *p;) {
         char name[32];
         size_t len = strcspn(p, " ");
         if (len && len < sizeof(name)) {

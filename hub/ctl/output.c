@@ -406,7 +406,7 @@ void ctl_print_table(FILE *f, const cJSON *items, const struct ctl_column *cols)
         autocols[ncols].header = NULL;
         cols = autocols;
     } else {
-        while (cols[ncols].header && ncols < 32)
+        while (ncols < 32 && cols[ncols].header)
             ncols++;
     }
     if (!ncols || !nrows)
