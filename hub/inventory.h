@@ -30,6 +30,12 @@
  *   rolled back and answers 200 {"dry_run": true, "status": <status it would
  *   have>, "result": <object or null>, ...what the preview hook adds}.
  *
+ * Sources of applications: {"git": {"url", "ref", "path"}} or {"base":
+ * {"files": {"relative/path.yaml": "content", ...}, "image": "registry/name"}}
+ * (image: whose tag a version's image_tag sets). Versions: [{"version",
+ * "expression", "ref" | "image_tag", "path"}]; see inventory_plan.h for which
+ * version a cluster gets.
+ *
  * Groups are created with their missing ancestors (like mkdir -p). A cluster
  * naming a group that does not exist -> 400 field "groups" (import can create
  * them with ?create_groups=true).
@@ -82,5 +88,6 @@ extern const struct route inventory_routes[];
 extern const struct route config_routes[];
 extern const struct route import_routes[];
 extern const struct route audit_routes[];
+extern const struct route plan_routes[];    /* inventory_plan.h */
 
 #endif

@@ -690,7 +690,7 @@ static int check_source(struct inv_req *q, const struct inv_field *f, const cJSO
 {
     static const char *const top[] = { "git", "base", NULL };
     static const char *const git_keys[] = { "url", "ref", "path", NULL };
-    static const char *const base_keys[] = { "files", NULL };
+    static const char *const base_keys[] = { "files", "image", NULL };
     const cJSON *git = cJSON_GetObjectItem(v, "git"), *base = cJSON_GetObjectItem(v, "base");
     int r;
     if (!cJSON_IsObject(v))
@@ -729,6 +729,11 @@ static int check_source(struct inv_req *q, const struct inv_field *f, const cJSO
     if (!cJSON_IsObject(base) || (r = only_keys(q, "source.base", base, base_keys)) < 0)
         return q->status ? -RE_EINVAL
                          : inv_fail(q, 400, "invalid", "source.base", "source.base must be an object");
+    const cJSON *image = cJSON_GetObjectItem(base, "image");
+    if (image && (r = check_string_max(q, "source.base.image", image, 255)) < 0)
+        return r;
+    if (image && strpbrk(image->valuestring, " \n\t"))
+        return inv_fail(q, 400, "invalid", "source.base.image", "an image name holds no whitespace");
     if (!cJSON_IsObject(files))
         return inv_fail(q, 400, "invalid", "source.base.files",
                         "source.base.files must be an object of path: content");

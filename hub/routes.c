@@ -8,6 +8,7 @@ extern const struct route inventory_routes[];    /* inventory.c */
 extern const struct route config_routes[];       /* api_config.c */
 extern const struct route import_routes[];       /* api_import.c */
 extern const struct route audit_routes[];        /* audit.c */
+extern const struct route plan_routes[];         /* inventory_plan.c */
 extern const struct route enroll_routes[];       /* api_enroll.c */
 extern const struct route checkin_routes[];      /* api_checkin.c */
 
@@ -18,6 +19,7 @@ const struct route *const hub_route_tables[] = {
     config_routes,
     import_routes,
     audit_routes,
+    plan_routes,
     enroll_routes,
     checkin_routes,
     NULL,

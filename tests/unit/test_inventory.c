@@ -10,13 +10,14 @@
 #include "../../hub/fleet.h"
 #include "../../hub/hub.h"
 #include "../../hub/inventory.h"
+#include "../../hub/inventory_plan.h"
 #include "../../hub/routes.h"
 
 const struct route *routes__match_in(const struct route *const *tables, struct http_exchange *x,
                                      int *path_matched);
 
 static const struct route *const tables[] = {
-    inventory_routes, config_routes, import_routes, audit_routes, NULL,
+    inventory_routes, config_routes, import_routes, audit_routes, plan_routes, NULL,
 };
 
 static struct hub hub;
@@ -573,5 +574,38 @@ static void audit_log(void)
     CHECK_EQ_STR(err_field(), "since");
 }
 
-TEST_MAIN(T(fleet_basics), T(groups_tree), T(clusters_crud), T(lists_and_paging), T(config_merge),
+static void ring_plan(void)
+{
+    setup();
+    call("POST", "/api/v1/groups", "{\"path\": \"/stores/central\"}");
+    call("POST", "/api/v1/groups", "{\"path\": \"/rings/beta\"}");
+    CHECK_EQ_INT(call("POST", "/api/v1/clusters", "{\"name\": \"s1\", \"groups\": [\"/stores/central\"]}"), 201);
+    CHECK_EQ_INT(call("POST", "/api/v1/clusters", "{\"name\": \"s2\", \"groups\": [\"/stores/central\", \"/rings/beta\"]}"), 201);
+    CHECK_EQ_INT(call("POST", "/api/v1/clusters", "{\"name\": \"s3\", \"groups\": [\"/rings/beta\"]}"), 201);
+    CHECK_EQ_INT(call("POST", "/api/v1/namespaces", "{\"name\": \"pos\", \"expression\": \"/g/stores\"}"), 201);
+    CHECK_EQ_INT(call("POST", "/api/v1/applications", "{\"name\": \"pos-api\", \"namespace\": \"pos\","
+                      " \"versions\": [{\"version\": \"1.10\", \"image_tag\": \"b\", \"expression\": \"/g/rings/beta\"},"
+                      " {\"version\": \"1.9\", \"image_tag\": \"a\", \"expression\": \"/g/stores\"}]}"), 201);
+    CHECK_EQ_INT(call("POST", "/api/v1/policies", "{\"name\": \"p-ns\", \"namespaces\": [\"pos\"]}"), 201);
+    CHECK_EQ_INT(call("POST", "/api/v1/policies", "{\"name\": \"p-expr\", \"expression\": \"/c/s3\"}"), 201);
+    struct plan *p = NULL;
+    CHECK_EQ_INT(plan_build(&p, hub.db), 0);
+    size_t s1 = fleet_index_of_name(p->fleet, "s1"), s2 = fleet_index_of_name(p->fleet, "s2"),
+           s3 = fleet_index_of_name(p->fleet, "s3");
+    CHECK_EQ_INT(p->n_apps, 1);
+    CHECK_EQ_STR(plan_app_version(p, 0, s1)->version, "1.9");
+    CHECK_EQ_STR(plan_app_version(p, 0, s2)->version, "1.10");
+    CHECK(plan_app_version(p, 0, s3) == NULL);       /* beta, but not in the namespace */
+    CHECK(plan_namespace_applies(p, 0, s1) && !plan_namespace_applies(p, 0, s3));
+    CHECK(plan_policy_applies(p, 0, s1) && !plan_policy_applies(p, 0, s3));
+    CHECK(!plan_policy_applies(p, 1, s1) && plan_policy_applies(p, 1, s3));
+    plan_free(p);
+    CHECK_EQ_INT(call("GET", "/api/v1/clusters/s2/assignments", NULL), 200);
+    cJSON *apps = cJSON_GetObjectItem(last.json, "applications");
+    CHECK_EQ_STR(str_at(cJSON_GetArrayItem(apps, 0), "version"), "1.10");
+    CHECK_EQ_INT(call_as("cluster/s1", ROLE_AGENT, "GET", "/api/v1/clusters/s2/assignments", NULL, NULL), 403);
+    CHECK_EQ_INT(call_as("cluster/s1", ROLE_AGENT, "GET", "/api/v1/clusters/s1/assignments", NULL, NULL), 200);
+}
+
+TEST_MAIN(T(ring_plan), T(fleet_basics), T(groups_tree), T(clusters_crud), T(lists_and_paging), T(config_merge),
           T(import_all_or_nothing), T(namespaces_apps_policies), T(roles), T(audit_log))
