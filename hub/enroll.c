@@ -97,6 +97,7 @@ int enroll_code_generate(struct enroll_code *out)
 {
     struct enroll_code c;
     int r;
+    memset(&c, 0, sizeof(c));
     if ((r = random_base32(c.id, ENROLL_ID_LEN)) < 0 ||
         (r = random_base32(c.secret, ENROLL_SECRET_LEN)) < 0)
         return r;

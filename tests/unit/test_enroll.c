@@ -544,7 +544,7 @@ static void test_revoke_and_reenroll(void)
     new_code(pending, "cluster", "store-a", 3600);
     CHECK_EQ_INT(enroll_revoke(db, "cluster", "store-a", "user/admin", NOW + 10), 0);
     CHECK_EQ_INT(query_int("SELECT revoked FROM clusters WHERE name = 'store-a'"), 1);
-    CHECK(query_text("SELECT cert_serial FROM clusters WHERE name = 'store-a'") == NULL);
+    CHECK_EQ_INT(query_int("SELECT cert_serial IS NULL FROM clusters WHERE name = 'store-a'"), 1);
     CHECK_EQ_INT(query_int("SELECT revoked FROM issued_certs"), 1);
     CHECK_EQ_INT(query_int("SELECT COUNT(*) FROM audit WHERE action = 'revoke' AND "
                            "actor = 'user/admin' AND name = 'store-a'"), 1);
@@ -587,7 +587,7 @@ static void test_user_add_and_enroll(void)
     CHECK_EQ_INT(enroll_user_add(code, sizeof(code), &exp, db, &ca, "alice", "operator", 3600,
                                  "user/admin", NOW), 0);
     CHECK_EQ_INT(exp, NOW + 3600);
-    CHECK(query_text("SELECT cert_serial FROM users WHERE name = 'alice'") == NULL);
+    CHECK_EQ_INT(query_int("SELECT cert_serial IS NULL FROM users WHERE name = 'alice'"), 1);
     CHECK_EQ_INT(enroll_user_add(code2, sizeof(code2), &exp, db, &ca, "alice", "admin", 3600,
                                  "user/admin", NOW), -RE_EEXIST);
     CHECK_EQ_INT(enroll_user_add(code2, sizeof(code2), &exp, db, &ca, "bob", "root", 3600,
