@@ -44,6 +44,48 @@ else
     done
 fi
 
+# ---- the daemons keep the units' contract ----
+# Type=notify + WatchdogSec=: the hub must send READY=1 and then WATCHDOG=1
+# at least every WATCHDOG_USEC/2 through $NOTIFY_SOCKET (here 2 s).
+notify_listen() {   # SOCKET SECONDS OUT: collects datagrams into OUT
+    python3 - "$@" <<'PY' &
+import socket, sys, time
+path, secs, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+s.settimeout(0.2)
+end = time.time() + secs
+with open(out, "w") as f:
+    while time.time() < end:
+        try:
+            f.write(s.recv(4096).decode(errors="replace").replace("\n", " ") + "\n"); f.flush()
+        except socket.timeout:
+            pass
+PY
+    _pids+=($!)
+}
+if hub_init; then
+    notify_listen "$T/notify.sock" 8 "$T/notify.log"
+    for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+    NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=2000000 hub_start || true
+    sleep 5
+    hub_stop || true
+    check "hub sends READY=1 to \$NOTIFY_SOCKET" grep -q 'READY=1' "$T/notify.log"
+    n=$(grep -c 'WATCHDOG=1' "$T/notify.log")
+    if [ "$n" -ge 2 ]; then ok "hub sends WATCHDOG=1 every WATCHDOG_USEC/2 ($n in 5 s)"
+    else not_ok "hub sends WATCHDOG=1 every WATCHDOG_USEC/2 ($n in 5 s, WatchdogSec= would kill it)"; fi
+else
+    not_ok "hub init for the notify test"
+fi
+mkdir -p "$T/agent-empty"
+"$RE_BIN/resedge-agent" run --state-dir "$T/agent-empty" --mode none >"$T/agent-run.log" 2>&1
+rc=$?
+check_eq "an unenrolled agent exits 78 (the unit's RestartPreventExitStatus)" "$rc" \
+    "$(sed -n 's/^RestartPreventExitStatus=//p' "$units/resedge-agent.service")"
+check_match "the agent unit starts only once enrolled" \
+    "$(sed -n 's/^ConditionPathExists=//p' "$units/resedge-agent.service")" \
+    "^/var/lib/resedge-agent/$(sed -n 's/^#define AGENT_STATE_FILE *"\(.*\)"/\1/p' "$top/agent/state.h")\$"
+
 # ---- packages ----
 debs=$T/deb
 if bash "$top/packaging/build-deb.sh" --bin "$RE_BIN" --out "$debs" >"$T/build-deb.log" 2>&1; then
