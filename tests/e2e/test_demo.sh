@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# test_demo.sh - `make demo` must keep working as the product grows: run the
+# demo script on the built binaries and check what it shows.
+. "$(dirname "$0")/lib.sh"
+out=$T/demo.out
+if RE_BIN=$RE_BIN timeout 170 bash "$RE_TESTS/demo.sh" >"$out" 2>&1; then ok "demo exits 0"; else not_ok "demo exits 0"; tail -30 "$out" | sed 's/^/#   /'; fi
+text=$(cat "$out")
+check_match "hub answered /healthz" "$text" '\{"status":"ok"\}'
+check_match "12 stores imported" "$text" 'imported 12 clusters'
+check_match "an enrollment code is printed with the one command" "$text" 'resedge-agent enroll --hub https://127\.0\.0\.1:[0-9]+ --code [0-9A-Z]+\.[0-9A-Z-]+ --ca-fingerprint sha256:[0-9a-f]{64}'
+check_match "the agent enrolled" "$text" "enrolled cluster 'store-0001'"
+check_match "selection shows the beta store of central" "$text" '1 clusters selected'$'\n''store-0001'
+check_eq "no demo state left behind" "$(ls -d "${TMPDIR:-/tmp}"/resedge-demo-* 2>/dev/null | wc -l)" 0
+done_testing
