@@ -44,6 +44,39 @@ else
     done
 fi
 
+# ---- man pages: valid roff, and every option --help shows is documented ----
+# (an agent `run` flag may be documented as its config key: --apply-command
+# as apply_command).
+man_documents() {   # PAGE HELP-TEXT
+    local page=$1 text=$2 opt key missing=
+    local rendered   # the roff source without escapes (rendering hyphenates)
+    rendered=$(sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' "$page")
+    for opt in $(printf '%s\n' "$text" | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u); do
+        key=${opt#--}; key=${key//-/_}
+        grep -qF -- "$opt" <<<"$rendered" || grep -qw -- "$key" <<<"$rendered" || missing="$missing $opt"
+    done
+    [ -z "$missing" ] || { echo "not in $(basename "$page"):$missing"; return 1; }
+}
+if command -v man >/dev/null; then
+    for m in "$top"/packaging/man/*.1; do
+        check "$(basename "$m") renders without warnings" \
+            bash -c '! LC_ALL=C.UTF-8 man --warnings -l -Tutf8 "$1" 2>&1 >/dev/null | grep -q .' _ "$m"
+    done
+    help=$("$RE_BIN/resedge-hub" --help 2>&1)
+    for c in init serve issue-cert; do help+=$'\n'$("$RE_BIN/resedge-hub" "$c" --help 2>&1); done
+    check "resedge-hub.1 documents every option of --help" \
+        man_documents "$top/packaging/man/resedge-hub.1" "$help"
+    help=$("$RE_BIN/resedge-agent" --help 2>&1)
+    for c in enroll run status; do help+=$'\n'$("$RE_BIN/resedge-agent" "$c" --help 2>&1); done
+    check "resedge-agent.1 documents every option of --help" \
+        man_documents "$top/packaging/man/resedge-agent.1" "$help"
+    check "resedgectl.1 documents every global option" \
+        man_documents "$top/packaging/man/resedgectl.1" \
+        "$("$RE_BIN/resedgectl" --help 2>&1 | sed -n '/^global options:/,/^$/p')"
+else
+    not_ok "man is installed (apt-get install man-db)"
+fi
+
 # ---- the daemons keep the units' contract ----
 # Type=notify + WatchdogSec=: the hub must send READY=1 and then WATCHDOG=1
 # at least every WATCHDOG_USEC/2 through $NOTIFY_SOCKET (here 2 s).
