@@ -1,0 +1,127 @@
+/* gitstore.h - the hub's GitOps repository: one bare libgit2 repository, one
+ * branch per cluster, written in batches into a single pack per batch.
+ *
+ * Layout: each cluster's state is the branch
+ *   refs/namespaces/<cluster>/refs/heads/main
+ * with a symbolic ref refs/namespaces/<cluster>/HEAD pointing at it, so
+ * `GIT_NAMESPACE=<cluster> git upload-pack` (or http-backend) serves each
+ * cluster its own small view, and clients that need HEAD can clone.
+ *
+ * Writing: gitstore_batch_begin(), then gitstore_batch_put() per cluster
+ * (trees and commits go to an in-memory object store, libgit2's mempack),
+ * then gitstore_batch_commit(): the new objects only (not everything
+ * reachable) are written as ONE pack + index into objects/pack, and only
+ * then are the branches moved, each with compare-and-swap against the commit
+ * it had when put (GIT_EMODIFIED -> -RE_ECONFLICT), all in one
+ * git_transaction.
+ *
+ * Crash safety: objects are complete on disk (the .idx is renamed into place
+ * last, so a half-written pack is invisible) before any ref moves, and each
+ * ref moves by an atomic rename of its lock file. A kill -9 at any point
+ * leaves a valid repository: every branch points either at its old commit
+ * or at its new one, never at a missing object. A batch interrupted between
+ * refs may leave some clusters moved and others not; the caller re-renders
+ * and re-puts (an unchanged cluster gets no commit), which finishes the job.
+ * Unreferenced objects of an aborted batch are harmless garbage. With
+ * GITSTORE_FSYNC, packs and refs are fsync'd too (power loss).
+ *
+ * Threads: a gitstore is used by one thread at a time (the hub's GitOps
+ * worker); only one batch may be open at a time. A second process must not
+ * write the same repository (the hub's lock file guards that).
+ */
+#ifndef HUB_GITSTORE_H
+#define HUB_GITSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "render.h"
+
+struct gitstore;
+struct gitstore_batch;
+
+#define GITSTORE_FSYNC 0x1u     /* fsync packs and refs (libgit2 global option) */
+
+/* Opens the bare repository at path, creating it (and missing parent
+ * directories) when absent. -RE_EGIT with a message in err otherwise. */
+int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
+                  struct re_buf *err);
+void gitstore_free(struct gitstore *gs);                      /* NULL-safe */
+const char *gitstore_path(const struct gitstore *gs);         /* the git dir */
+
+/* Current commit of a cluster's branch as 40 hex digits (+ NUL).
+ * -RE_ENOENT when the cluster has no branch yet. */
+int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[41]);
+
+/* ---- writing ---- */
+
+int gitstore_batch_begin(struct gitstore_batch **out, struct gitstore *gs,
+                         struct re_buf *err);
+/*
+ * Stages a commit of tree (finished, see render_tree_finish) on cluster's
+ * branch. author is the identity that made the change (also the committer;
+ * email "<author>@resedge"), message says what changed.
+ * expected_old_hex: NULL to build on whatever the branch holds now, "" to
+ * require that the branch does not exist yet, or the commit it must be at.
+ * Parent = the branch's commit (or what an earlier put in this batch staged
+ * for the same cluster). When the tree equals the parent's tree nothing is
+ * staged and *changed (if not NULL) is false; otherwise true and out_hex
+ * (if not NULL) gets the new commit id.
+ * Returns 0; -RE_EINVAL (bad cluster name, bad author, unfinished tree);
+ * -RE_ECONFLICT when the branch is not at expected_old_hex; -RE_EGIT.
+ */
+int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
+                       const struct render_tree *tree, const char *author,
+                       const char *message, const char *expected_old_hex,
+                       bool *changed, char out_hex[41]);
+/* Number of commits staged so far. */
+size_t gitstore_batch_count(const struct gitstore_batch *b);
+/*
+ * Writes the staged objects as one pack and moves all staged branches, each
+ * only if it still points where it did at put time. Consumes the batch (it
+ * is freed whatever the result). -RE_ECONFLICT when some branch moved
+ * meanwhile: then no branch of the batch is moved (the refs are locked all
+ * together before any is updated). -RE_ENOSPC, -RE_EGIT with err.
+ */
+int gitstore_batch_commit(struct gitstore_batch *b, struct re_buf *err);
+/* Drops the staged objects and frees the batch. NULL-safe. */
+void gitstore_batch_abort(struct gitstore_batch *b);
+
+/* ---- reading ---- */
+
+struct gitstore_commit_info {
+    char id[41];
+    int64_t time;               /* committer time, seconds since the epoch */
+    const char *author;         /* author name */
+    const char *message;        /* full message */
+};
+
+/* Calls cb for up to max commits of cluster's branch, newest first (first
+ * parents only). A non-zero return from cb stops the walk and is returned.
+ * -RE_ENOENT when the cluster has no branch. */
+int gitstore_log(struct gitstore *gs, const char *cluster, size_t max,
+                 int (*cb)(const struct gitstore_commit_info *ci, void *ud), void *ud);
+
+/*
+ * Resolves rev within cluster's history into a commit id: NULL, "HEAD" or
+ * "main" (optionally followed by ~N or ^), or a full or abbreviated (>= 4)
+ * commit id that is the branch's head or one of its ancestors. -RE_ENOENT
+ * when there is no such commit in that cluster's history.
+ */
+int gitstore_resolve(struct gitstore *gs, const char *cluster, const char *rev,
+                     char out_hex[41]);
+/* The files of cluster's state at rev (see gitstore_resolve), as a finished
+ * render_tree (for revert, preview diffs and `clusters files`). */
+int gitstore_read_tree(struct render_tree **out, struct gitstore *gs,
+                       const char *cluster, const char *rev);
+/* One file at rev (NULL: head); *data is malloc'd and NUL-terminated.
+ * -RE_ENOENT when absent or a directory. */
+int gitstore_file(char **data, size_t *len, struct gitstore *gs, const char *cluster,
+                  const char *rev, const char *path);
+
+/* Number of files in objects/pack ending in ".pack", and of loose object
+ * files (for tests and metrics). */
+int gitstore_count_objects(struct gitstore *gs, size_t *packs, size_t *loose);
+
+#endif

@@ -1,0 +1,1033 @@
+/* render.c - turns one cluster's desired state into the files of its GitOps
+ * branch. Each manifest is built as cJSON and emitted with libyaml (yamlout),
+ * so no inventory value is ever pasted into YAML text. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "error.h"
+#include "render.h"
+#include "yamlout.h"
+
+#define RENDER_FILE_MAX     (16u << 20)
+#define RENDER_MAX_FILES    100000u
+#define FLUX_NS             "flux-system"
+#define FLUX_SOURCE_NAME    "resedge-hub"
+#define FLUX_SOURCE_SECRET  "resedge-hub-tls"
+#define KUSTOMIZE_API       "kustomize.config.k8s.io/v1beta1"
+#define FLUX_KS_API         "kustomize.toolkit.fluxcd.io/v1"
+#define FLUX_SRC_API        "source.toolkit.fluxcd.io/v1"
+#define LABEL_CLUSTER       "resedge.io/cluster"
+#define LABEL_APP           "resedge.io/app"
+#define LABEL_VERSION       "resedge.io/version"
+
+/* ---- render_tree ---------------------------------------------------------- */
+
+int render_tree_new(struct render_tree **out)
+{
+    struct render_tree *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -RE_ENOMEM;
+    t->sorted = true;
+    *out = t;
+    return 0;
+}
+
+void render_tree_free(struct render_tree *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].path);
+        free(t->v[i].data);
+    }
+    free(t->v);
+    free(t);
+}
+
+static bool path_ok(const char *p)
+{
+    size_t len = strlen(p);
+    if (len == 0 || len > 4096 || p[0] == '/')
+        return false;
+    const char *seg = p;
+    for (;;) {
+        const char *slash = strchr(seg, '/');
+        size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
+        if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.') ||
+            (n == 4 && strncasecmp(seg, ".git", 4) == 0))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)seg[i] < 0x20 || seg[i] == 0x7f || seg[i] == '\\')
+                return false;
+        if (!slash)
+            return true;
+        seg = slash + 1;
+    }
+}
+
+int render_tree_add_owned(struct render_tree *t, const char *path, char *data, size_t len)
+{
+    int rc = 0;
+    char *p = NULL;
+    if (!path_ok(path)) {
+        rc = -RE_EINVAL;
+        goto out;
+    }
+    if (t->n >= RENDER_MAX_FILES) {
+        rc = -RE_ETOOBIG;
+        goto out;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        struct render_entry *v = realloc(t->v, cap * sizeof(*v));
+        if (!v) {
+            rc = -RE_ENOMEM;
+            goto out;
+        }
+        t->v = v;
+        t->cap = cap;
+    }
+    if (!(p = strdup(path))) {
+        rc = -RE_ENOMEM;
+        goto out;
+    }
+    if (!data && !(data = calloc(1, 1))) {
+        rc = -RE_ENOMEM;
+        goto out;
+    }
+    t->v[t->n++] = (struct render_entry){ p, data, len };
+    p = NULL;
+    data = NULL;
+    t->sorted = false;
+out:
+    free(p);
+    free(data);
+    return rc;
+}
+
+int render_tree_add(struct render_tree *t, const char *path, const void *data, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -RE_ENOMEM;
+    if (len)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    return render_tree_add_owned(t, path, copy, len);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct render_entry *)a)->path,
+                  ((const struct render_entry *)b)->path);
+}
+
+/* Index of the first entry whose path is >= key. */
+static size_t lower_bound(const struct render_tree *t, const char *key)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->v[mid].path, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int render_tree_finish(struct render_tree *t)
+{
+    if (t->sorted)
+        return 0;
+    qsort(t->v, t->n, sizeof(*t->v), entry_cmp);
+    t->sorted = true;
+    for (size_t i = 0; i + 1 < t->n; i++)
+        if (strcmp(t->v[i].path, t->v[i + 1].path) == 0)
+            return -RE_EEXIST;
+    /* A path that is also a directory ("a" and "a/b"). */
+    struct re_buf pre;
+    int rc = 0;
+    re_buf_init(&pre, 8192);
+    for (size_t i = 0; i < t->n && rc == 0; i++) {
+        re_buf_reset(&pre);
+        if ((rc = re_buf_printf(&pre, "%s/", t->v[i].path)) < 0)
+            break;
+        size_t j = lower_bound(t, pre.ptr);
+        if (j < t->n && strncmp(t->v[j].path, pre.ptr, pre.len) == 0)
+            rc = -RE_EEXIST;
+    }
+    re_buf_release(&pre);
+    return rc;
+}
+
+const struct render_entry *render_tree_get(const struct render_tree *t, const char *path)
+{
+    if (!t->sorted) {
+        for (size_t i = 0; i < t->n; i++)
+            if (strcmp(t->v[i].path, path) == 0)
+                return &t->v[i];
+        return NULL;
+    }
+    size_t i = lower_bound(t, path);
+    return i < t->n && strcmp(t->v[i].path, path) == 0 ? &t->v[i] : NULL;
+}
+
+bool render_tree_equal(const struct render_tree *a, const struct render_tree *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].path, b->v[i].path) != 0 || a->v[i].len != b->v[i].len ||
+            (a->v[i].len && memcmp(a->v[i].data, b->v[i].data, a->v[i].len) != 0))
+            return false;
+    return true;
+}
+
+static int mkdirs_for(char *path)
+{
+    for (char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        int r = mkdir(path, 0755);
+        int e = errno;
+        *s = '/';
+        if (r < 0 && e != EEXIST)
+            return re_from_errno(e);
+    }
+    return 0;
+}
+
+int render_tree_write_dir(const struct render_tree *t, const char *dir)
+{
+    struct re_buf p;
+    int rc = 0, fd = -1;
+    re_buf_init(&p, 8192);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return re_from_errno(errno);
+    for (size_t i = 0; i < t->n; i++) {
+        re_buf_reset(&p);
+        if ((rc = re_buf_printf(&p, "%s/%s", dir, t->v[i].path)) < 0 ||
+            (rc = mkdirs_for(p.ptr)) < 0)
+            goto out;
+        fd = open(p.ptr, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            rc = re_from_errno(errno);
+            goto out;
+        }
+        size_t off = 0;
+        while (off < t->v[i].len) {
+            ssize_t w = write(fd, t->v[i].data + off, t->v[i].len - off);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                rc = re_from_errno(errno);
+                goto out;
+            }
+            off += (size_t)w;
+        }
+        if (close(fd) < 0) {
+            fd = -1;
+            rc = re_from_errno(errno);
+            goto out;
+        }
+        fd = -1;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    re_buf_release(&p);
+    return rc;
+}
+
+/* ---- validation ----------------------------------------------------------- */
+
+bool render_is_dns_label(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Kubernetes label value: empty or [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?, <= 63. */
+static bool is_label_value(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return true;
+    if (n > 63 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return false;
+    return true;
+}
+
+/* ConfigMap data key: [-._a-zA-Z0-9]+, at most 253 characters. */
+static bool is_configmap_key(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return false;
+    return true;
+}
+
+static bool no_controls(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static bool is_flux_url(const char *u)
+{
+    if (!u || !no_controls(u) || strchr(u, ' '))
+        return false;
+    return (strncmp(u, "https://", 8) == 0 && u[8]) ||
+           (strncmp(u, "http://", 7) == 0 && u[7]) ||
+           (strncmp(u, "ssh://", 6) == 0 && u[6]);
+}
+
+/* v1, 1.2.3, v2.0.0-rc1, 1.0+build: a tag rather than a branch. */
+static bool looks_like_version(const char *s)
+{
+    if (*s == 'v' || *s == 'V')
+        s++;
+    if (!(*s >= '0' && *s <= '9'))
+        return false;
+    while ((*s >= '0' && *s <= '9') || (*s == '.' && s[1] >= '0' && s[1] <= '9'))
+        s++;
+    if (*s == '\0')
+        return true;
+    if (*s != '-' && *s != '+')
+        return false;
+    if (!*++s)
+        return false;
+    for (; *s; s++)
+        if (!is_alnum(*s) && *s != '.' && *s != '-')
+            return false;
+    return true;
+}
+
+static bool is_hex40(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 40)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* ---- manifest building ---------------------------------------------------- */
+
+struct rctx {
+    struct render_tree *t;
+    struct re_buf *err;
+    const struct render_cluster *c;
+    bool oom;
+};
+
+#define S(s) ((s) ? (s) : "(null)")
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct rctx *x, int rc, const char *fmt, ...)
+{
+    if (x->err) {
+        va_list ap;
+        va_start(ap, fmt);
+        re_buf_reset(x->err);
+        re_buf_vprintf(x->err, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static cJSON *chk(struct rctx *x, cJSON *j)
+{
+    if (!j)
+        x->oom = true;
+    return j;
+}
+
+static cJSON *jobj(struct rctx *x, cJSON *parent, const char *key)
+{
+    return chk(x, key ? cJSON_AddObjectToObject(parent, key) : cJSON_CreateObject());
+}
+
+static cJSON *jarr(struct rctx *x, cJSON *parent, const char *key)
+{
+    return chk(x, cJSON_AddArrayToObject(parent, key));
+}
+
+static void jstr(struct rctx *x, cJSON *o, const char *key, const char *val)
+{
+    chk(x, cJSON_AddStringToObject(o, key, val));
+}
+
+static void jnum(struct rctx *x, cJSON *o, const char *key, double v)
+{
+    chk(x, cJSON_AddNumberToObject(o, key, v));
+}
+
+static void jbool(struct rctx *x, cJSON *o, const char *key, bool v)
+{
+    chk(x, cJSON_AddBoolToObject(o, key, v));
+}
+
+static void jpush_str(struct rctx *x, cJSON *arr, const char *val)
+{
+    cJSON *s = chk(x, cJSON_CreateString(val));
+    if (s && !cJSON_AddItemToArray(arr, s)) {
+        cJSON_Delete(s);
+        x->oom = true;
+    }
+}
+
+static cJSON *jpush_obj(struct rctx *x, cJSON *arr)
+{
+    cJSON *o = chk(x, cJSON_CreateObject());
+    if (o && !cJSON_AddItemToArray(arr, o)) {
+        cJSON_Delete(o);
+        x->oom = true;
+        return NULL;
+    }
+    return o;
+}
+
+/* apiVersion, kind, metadata {name, namespace}. */
+static cJSON *manifest(struct rctx *x, const char *api, const char *kind,
+                       const char *name, const char *ns)
+{
+    cJSON *d = jobj(x, NULL, NULL);
+    jstr(x, d, "apiVersion", api);
+    jstr(x, d, "kind", kind);
+    cJSON *md = jobj(x, d, "metadata");
+    jstr(x, md, "name", name);
+    if (ns)
+        jstr(x, md, "namespace", ns);
+    return d;
+}
+
+static cJSON *kustomization(struct rctx *x)
+{
+    cJSON *d = jobj(x, NULL, NULL);
+    jstr(x, d, "apiVersion", KUSTOMIZE_API);
+    jstr(x, d, "kind", "Kustomization");
+    return d;
+}
+
+/* labels: [{pairs: {...}, includeSelectors: false}] */
+static void klabels(struct rctx *x, cJSON *k, const struct render_kv *kv, size_t n)
+{
+    cJSON *arr = jarr(x, k, "labels");
+    cJSON *e = jpush_obj(x, arr);
+    cJSON *pairs = jobj(x, e, "pairs");
+    for (size_t i = 0; i < n; i++)
+        jstr(x, pairs, kv[i].key, kv[i].value);
+    jbool(x, e, "includeSelectors", false);
+}
+
+/* Emits docs (taking ownership) as the file at path. */
+static int put_docs(struct rctx *x, const char *path, cJSON **docs, size_t n)
+{
+    struct re_buf out, e;
+    int rc = 0;
+    re_buf_init(&out, RENDER_FILE_MAX);
+    re_buf_init(&e, 1024);
+    if (x->oom) {
+        rc = -RE_ENOMEM;
+        goto out;
+    }
+    if ((rc = yamlout_docs(&out, (const cJSON *const *)docs, n, &e)) < 0) {
+        fail(x, rc, "%s: %s", path, e.ptr ? e.ptr : re_strerror(rc));
+        goto out;
+    }
+    size_t len = out.len;
+    rc = render_tree_add_owned(x->t, path, re_buf_steal(&out), len);
+    if (rc == -RE_EINVAL)
+        fail(x, rc, "invalid file path '%s'", path);
+out:
+    for (size_t i = 0; i < n; i++)
+        cJSON_Delete(docs[i]);
+    re_buf_release(&out);
+    re_buf_release(&e);
+    return rc;
+}
+
+static int put_doc(struct rctx *x, const char *path, cJSON *doc)
+{
+    return put_docs(x, path, &doc, 1);
+}
+
+/* ---- sorting inputs, so input order never changes output ----------------- */
+
+static int cmp_kv(const void *a, const void *b)
+{
+    return strcmp(((const struct render_kv *)a)->key, ((const struct render_kv *)b)->key);
+}
+
+static int cmp_ns_ptr(const void *a, const void *b)
+{
+    return strcmp((*(const struct render_namespace *const *)a)->name,
+                  (*(const struct render_namespace *const *)b)->name);
+}
+
+static int cmp_app_ptr(const void *a, const void *b)
+{
+    return strcmp((*(const struct render_app *const *)a)->name,
+                  (*(const struct render_app *const *)b)->name);
+}
+
+static int cmp_pol_ptr(const void *a, const void *b)
+{
+    return strcmp((*(const struct render_policy *const *)a)->name,
+                  (*(const struct render_policy *const *)b)->name);
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- the parts of the tree ------------------------------------------------ */
+
+/* resedge-config data: config, then metadata as cluster.<key> (wins on a clash). */
+static int build_config_data(struct rctx *x, struct render_kv **out, size_t *n_out,
+                             char ***keys_out)
+{
+    const struct render_cluster *c = x->c;
+    size_t n = c->n_config + c->n_metadata, m = 0;
+    struct render_kv *kv = calloc(n ? n : 1, sizeof(*kv));
+    char **keys = calloc(c->n_metadata ? c->n_metadata : 1, sizeof(*keys));
+    int rc = 0;
+    if (!kv || !keys) {
+        rc = -RE_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < c->n_metadata; i++) {
+        struct re_buf k;
+        re_buf_init(&k, 512);
+        if ((rc = re_buf_printf(&k, "cluster.%s", c->metadata[i].key ? c->metadata[i].key : "")) < 0) {
+            re_buf_release(&k);
+            goto out;
+        }
+        keys[i] = re_buf_steal(&k);
+        kv[m++] = (struct render_kv){ keys[i], c->metadata[i].value };
+    }
+    for (size_t i = 0; i < c->n_config; i++)
+        kv[m++] = c->config[i];
+    for (size_t i = 0; i < m; i++) {
+        if (!kv[i].key || !is_configmap_key(kv[i].key)) {
+            rc = fail(x, -RE_EINVAL, "configuration key '%s' is not a valid ConfigMap key "
+                      "(letters, digits, '-', '_', '.')", S(kv[i].key));
+            goto out;
+        }
+        if (!kv[i].value) {
+            rc = fail(x, -RE_EINVAL, "configuration key '%s' has no value", kv[i].key);
+            goto out;
+        }
+    }
+    /* Stable: metadata entries come first, so after sorting they are first
+     * among equal keys; keep the first of each run. */
+    for (size_t i = 1; i < m; i++) {
+        struct render_kv t = kv[i];
+        size_t j = i;
+        while (j > 0 && cmp_kv(&kv[j - 1], &t) > 0) {
+            kv[j] = kv[j - 1];
+            j--;
+        }
+        kv[j] = t;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < m; i++)
+        if (w == 0 || strcmp(kv[w - 1].key, kv[i].key) != 0)
+            kv[w++] = kv[i];
+    *out = kv;
+    *n_out = w;
+    *keys_out = keys;
+    kv = NULL;
+    keys = NULL;
+out:
+    if (keys)
+        for (size_t i = 0; i < c->n_metadata; i++)
+            free(keys[i]);
+    free(keys);
+    free(kv);
+    return rc;
+}
+
+static int render_namespace(struct rctx *x, const struct render_namespace *ns,
+                            const struct render_kv *data, size_t n_data)
+{
+    char dir[128], path[192];
+    const char *files[8];
+    size_t nf = 0;
+    int rc;
+    const char *name = ns->name;
+
+    if ((rc = re_snprintf(dir, sizeof(dir), "namespaces/%s", name)) < 0)
+        return rc;
+
+    cJSON *d = manifest(x, "v1", "Namespace", name, NULL);
+    re_snprintf(path, sizeof(path), "%s/namespace.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
+        return rc;
+    files[nf++] = "namespace.yaml";
+
+    if (ns->quota_cpu || ns->quota_memory || ns->quota_pods) {
+        d = manifest(x, "v1", "ResourceQuota", "resedge-quota", name);
+        cJSON *hard = jobj(x, jobj(x, d, "spec"), "hard");
+        if (ns->quota_cpu)
+            jstr(x, hard, "cpu", ns->quota_cpu);
+        if (ns->quota_memory)
+            jstr(x, hard, "memory", ns->quota_memory);
+        if (ns->quota_pods)
+            jstr(x, hard, "pods", ns->quota_pods);
+        re_snprintf(path, sizeof(path), "%s/resourcequota.yaml", dir);
+        if ((rc = put_doc(x, path, d)) < 0)
+            return rc;
+        files[nf++] = "resourcequota.yaml";
+    }
+
+    /* Defaults so that pods without requests still fit under a quota. */
+    d = manifest(x, "v1", "LimitRange", "resedge-defaults", name);
+    cJSON *lim = jpush_obj(x, jarr(x, jobj(x, d, "spec"), "limits"));
+    jstr(x, lim, "type", "Container");
+    cJSON *def = jobj(x, lim, "default");
+    jstr(x, def, "cpu", "500m");
+    jstr(x, def, "memory", "512Mi");
+    cJSON *req = jobj(x, lim, "defaultRequest");
+    jstr(x, req, "cpu", "100m");
+    jstr(x, req, "memory", "128Mi");
+    re_snprintf(path, sizeof(path), "%s/limitrange.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
+        return rc;
+    files[nf++] = "limitrange.yaml";
+
+    if (ns->n_owners > 0) {
+        const char **own = calloc(ns->n_owners, sizeof(*own));
+        if (!own)
+            return -RE_ENOMEM;
+        for (size_t i = 0; i < ns->n_owners; i++)
+            own[i] = ns->owners[i];
+        for (size_t i = 0; i < ns->n_owners; i++)
+            if (!own[i] || !own[i][0] || !no_controls(own[i])) {
+                free(own);
+                return fail(x, -RE_EINVAL, "namespace '%s': invalid owner", name);
+            }
+        qsort(own, ns->n_owners, sizeof(*own), cmp_str_ptr);
+        d = manifest(x, "rbac.authorization.k8s.io/v1", "RoleBinding", "resedge-owners", name);
+        cJSON *ref = jobj(x, d, "roleRef");
+        jstr(x, ref, "apiGroup", "rbac.authorization.k8s.io");
+        jstr(x, ref, "kind", "ClusterRole");
+        jstr(x, ref, "name", "admin");
+        cJSON *subj = jarr(x, d, "subjects");
+        for (size_t i = 0; i < ns->n_owners; i++) {
+            if (i > 0 && strcmp(own[i], own[i - 1]) == 0)
+                continue;
+            cJSON *s = jpush_obj(x, subj);
+            jstr(x, s, "apiGroup", "rbac.authorization.k8s.io");
+            jstr(x, s, "kind", "User");
+            jstr(x, s, "name", own[i]);
+        }
+        free(own);
+        re_snprintf(path, sizeof(path), "%s/rolebinding.yaml", dir);
+        if ((rc = put_doc(x, path, d)) < 0)
+            return rc;
+        files[nf++] = "rolebinding.yaml";
+    }
+
+    d = manifest(x, "networking.k8s.io/v1", "NetworkPolicy", "default-deny", name);
+    cJSON *spec = jobj(x, d, "spec");
+    jobj(x, spec, "podSelector");
+    cJSON *types = jarr(x, spec, "policyTypes");
+    jpush_str(x, types, "Ingress");
+    jpush_str(x, types, "Egress");
+    cJSON *ports = jarr(x, jpush_obj(x, jarr(x, spec, "egress")), "ports");
+    static const char *const protos[] = { "UDP", "TCP" };
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *p = jpush_obj(x, ports);
+        jstr(x, p, "protocol", protos[i]);
+        jnum(x, p, "port", 53);
+    }
+    re_snprintf(path, sizeof(path), "%s/networkpolicy.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
+        return rc;
+    files[nf++] = "networkpolicy.yaml";
+
+    d = manifest(x, "v1", "ConfigMap", "resedge-config", name);
+    cJSON *cd = jobj(x, d, "data");
+    for (size_t i = 0; i < n_data; i++)
+        jstr(x, cd, data[i].key, data[i].value);
+    re_snprintf(path, sizeof(path), "%s/configmap.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
+        return rc;
+    files[nf++] = "configmap.yaml";
+
+    d = kustomization(x);
+    cJSON *res = jarr(x, d, "resources");
+    for (size_t i = 0; i < nf; i++)
+        jpush_str(x, res, files[i]);
+    re_snprintf(path, sizeof(path), "%s/kustomization.yaml", dir);
+    return put_doc(x, path, d);
+}
+
+static int render_policies(struct rctx *x, const struct render_policy *const *pols, size_t n)
+{
+    char path[128];
+    struct re_buf out, e;
+    int rc = 0;
+    re_buf_init(&out, RENDER_FILE_MAX);
+    re_buf_init(&e, 1024);
+    cJSON *k = kustomization(x);
+    cJSON *res = jarr(x, k, "resources");
+    for (size_t i = 0; i < n; i++) {
+        const struct render_policy *p = pols[i];
+        re_buf_reset(&out);
+        if ((rc = yamlout_reemit_manifests(&out, p->yaml ? p->yaml : "",
+                                           p->yaml ? strlen(p->yaml) : 0, NULL, &e)) < 0) {
+            fail(x, rc, "policy '%s': %s", p->name, e.ptr ? e.ptr : re_strerror(rc));
+            goto out;
+        }
+        re_snprintf(path, sizeof(path), "policies/%s.yaml", p->name);
+        size_t len = out.len;
+        if ((rc = render_tree_add_owned(x->t, path, re_buf_steal(&out), len)) < 0)
+            goto out;
+        re_snprintf(path, sizeof(path), "%s.yaml", p->name);
+        jpush_str(x, res, path);
+    }
+    rc = put_doc(x, "policies/kustomization.yaml", k);
+    k = NULL;
+out:
+    cJSON_Delete(k);
+    re_buf_release(&out);
+    re_buf_release(&e);
+    return rc;
+}
+
+static bool is_kustomization_name(const char *p)
+{
+    return strcmp(p, "kustomization.yaml") == 0 || strcmp(p, "kustomization.yml") == 0 ||
+           strcmp(p, "Kustomization") == 0;
+}
+
+static bool is_yaml_name(const char *p)
+{
+    size_t n = strlen(p);
+    return (n > 5 && strcmp(p + n - 5, ".yaml") == 0) || (n > 4 && strcmp(p + n - 4, ".yml") == 0);
+}
+
+static int render_app(struct rctx *x, const struct render_app *a)
+{
+    char dir[128], path[192];
+    const char *name = a->name;
+    const char *version = a->version ? a->version : "";
+    struct render_kv labels[3] = {
+        { LABEL_APP, name }, { LABEL_CLUSTER, x->c->name }, { LABEL_VERSION, version },
+    };
+    int rc;
+
+    if (!is_label_value(version))
+        return fail(x, -RE_EINVAL, "application '%s': version '%s' is not a valid "
+                    "label value (63 letters, digits, '-', '_', '.')", name, version);
+    if ((rc = re_snprintf(dir, sizeof(dir), "apps/%s", name)) < 0)
+        return rc;
+
+    cJSON *k = kustomization(x);
+    if (a->kind == RENDER_SRC_GIT) {
+        const char *ref = a->git_ref && a->git_ref[0] ? a->git_ref : "main";
+        const char *gpath = a->git_path && a->git_path[0] ? a->git_path : "./";
+        char objname[80];
+        if (!is_flux_url(a->git_url)) {
+            cJSON_Delete(k);
+            return fail(x, -RE_EINVAL, "application '%s': source URL '%s' must be "
+                        "http(s):// or ssh://", name, S(a->git_url));
+        }
+        if (!no_controls(ref) || !no_controls(gpath)) {
+            cJSON_Delete(k);
+            return fail(x, -RE_EINVAL, "application '%s': invalid git ref or path", name);
+        }
+        re_snprintf(objname, sizeof(objname), "app-%s", name);
+
+        cJSON *d = manifest(x, FLUX_SRC_API, "GitRepository", objname, FLUX_NS);
+        cJSON *spec = jobj(x, d, "spec");
+        jstr(x, spec, "interval", "5m");
+        cJSON *r = jobj(x, spec, "ref");
+        if (strncmp(ref, "refs/", 5) == 0)
+            jstr(x, r, "name", ref);
+        else if (is_hex40(ref))
+            jstr(x, r, "commit", ref);
+        else if (looks_like_version(ref))
+            jstr(x, r, "tag", ref);
+        else
+            jstr(x, r, "branch", ref);
+        jstr(x, spec, "url", a->git_url);
+        re_snprintf(path, sizeof(path), "%s/gitrepository.yaml", dir);
+        if ((rc = put_doc(x, path, d)) < 0)
+            goto out;
+
+        d = manifest(x, FLUX_KS_API, "Kustomization", objname, FLUX_NS);
+        spec = jobj(x, d, "spec");
+        cJSON *cl = jobj(x, jobj(x, spec, "commonMetadata"), "labels");
+        for (size_t i = 0; i < 3; i++)
+            jstr(x, cl, labels[i].key, labels[i].value);
+        jstr(x, spec, "interval", "10m");
+        jstr(x, spec, "path", gpath);
+        jbool(x, spec, "prune", true);
+        jstr(x, spec, "retryInterval", "1m");
+        cJSON *sref = jobj(x, spec, "sourceRef");
+        jstr(x, sref, "kind", "GitRepository");
+        jstr(x, sref, "name", objname);
+        jstr(x, spec, "targetNamespace", a->namespace_);
+        jstr(x, spec, "timeout", "5m");
+        re_snprintf(path, sizeof(path), "%s/flux-kustomization.yaml", dir);
+        if ((rc = put_doc(x, path, d)) < 0)
+            goto out;
+
+        cJSON *res = jarr(x, k, "resources");
+        jpush_str(x, res, "gitrepository.yaml");
+        jpush_str(x, res, "flux-kustomization.yaml");
+    } else {
+        bool have_k = false;
+        struct re_buf p;
+        re_buf_init(&p, 8192);
+        cJSON *gen = kustomization(x);
+        cJSON *gres = jarr(x, gen, "resources");
+        const char **yamls = calloc(a->n_base_files ? a->n_base_files : 1, sizeof(*yamls));
+        size_t ny = 0;
+        rc = yamls ? 0 : -RE_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < a->n_base_files; i++) {
+            const struct render_file *f = &a->base_files[i];
+            if (!f->path || !path_ok(f->path)) {
+                rc = fail(x, -RE_EINVAL, "application '%s': invalid base file path '%s'",
+                          name, S(f->path));
+                break;
+            }
+            re_buf_reset(&p);
+            if ((rc = re_buf_printf(&p, "%s/base/%s", dir, f->path)) < 0 ||
+                (rc = render_tree_add(x->t, p.ptr, f->data, f->len)) < 0)
+                break;
+            if (is_kustomization_name(f->path))
+                have_k = true;
+            else if (is_yaml_name(f->path))
+                yamls[ny++] = f->path;
+        }
+        if (rc == 0 && !have_k) {
+            qsort(yamls, ny, sizeof(*yamls), cmp_str_ptr);
+            for (size_t i = 0; i < ny; i++)
+                jpush_str(x, gres, yamls[i]);
+            re_snprintf(path, sizeof(path), "%s/base/kustomization.yaml", dir);
+            rc = put_doc(x, path, gen);
+            gen = NULL;
+        }
+        cJSON_Delete(gen);
+        free(yamls);
+        re_buf_release(&p);
+        if (rc < 0)
+            goto out;
+        jstr(x, k, "namespace", a->namespace_);
+        jpush_str(x, jarr(x, k, "resources"), "base");
+        if (a->image_tag) {
+            if (!a->image_name || !a->image_name[0] || !no_controls(a->image_name) ||
+                !a->image_tag[0] || !no_controls(a->image_tag)) {
+                rc = fail(x, -RE_EINVAL, "application '%s': an image tag needs an image "
+                          "name", name);
+                goto out;
+            }
+            cJSON *img = jpush_obj(x, jarr(x, k, "images"));
+            jstr(x, img, "name", a->image_name);
+            jstr(x, img, "newTag", a->image_tag);
+        }
+    }
+    klabels(x, k, labels, 3);
+    re_snprintf(path, sizeof(path), "%s/kustomization.yaml", dir);
+    rc = put_doc(x, path, k);
+    k = NULL;
+    if (rc < 0)
+        goto out;
+
+    /* flux/app-<app>.yaml: applies ./apps/<app> on its own. */
+    char fname[96];
+    re_snprintf(fname, sizeof(fname), "resedge-app-%s", name);
+    cJSON *d = manifest(x, FLUX_KS_API, "Kustomization", fname, FLUX_NS);
+    cJSON *spec = jobj(x, d, "spec");
+    jstr(x, spec, "interval", "10m");
+    re_snprintf(path, sizeof(path), "./%s", dir);
+    jstr(x, spec, "path", path);
+    jbool(x, spec, "prune", true);
+    jstr(x, spec, "retryInterval", "1m");
+    cJSON *sref = jobj(x, spec, "sourceRef");
+    jstr(x, sref, "kind", "GitRepository");
+    jstr(x, sref, "name", FLUX_SOURCE_NAME);
+    jstr(x, spec, "timeout", "5m");
+    re_snprintf(path, sizeof(path), "flux/app-%s.yaml", name);
+    rc = put_doc(x, path, d);
+out:
+    cJSON_Delete(k);
+    return rc;
+}
+
+static int render_flux_dir(struct rctx *x, const struct render_app *const *apps, size_t n)
+{
+    char path[128];
+    int rc;
+    cJSON *k = kustomization(x);
+    cJSON *res = jarr(x, k, "resources");
+    if (x->c->hub_git_url) {
+        if (!is_flux_url(x->c->hub_git_url)) {
+            cJSON_Delete(k);
+            return fail(x, -RE_EINVAL, "hub git URL '%s' must be http(s):// or ssh://",
+                        x->c->hub_git_url);
+        }
+        cJSON *d = manifest(x, FLUX_SRC_API, "GitRepository", FLUX_SOURCE_NAME, FLUX_NS);
+        cJSON *spec = jobj(x, d, "spec");
+        jstr(x, spec, "interval", "1m");
+        jstr(x, jobj(x, spec, "ref"), "branch", "main");
+        jstr(x, jobj(x, spec, "secretRef"), "name", FLUX_SOURCE_SECRET);
+        jstr(x, spec, "url", x->c->hub_git_url);
+        if ((rc = put_doc(x, "flux/source.yaml", d)) < 0) {
+            cJSON_Delete(k);
+            return rc;
+        }
+        jpush_str(x, res, "source.yaml");
+    }
+    for (size_t i = 0; i < n; i++) {
+        re_snprintf(path, sizeof(path), "app-%s.yaml", apps[i]->name);
+        jpush_str(x, res, path);
+    }
+    return put_doc(x, "flux/kustomization.yaml", k);
+}
+
+int render_cluster(struct render_tree **out, const struct render_cluster *c,
+                   struct re_buf *err)
+{
+    struct rctx x = { NULL, err, c, false };
+    const struct render_namespace **nss = NULL;
+    const struct render_app **apps = NULL;
+    const struct render_policy **pols = NULL;
+    struct render_kv *data = NULL;
+    char **mdkeys = NULL;
+    size_t n_data = 0;
+    char path[128];
+    int rc;
+
+    if (!render_is_dns_label(c->name))
+        return fail(&x, -RE_EINVAL, "cluster name '%s' is not a DNS-1123 label", S(c->name));
+    if ((rc = render_tree_new(&x.t)) < 0)
+        return rc;
+    nss = calloc(c->n_namespaces + 1, sizeof(*nss));
+    apps = calloc(c->n_apps + 1, sizeof(*apps));
+    pols = calloc(c->n_policies + 1, sizeof(*pols));
+    if (!nss || !apps || !pols) {
+        rc = -RE_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < c->n_namespaces; i++) {
+        nss[i] = &c->namespaces[i];
+        if (!render_is_dns_label(nss[i]->name)) {
+            rc = fail(&x, -RE_EINVAL, "namespace name '%s' is not a DNS-1123 label",
+                      S(nss[i]->name));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < c->n_apps; i++) {
+        apps[i] = &c->apps[i];
+        if (!render_is_dns_label(apps[i]->name) || !render_is_dns_label(apps[i]->namespace_)) {
+            rc = fail(&x, -RE_EINVAL, "application '%s' (namespace '%s'): names must be "
+                      "DNS-1123 labels", S(apps[i]->name), S(apps[i]->namespace_));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < c->n_policies; i++) {
+        pols[i] = &c->policies[i];
+        if (!render_is_dns_label(pols[i]->name)) {
+            rc = fail(&x, -RE_EINVAL, "policy name '%s' is not a DNS-1123 label",
+                      S(pols[i]->name));
+            goto out;
+        }
+    }
+    qsort(nss, c->n_namespaces, sizeof(*nss), cmp_ns_ptr);
+    qsort(apps, c->n_apps, sizeof(*apps), cmp_app_ptr);
+    qsort(pols, c->n_policies, sizeof(*pols), cmp_pol_ptr);
+    for (size_t i = 1; i < c->n_namespaces; i++)
+        if (strcmp(nss[i]->name, nss[i - 1]->name) == 0) {
+            rc = fail(&x, -RE_EINVAL, "namespace '%s' listed twice", nss[i]->name);
+            goto out;
+        }
+    for (size_t i = 1; i < c->n_apps; i++)
+        if (strcmp(apps[i]->name, apps[i - 1]->name) == 0) {
+            rc = fail(&x, -RE_EINVAL, "application '%s' listed twice", apps[i]->name);
+            goto out;
+        }
+    for (size_t i = 1; i < c->n_policies; i++)
+        if (strcmp(pols[i]->name, pols[i - 1]->name) == 0) {
+            rc = fail(&x, -RE_EINVAL, "policy '%s' listed twice", pols[i]->name);
+            goto out;
+        }
+
+    if ((rc = build_config_data(&x, &data, &n_data, &mdkeys)) < 0)
+        goto out;
+    for (size_t i = 0; i < c->n_namespaces; i++)
+        if ((rc = render_namespace(&x, nss[i], data, n_data)) < 0)
+            goto out;
+    if (c->n_policies && (rc = render_policies(&x, pols, c->n_policies)) < 0)
+        goto out;
+    for (size_t i = 0; i < c->n_apps; i++)
+        if ((rc = render_app(&x, apps[i])) < 0)
+            goto out;
+    bool flux = c->n_apps > 0 || c->hub_git_url;
+    if (flux && (rc = render_flux_dir(&x, apps, c->n_apps)) < 0)
+        goto out;
+
+    struct render_kv cl = { LABEL_CLUSTER, c->name };
+    cJSON *k = kustomization(&x);
+    cJSON *res = jarr(&x, k, "resources");
+    for (size_t i = 0; i < c->n_namespaces; i++) {
+        re_snprintf(path, sizeof(path), "namespaces/%s", nss[i]->name);
+        jpush_str(&x, res, path);
+    }
+    if (c->n_policies)
+        jpush_str(&x, res, "policies");
+    if (flux)
+        jpush_str(&x, res, "flux");
+    klabels(&x, k, &cl, 1);
+    if ((rc = put_doc(&x, "kustomization.yaml", k)) < 0)
+        goto out;
+    if ((rc = render_tree_finish(x.t)) < 0) {
+        fail(&x, rc, "two rendered files share a path");
+        goto out;
+    }
+    *out = x.t;
+    x.t = NULL;
+out:
+    if (mdkeys)
+        for (size_t i = 0; i < c->n_metadata; i++)
+            free(mdkeys[i]);
+    free(mdkeys);
+    free(data);
+    free(nss);
+    free(apps);
+    free(pols);
+    render_tree_free(x.t);
+    return rc;
+}

@@ -1,0 +1,425 @@
+/* test_gitstore.c - the GitOps repository: one pack per batch, no loose
+ * objects, shared blobs, no-change puts, compare-and-swap, history and
+ * reading back, checked with the real git command line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include "testlib.h"
+#include "error.h"
+#include "../../hub/gitstore.h"
+#include "../../hub/render.h"
+
+static const char *const owners[] = { "alice@example.com" };
+static const struct render_namespace nss[] = {
+    { "pos", owners, 1, "4", "8Gi", "50" },
+    { "loyalty", NULL, 0, NULL, NULL, NULL },
+};
+static const char deploy[] =
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: menu\nspec:\n"
+    "  selector:\n    matchLabels: {app: menu}\n  template:\n    metadata:\n"
+    "      labels: {app: menu}\n    spec:\n      containers:\n      - name: web\n"
+    "        image: registry.example.com/menu:1.0\n";
+static const struct render_file base[] = { { "deployment.yaml", deploy, sizeof(deploy) - 1 } };
+
+static struct render_tree *make_tree(const char *cluster, const char *version, const char *note)
+{
+    struct render_kv md[2] = { { "region", "central" }, { "note", note } };
+    struct render_app apps[2] = {
+        { .name = "pos-api", .namespace_ = "pos", .version = version, .kind = RENDER_SRC_GIT,
+          .git_url = "https://git.example.com/pos/api.git", .git_ref = version,
+          .git_path = "./deploy" },
+        { .name = "menu", .namespace_ = "loyalty", .version = "1.0", .kind = RENDER_SRC_BASE,
+          .base_files = base, .n_base_files = 1, .image_name = "registry.example.com/menu",
+          .image_tag = "1.0" },
+    };
+    char url[256];
+    snprintf(url, sizeof(url), "https://hub.example.com:8443/git/%s.git", cluster);
+    struct render_cluster c = {
+        .name = cluster, .metadata = md, .n_metadata = 2, .namespaces = nss,
+        .n_namespaces = 2, .apps = apps, .n_apps = 2, .hub_git_url = url,
+    };
+    struct render_tree *t = NULL;
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    int rc = render_cluster(&t, &c, &err);
+    if (rc)
+        fprintf(stderr, "render: %s\n", err.ptr);
+    CHECK_EQ_INT(rc, 0);
+    re_buf_release(&err);
+    return t;
+}
+
+static char *run(const char *cmd, int *status)
+{
+    FILE *f = popen(cmd, "r");
+    CHECK(f);
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = malloc(cap);
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n < 4096)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    int st = pclose(f);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return buf;
+}
+
+static struct gitstore *open_store(char *path, size_t size)
+{
+    struct gitstore *gs = NULL;
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    snprintf(path, size, "%s/state/git", test_tmpdir());
+    int rc = gitstore_open(&gs, path, 0, &err);
+    if (rc)
+        fprintf(stderr, "open: %s\n", err.ptr);
+    CHECK_EQ_INT(rc, 0);
+    re_buf_release(&err);
+    return gs;
+}
+
+static void put3(struct gitstore *gs, const char *version, bool expect_changed)
+{
+    static const char *const names[] = { "c1", "c2", "c3" };
+    struct gitstore_batch *b = NULL;
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    for (size_t i = 0; i < 3; i++) {
+        struct render_tree *t = make_tree(names[i], version, "a: b\n---\nkind: Secret");
+        bool changed = !expect_changed;
+        char id[41] = "";
+        CHECK_EQ_INT(gitstore_batch_put(b, names[i], t, "alice@example.com",
+                                        "pos-api v2 to /g/rings/beta", NULL, &changed, id), 0);
+        CHECK_EQ_INT(changed, expect_changed);
+        if (changed)
+            CHECK_EQ_INT(strlen(id), 40);
+        render_tree_free(t);
+    }
+    CHECK_EQ_INT(gitstore_batch_count(b), expect_changed ? 3 : 0);
+    int rc = gitstore_batch_commit(b, &err);
+    if (rc)
+        fprintf(stderr, "commit: %s\n", err.ptr);
+    CHECK_EQ_INT(rc, 0);
+    re_buf_release(&err);
+}
+
+static void test_gitstore_one_pack_shared_blobs_fsck(void)
+{
+    char path[512], cmd[2048];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    size_t packs = 9, loose = 9;
+    put3(gs, "v1", true);
+    CHECK_EQ_INT(gitstore_count_objects(gs, &packs, &loose), 0);
+    CHECK_EQ_INT(packs, 1);
+    CHECK_EQ_INT(loose, 0);
+
+    char h1[41], h2[41];
+    CHECK_EQ_INT(gitstore_head(gs, "c1", h1), 0);
+    CHECK_EQ_INT(gitstore_head(gs, "c2", h2), 0);
+    CHECK(strcmp(h1, h2) != 0);
+    CHECK_EQ_INT(gitstore_head(gs, "nope", h1), -RE_ENOENT);
+
+    int st;
+    /* Identical files across clusters are one blob; whole identical folders one tree. */
+    snprintf(cmd, sizeof(cmd),
+             "git --git-dir='%s' rev-parse refs/namespaces/c1/refs/heads/main:namespaces/pos/networkpolicy.yaml"
+             " refs/namespaces/c2/refs/heads/main:namespaces/pos/networkpolicy.yaml"
+             " refs/namespaces/c1/refs/heads/main:apps/menu/base"
+             " refs/namespaces/c3/refs/heads/main:apps/menu/base", path);
+    char *out = run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECK_EQ_INT(strlen(out), 4 * 41);
+    CHECK(strncmp(out, out + 41, 40) == 0);
+    CHECK(strncmp(out + 82, out + 123, 40) == 0);
+    free(out);
+
+    snprintf(cmd, sizeof(cmd), "git --git-dir='%s' fsck --strict --no-dangling 2>&1", path);
+    out = run(cmd, &st);
+    if (st != 0)
+        fprintf(stderr, "%s\n", out);
+    CHECK_EQ_INT(st, 0);
+    free(out);
+
+    /* The namespaced HEAD symref and branch, as git sees them. */
+    snprintf(cmd, sizeof(cmd), "git --git-dir='%s' symbolic-ref refs/namespaces/c2/HEAD", path);
+    out = run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECK_EQ_STR(out, "refs/namespaces/c2/refs/heads/main\n");
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "git --git-dir='%s' log --format='%%an|%%s' refs/namespaces/c1/refs/heads/main", path);
+    out = run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECK_EQ_STR(out, "alice@example.com|pos-api v2 to /g/rings/beta\n");
+    free(out);
+
+    /* A clone through upload-pack with GIT_NAMESPACE sees only that cluster. */
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && git -c protocol.file.allow=always clone -q "
+             "--upload-pack='env GIT_NAMESPACE=c3 git-upload-pack' 'file://%s' clone3 2>&1 && "
+             "git -C clone3 branch -r && test -f clone3/namespaces/pos/configmap.yaml && "
+             "grep -q 'c3.git' clone3/flux/source.yaml && "
+             "(! command -v kubectl >/dev/null || kubectl kustomize clone3 >/dev/null)",
+             test_tmpdir(), path);
+    out = run(cmd, &st);
+    if (st != 0)
+        fprintf(stderr, "%s\n", out);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "origin/main"));
+    free(out);
+    gitstore_free(gs);
+}
+
+static void test_gitstore_unchanged_makes_no_commit(void)
+{
+    char path[512];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    char before[41], after[41];
+    size_t packs, loose;
+    put3(gs, "v1", true);
+    CHECK_EQ_INT(gitstore_head(gs, "c1", before), 0);
+    put3(gs, "v1", false);
+    CHECK_EQ_INT(gitstore_head(gs, "c1", after), 0);
+    CHECK_EQ_STR(after, before);
+    CHECK_EQ_INT(gitstore_count_objects(gs, &packs, &loose), 0);
+    CHECK_EQ_INT(packs, 1);
+    CHECK_EQ_INT(loose, 0);
+    /* A change makes a second pack, with the old commit as parent. */
+    put3(gs, "v2", true);
+    CHECK_EQ_INT(gitstore_count_objects(gs, &packs, &loose), 0);
+    CHECK_EQ_INT(packs, 2);
+    CHECK_EQ_INT(loose, 0);
+    gitstore_free(gs);
+}
+
+static void test_gitstore_cas_conflict(void)
+{
+    char path[512], h[41], h2[41];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    struct gitstore_batch *b = NULL;
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    put3(gs, "v1", true);
+    CHECK_EQ_INT(gitstore_head(gs, "c1", h), 0);
+    struct render_tree *t2 = make_tree("c1", "v2", "x");
+
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    struct gitstore_batch *b2 = NULL;
+    CHECK_EQ_INT(gitstore_batch_begin(&b2, gs, &err), -RE_EBUSY);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", t2, "bob", "m", "0000000000000000000000000000000000000000",
+                                    NULL, NULL), -RE_ECONFLICT);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", t2, "bob", "m", "", NULL, NULL), -RE_ECONFLICT);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", t2, "bob", "m", h, NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "Bad_Name", t2, "bob", "m", NULL, NULL, NULL), -RE_EINVAL);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c9", t2, "bo<b>", "m", NULL, NULL, NULL), -RE_EINVAL);
+
+    /* Another writer moves c1 before this batch commits. */
+    struct gitstore *other = NULL;
+    struct gitstore_batch *ob = NULL;
+    CHECK_EQ_INT(gitstore_open(&other, path, 0, &err), 0);
+    CHECK_EQ_INT(gitstore_batch_begin(&ob, other, &err), 0);
+    struct render_tree *t3 = make_tree("c1", "v3", "y");
+    CHECK_EQ_INT(gitstore_batch_put(ob, "c1", t3, "carol", "other", h, NULL, h2), 0);
+    CHECK_EQ_INT(gitstore_batch_commit(ob, &err), 0);
+
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), -RE_ECONFLICT);
+    CHECK(strstr(err.ptr, "c1"));
+    char now[41];
+    CHECK_EQ_INT(gitstore_head(gs, "c1", now), 0);
+    CHECK_EQ_STR(now, h2);
+    /* The store is usable again after a failed batch. */
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    gitstore_batch_abort(b);
+    render_tree_free(t2);
+    render_tree_free(t3);
+    gitstore_free(other);
+    gitstore_free(gs);
+    re_buf_release(&err);
+}
+
+struct logged {
+    char ids[8][41];
+    char msgs[8][64];
+    size_t n;
+};
+
+static int log_cb(const struct gitstore_commit_info *ci, void *ud)
+{
+    struct logged *l = ud;
+    CHECK(l->n < 8);
+    memcpy(l->ids[l->n], ci->id, 41);
+    snprintf(l->msgs[l->n], sizeof(l->msgs[0]), "%s|%s", ci->author, ci->message);
+    CHECK(ci->time > 1600000000);
+    l->n++;
+    return 0;
+}
+
+static void commit_one(struct gitstore *gs, const char *cluster, struct render_tree *t,
+                       const char *author, const char *msg)
+{
+    struct gitstore_batch *b = NULL;
+    bool changed = false;
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, cluster, t, author, msg, NULL, &changed, NULL), 0);
+    CHECK(changed);
+    CHECK_EQ_INT(gitstore_batch_commit(b, NULL), 0);
+}
+
+static void test_gitstore_log_and_read_back(void)
+{
+    char path[512], id[41];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    struct render_tree *t1 = make_tree("c1", "v1", "one");
+    struct render_tree *t2 = make_tree("c1", "v2", "two");
+    struct render_tree *other = make_tree("c2", "v1", "one");
+    commit_one(gs, "c1", t1, "alice", "pos-api v1 to /g/stores");
+    commit_one(gs, "c1", t2, "bob", "pos-api v2 to /g/rings/beta");
+    commit_one(gs, "c2", other, "alice", "c2 first");
+
+    struct logged l = { .n = 0 };
+    CHECK_EQ_INT(gitstore_log(gs, "c1", 10, log_cb, &l), 0);
+    CHECK_EQ_INT(l.n, 2);
+    CHECK_EQ_STR(l.msgs[0], "bob|pos-api v2 to /g/rings/beta");
+    CHECK_EQ_STR(l.msgs[1], "alice|pos-api v1 to /g/stores");
+    l.n = 0;
+    CHECK_EQ_INT(gitstore_log(gs, "c1", 1, log_cb, &l), 0);
+    CHECK_EQ_INT(l.n, 1);
+    CHECK_EQ_INT(gitstore_log(gs, "zz", 1, log_cb, &l), -RE_ENOENT);
+
+    /* Read back: HEAD~1, the full id and an abbreviated one give t1. */
+    const char *revs[] = { "HEAD~1", "main^", l.ids[0], NULL };
+    char abbrev[8];
+    struct logged l2 = { .n = 0 };
+    CHECK_EQ_INT(gitstore_log(gs, "c1", 10, log_cb, &l2), 0);
+    memcpy(abbrev, l2.ids[1], 7);
+    abbrev[7] = '\0';
+    revs[2] = abbrev;
+    for (size_t i = 0; revs[i]; i++) {
+        struct render_tree *r = NULL;
+        CHECK_EQ_INT(gitstore_read_tree(&r, gs, "c1", revs[i]), 0);
+        CHECK(render_tree_equal(r, t1));
+        render_tree_free(r);
+    }
+    struct render_tree *r = NULL;
+    CHECK_EQ_INT(gitstore_read_tree(&r, gs, "c1", NULL), 0);
+    CHECK(render_tree_equal(r, t2));
+    render_tree_free(r);
+    CHECK_EQ_INT(gitstore_resolve(gs, "c1", "HEAD", id), 0);
+    CHECK_EQ_STR(id, l2.ids[0]);
+
+    /* Another cluster's commit is not in c1's history. */
+    char c2head[41];
+    CHECK_EQ_INT(gitstore_head(gs, "c2", c2head), 0);
+    CHECK_EQ_INT(gitstore_resolve(gs, "c1", c2head, id), -RE_ENOENT);
+    CHECK_EQ_INT(gitstore_resolve(gs, "c1", "HEAD~5", id), -RE_ENOENT);
+    CHECK_EQ_INT(gitstore_resolve(gs, "c1", "HEAD:x", id), -RE_ENOENT);
+    CHECK_EQ_INT(gitstore_resolve(gs, "c1", "refs/namespaces/c2/refs/heads/main", id), -RE_ENOENT);
+
+    char *data = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(gitstore_file(&data, &len, gs, "c1", NULL, "apps/pos-api/gitrepository.yaml"), 0);
+    CHECK(strstr(data, "tag: v2"));
+    CHECK_EQ_INT(len, strlen(data));
+    free(data);
+    CHECK_EQ_INT(gitstore_file(&data, &len, gs, "c1", "HEAD~1", "apps/pos-api/gitrepository.yaml"), 0);
+    CHECK(strstr(data, "tag: v1"));
+    free(data);
+    CHECK_EQ_INT(gitstore_file(&data, &len, gs, "c1", NULL, "apps"), -RE_ENOENT);
+    CHECK_EQ_INT(gitstore_file(&data, &len, gs, "c1", NULL, "nope.yaml"), -RE_ENOENT);
+
+    /* Revert = commit the old tree again: a new commit with t1's tree. */
+    struct render_tree *old = NULL;
+    CHECK_EQ_INT(gitstore_read_tree(&old, gs, "c1", "HEAD~1"), 0);
+    commit_one(gs, "c1", old, "carol", "revert c1 to HEAD~1");
+    CHECK_EQ_INT(gitstore_read_tree(&r, gs, "c1", NULL), 0);
+    CHECK(render_tree_equal(r, t1));
+    render_tree_free(r);
+    render_tree_free(old);
+    render_tree_free(t1);
+    render_tree_free(t2);
+    render_tree_free(other);
+    gitstore_free(gs);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of this process (all threads): on a shared machine wall time
+ * mostly measures the neighbours. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Not an assertion on time: prints what N clusters in one batch cost, then
+ * an incremental batch changing one in ten. N is 1,000 by default so `make
+ * test` stays quick on a busy machine; RE_GITSTORE_CLUSTERS=10000 (and
+ * RE_TEST_TIMEOUT=600) for the full figure. */
+static void test_gitstore_10k_clusters_timing(void)
+{
+    const char *e = getenv("RE_GITSTORE_CLUSTERS");
+    size_t n = e ? strtoul(e, NULL, 10) : 1000;
+    char path[512], name[32];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    double t0 = now_s(), t_render = 0, t_put = 0;
+    for (int round = 0; round < 2; round++) {
+        struct gitstore_batch *b = NULL;
+        double tb = now_s(), cb = cpu_s();
+        t_render = t_put = 0;
+        CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(name, sizeof(name), "store-%05zu", i);
+            double a = now_s();
+            /* Round 2 changes 1 cluster in 10. */
+            struct render_tree *t = make_tree(name, round == 1 && i % 10 == 0 ? "v2" : "v1", name);
+            double m = now_s();
+            CHECK_EQ_INT(gitstore_batch_put(b, name, t, "bench", "bench", NULL, NULL, NULL), 0);
+            t_put += now_s() - m;
+            t_render += m - a;
+            render_tree_free(t);
+        }
+        size_t staged = gitstore_batch_count(b);
+        double tc = now_s(), cc = cpu_s();
+        int rc = gitstore_batch_commit(b, &err);
+        if (rc)
+            fprintf(stderr, "commit: %s\n", err.ptr);
+        CHECK_EQ_INT(rc, 0);
+        fprintf(stderr, "# %s: %zu clusters, %zu commits: render %.2f s, put %.2f s, "
+                "pack+refs %.2f s (cpu %.2f s), total %.2f s (cpu %.2f s)\n",
+                round ? "incremental" : "full", n, staged, t_render, t_put, now_s() - tc,
+                cpu_s() - cc, now_s() - tb, cpu_s() - cb);
+        CHECK_EQ_INT(staged, round ? (n + 9) / 10 : n);
+    }
+    size_t packs, loose;
+    CHECK_EQ_INT(gitstore_count_objects(gs, &packs, &loose), 0);
+    CHECK_EQ_INT(packs, 2);
+    CHECK_EQ_INT(loose, 0);
+    int st;
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "du -sk '%s/objects/pack' | cut -f1", path);
+    char *out = run(cmd, &st);
+    char *nl = strchr(out, '\n');
+    if (nl)
+        *nl = '\0';
+    fprintf(stderr, "# packs: %s KB; whole run %.2f s\n", out, now_s() - t0);
+    free(out);
+    gitstore_free(gs);
+    re_buf_release(&err);
+}
+
+TEST_MAIN(T(test_gitstore_one_pack_shared_blobs_fsck), T(test_gitstore_unchanged_makes_no_commit),
+          T(test_gitstore_cas_conflict), T(test_gitstore_log_and_read_back),
+          T(test_gitstore_10k_clusters_timing))
