@@ -142,6 +142,13 @@ check_match "import JSON" "$(ctl clusters import "$T/good.json")" "imported 1 cl
 rc=0; ctl clusters import "$T/x.txt" >/dev/null 2>&1 || rc=$?
 check_eq "an import file that is neither .json nor .csv exits 64" "$rc" 64
 
+# check-in state (no agent has reported)
+if ! skip_if_no_route "clusters status" GET /api/v1/clusters/store-0001/status; then
+    check_match "clusters status of a cluster never seen" "$(ctl clusters status store-0001)" "status: +offline"
+fi
+out=$(ctl -v clusters get store-0001 2>&1 >/dev/null)
+check_match "--verbose shows the request and status" "$out" "> GET https://127.0.0.1:[0-9]+/api/v1/clusters/store-0001"
+
 # audit
 check_match "audit shows the changes" "$(ctl audit --limit 1000 --all)" "store-0001"
 
