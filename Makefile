@@ -116,7 +116,8 @@ clean:
 # ---- packaging ----
 # `make deb`: resedge-hub and resedge-agent .deb packages in build/deb/ (from
 # $(BIN), so `make SANITIZE=1 deb` packages the sanitized build).
-# `make install-units`: systemd units, man pages and /etc/resedge/agent.conf
+# `make install-units`: systemd units, man pages, bash completion (when
+# packaging/completion/resedgectl exists) and /etc/resedge/{agent.conf,hub.env}
 # (kept if present) under DESTDIR; units go to /lib/systemd/system when
 # PREFIX=/usr, else PREFIX/lib/systemd/system, with ExecStart= in PREFIX/bin.
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
@@ -137,3 +138,6 @@ install-units:
 	  install -m 0644 packaging/etc/agent.conf $(DESTDIR)$(SYSCONFDIR)/resedge/agent.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/resedge/hub.env || \
 	  install -m 0644 packaging/etc/hub.env $(DESTDIR)$(SYSCONFDIR)/resedge/hub.env
+	if [ -f packaging/completion/resedgectl ]; then \
+	  install -D -m 0644 packaging/completion/resedgectl \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/resedgectl; fi

@@ -136,13 +136,10 @@ install -m 0644 "$here/etc/hub.env" "$root/etc/resedge/hub.env"
 echo /etc/resedge/hub.env >"$root/DEBIAN/conffiles"
 install_man "$root" resedge-hub
 install_man "$root" resedgectl
-for c in "$here/completion/resedgectl" "$here/bash-completion/resedgectl" "$here/resedgectl.bash"; do
-    if [ -f "$c" ]; then
-        install -d -m 0755 "$root/usr/share/bash-completion/completions"
-        install -m 0644 "$c" "$root/usr/share/bash-completion/completions/resedgectl"
-        break
-    fi
-done
+if [ -f "$here/completion/resedgectl" ]; then
+    install -d -m 0755 "$root/usr/share/bash-completion/completions"
+    install -m 0644 "$here/completion/resedgectl" "$root/usr/share/bash-completion/completions/"
+fi
 finish resedge-hub usr/bin/resedge-hub usr/bin/resedgectl
 
 # resedge-agent: the agent, the unit, /etc/resedge/agent.conf.
