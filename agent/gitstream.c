@@ -2,6 +2,7 @@
  * blocking socket, the node's client certificate, the hub's CA pinned,
  * session resumption. Registered by pull.c. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -122,7 +123,15 @@ static int gs_connect(git_stream *stream)
     if ((s->fd = tcp_connect(s->host, s->port)) < 0)
         return gs_fail("cannot connect to", s->host);
     bool same_host = strcmp(gs_session_host, s->host) == 0;
-    if (tls_conn_new_client(&s->tls, gs_cfg, s->host, same_host ? gs_session : NULL) < 0)
+    /* mbedTLS 2.28 matches DNS names only, not IP address SANs: for an IP
+     * literal the name check is skipped. The CA is the hub's own, pinned at
+     * enrollment, and mbedTLS still requires serverAuth usage, so no agent or
+     * user certificate of that CA can stand in for the hub. */
+    unsigned char addr[16];
+    bool ip_literal = inet_pton(AF_INET, s->host, addr) == 1 ||
+                      inet_pton(AF_INET6, s->host, addr) == 1;
+    if (tls_conn_new_client(&s->tls, gs_cfg, ip_literal ? NULL : s->host,
+                            same_host ? gs_session : NULL) < 0)
         return gs_fail("cannot set up TLS for", s->host);
     for (;;) {
         r = tls_conn_handshake(s->tls);

@@ -419,9 +419,9 @@ static void schedule_refused(struct agent *a, long status, const char *msg)
     uint64_t cap = a->cfg.backoff_cap_ms;
     uint64_t wait = cap / 2 + backoff_random() % (cap / 2 + 1);
     if (!a->revoked || strcmp(a->last_error, msg) != 0)
-        log_err("the hub refuses this agent (HTTP %ld): %s; this certificate may have been "
-                "revoked or replaced: enroll again with a new code; keeping revision %s",
-                status, msg, short_rev(a->status.applied));
+        log_err("the hub refuses this agent (HTTP %ld): %s; if this node's certificate was "
+                "revoked or replaced, enroll it again with a new code; keeping revision %s and "
+                "retrying every few minutes", status, msg, short_rev(a->status.applied));
     a->revoked = true;
     re_snprintf(a->last_error, sizeof(a->last_error), "%s", msg);
     a->next_checkin = re_mono_ms() + wait;
@@ -653,8 +653,14 @@ int agent_run_main(int argc, char **argv)
     re_buf_reset(&err);
     if (materialize_repair(a.cfg.state_dir, &err) < 0)
         log_warn("cannot repair '%s/current': %s", a.cfg.state_dir, err.ptr ? err.ptr : "");
-    else if (err.len)
+    else if (err.len) {
+        for (size_t i = 0; i + 1 < err.len; i++)
+            if (err.ptr[i] == '\n')
+                err.ptr[i] = ';';
+        if (err.ptr[err.len - 1] == '\n')
+            err.ptr[--err.len] = '\0';
         log_notice("repaired the state directory: %s", err.ptr);
+    }
     agent_status_load(&a.status, a.cfg.state_dir);
     {
         /* What is on disk is what was last applied in the modes that materialize. */

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# test_agent.sh - the agent against the real hub: enrollment (a wrong CA
+# fingerprint writes nothing), check-ins that show in the inventory, pulling
+# and materializing the cluster's branch over the hub's git endpoint with the
+# agent's own certificate, a hub outage (the agent keeps its state, backs off
+# with jitter, recovers), bad hub answers (garbage, huge, redirect), config
+# errors with file:line, sd_notify, SIGHUP, SIGTERM, and revocation.
+. "$(dirname "$0")/lib.sh"
+AGENT=$RE_BIN/resedge-agent
+A=$T/agent                      # the agent's state directory
+ALOG=$T/agent.log
+AGENT_PID=
+
+hub_init || exit 1
+hub_start || exit 1
+
+# wait_for SECONDS COMMAND...: polls every 0.2 s until COMMAND succeeds.
+wait_for() {
+    local n=$(($1 * 5)); shift
+    local i
+    for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+log_has() { grep -q -- "$1" "$ALOG"; }
+log_count() { grep -c -- "$1" "$ALOG"; }
+agent_status() { acurl "$HUB_URL/api/v1/clusters/$1/status"; }
+code_for() { acurl -X POST "$HUB_URL/api/v1/clusters/$1/enroll-code" >"$T/code.json" && jq -r .code "$T/code.json"; }
+start_agent() {
+    NOTIFY_SOCKET=$T/notify.sock "$AGENT" run --state-dir "$A" "$@" >>"$ALOG" 2>&1 &
+    AGENT_PID=$!
+    _pids+=("$AGENT_PID")
+}
+stop_agent() {
+    [ -n "$AGENT_PID" ] || return 0
+    kill -TERM "$AGENT_PID" 2>/dev/null
+    local rc=0
+    wait "$AGENT_PID" || rc=$?
+    AGENT_PID=
+    return $rc
+}
+
+# A listener for sd_notify datagrams, appended to $T/notify.log.
+python3 - "$T/notify.sock" "$T/notify.log" <<'PY' &
+import socket, sys, os
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True:
+        f.write(s.recv(4096).decode(errors="replace").replace("\n", " | ") + "\n")
+PY
+_pids+=("$!")
+
+for c in store-1 store-2; do
+    acurl -X POST -H 'Content-Type: application/json' -d "{\"name\":\"$c\"}" \
+        "$HUB_URL/api/v1/clusters" -o /dev/null
+done
+
+# ---- enrollment -------------------------------------------------------------------
+CODE=$(code_for store-1)
+FP=$(jq -r .ca_fingerprint "$T/code.json")
+BAD_FP=sha256:$(printf '%064d' 0)
+check_not "enroll with a wrong CA fingerprint is refused" \
+    "$AGENT" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$BAD_FP" --state-dir "$A"
+check "... and writes nothing (no state directory)" test ! -e "$A"
+out=$("$AGENT" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$BAD_FP" --state-dir "$A" 2>&1)
+check_match "... and says why" "$out" "fingerprint is sha256:[0-9a-f]{64}, not $BAD_FP"
+check_not "enroll with a code for nothing is refused" \
+    "$AGENT" enroll --hub "$HUB_URL" --code AAAAAA.BBBB-CCCC-DDDD-EEEE --ca-fingerprint "$FP" --state-dir "$A"
+check "... and writes nothing" test ! -e "$A/agent.state"
+check "enroll with the code and the right fingerprint" \
+    "$AGENT" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$FP" --state-dir "$A"
+check "state: agent.state, ca.crt, key and certificate" \
+    bash -c "test -f '$A/agent.state' && test -f '$A/ca.crt' && ls '$A'/agent-*.key && ls '$A'/agent-*.crt"
+check_eq "the key is mode 0600" "$(stat -c %a "$A"/agent-*.key)" 600
+check "the certificate chains to the hub CA" openssl verify -CAfile "$HUB_DIR/tls/ca.crt" "$A"/agent-*.crt
+check_match "the certificate names the cluster" "$(openssl x509 -noout -ext subjectAltName -in "$A"/agent-*.crt)" \
+    "spiffe://resedge/cluster/store-1"
+CODE2=$(code_for store-1)
+"$AGENT" enroll --hub "$HUB_URL" --code "$CODE2" --ca-fingerprint "$FP" --state-dir "$A" >/dev/null 2>&1
+check_eq "enrolling an enrolled node again needs --force (exit 73)" "$?" 73
+check "status shows the enrollment" bash -c "'$AGENT' status --state-dir '$A' | grep -q 'cluster: *store-1'"
+
+# ---- configuration errors and not enrolled ----------------------------------------
+"$AGENT" run --state-dir "$T/nowhere" >"$T/ne.out" 2>&1
+check_eq "run when not enrolled exits 78" "$?" 78
+check "... and says how to enroll" grep -q "resedge-agent enroll --hub" "$T/ne.out"
+printf '[agent]\nmode = none\ninterval = 1s\nfrobnicate = yes\n' >"$T/bad.conf"
+"$AGENT" run --config "$T/bad.conf" --state-dir "$A" >"$T/bad.out" 2>&1
+check_eq "a config with an unknown key exits 78" "$?" 78
+check_match "... naming file:line" "$(cat "$T/bad.out")" "bad.conf:4: unknown key 'frobnicate'"
+printf '[agent]\nmode = sometimes\n' >"$T/bad2.conf"
+"$AGENT" run --config "$T/bad2.conf" --state-dir "$A" >"$T/bad2.out" 2>&1
+check_match "a bad value names file:line" "$(cat "$T/bad2.out")" "bad2.conf:2: bad value 'sometimes' for 'mode'"
+
+# ---- check-in -----------------------------------------------------------------------
+printf '[agent]\nmode = none\ninterval = 1s\nbackoff_cap = 3s\nlabel = region=central\nidentity = kube-uid-1\n' >"$T/agent.conf"
+start_agent --config "$T/agent.conf"
+check "the check-in shows in the inventory (online)" \
+    wait_for 10 bash -c "curl -sS --cacert '$HUB_DIR/tls/ca.crt' --cert '$HUB_DIR/tls/admin.crt' --key '$HUB_DIR/tls/admin.key' '$HUB_URL/api/v1/clusters/store-1/status' | jq -e '.status == \"online\"'"
+st=$(agent_status store-1)
+check_eq "reported labels" "$(jq -r .reported_labels.region <<<"$st")" central
+check_eq "reported identity" "$(jq -r .identity <<<"$st")" kube-uid-1
+check_eq "agent version" "$(jq -r .agent_version <<<"$st")" "$("$AGENT" --version | cut -d' ' -f2)"
+check_match "host facts" "$(jq -c .host <<<"$st")" '"boot_id":"[0-9a-f-]{36}".*"disk_free_bytes":[0-9]+'
+check_eq "store-2 never checked in: offline" "$(agent_status store-2 | jq -r .status)" offline
+check "sqlite has the row" bash -c "sqlite3 '$HUB_DIR/hub.db' 'SELECT checkins FROM cluster_status WHERE name = \"store-1\"' | grep -qE '^[0-9]+$'"
+check "sd_notify READY=1" wait_for 5 grep -q "READY=1" "$T/notify.log"
+check "sd_notify STATUS= says it checked in" wait_for 5 grep -q "STATUS=checked in" "$T/notify.log"
+
+# The agent's certificate reaches only its own cluster.
+AK=$(ls "$A"/agent-*.key); AC=$(ls "$A"/agent-*.crt)
+agcurl() { curl -sS --max-time 10 --cacert "$A/ca.crt" --cert "$AC" --key "$AK" "$@"; }
+check_eq "an agent cannot check in for another cluster" \
+    "$(agcurl -o /dev/null -w '%{http_code}' -X POST -d '{}' "$HUB_URL/api/v1/clusters/store-2/checkin")" 403
+check_eq "an agent cannot read another cluster's status" \
+    "$(agcurl -o /dev/null -w '%{http_code}' "$HUB_URL/api/v1/clusters/store-2/status")" 403
+check_eq "an agent cannot call an admin endpoint" \
+    "$(agcurl -o /dev/null -w '%{http_code}' "$HUB_URL/metrics")" 403
+check_eq "the admin cannot check in as a cluster" \
+    "$(acurl -o /dev/null -w '%{http_code}' -X POST -d '{}' "$HUB_URL/api/v1/clusters/store-1/checkin")" 403
+big=$(python3 -c 'import json; print(json.dumps({"labels": {f"k{i}": "v" for i in range(65)}}))')
+check_eq "65 labels are refused" \
+    "$(agcurl -o "$T/body" -w '%{http_code}' -X POST -d "$big" "$HUB_URL/api/v1/clusters/store-1/checkin")" 400
+check_eq "... naming the field" "$(jq -r .error.field "$T/body")" labels
+check_eq "a bad revision is refused" \
+    "$(agcurl -o /dev/null -w '%{http_code}' -X POST -d '{"applied_revision":"../../x"}' "$HUB_URL/api/v1/clusters/store-1/checkin")" 400
+check_eq "a body that is not JSON is refused" \
+    "$(agcurl -o /dev/null -w '%{http_code}' -X POST -d 'nope' "$HUB_URL/api/v1/clusters/store-1/checkin")" 400
+
+# ---- pulling the cluster's branch ---------------------------------------------------
+# The GitOps writer's layout, made with git: refs/namespaces/<cluster>/refs/heads/main.
+GITDIR=$HUB_DIR/git
+commit_state() {   # MESSAGE: commits $T/work to store-1's branch, prints the commit
+    git -C "$T/work" add -A >/dev/null && git -C "$T/work" -c user.name=hub -c user.email=hub@resedge \
+        commit -qm "$1" && git -C "$T/work" push -qf "$GITDIR" HEAD:refs/namespaces/store-1/refs/heads/main &&
+        git -C "$T/work" rev-parse HEAD
+}
+if [ ! -d "$GITDIR" ]; then
+    git init -q --bare "$GITDIR"
+    git -C "$GITDIR" symbolic-ref refs/namespaces/store-1/HEAD refs/namespaces/store-1/refs/heads/main
+fi
+git init -q "$T/work"
+mkdir -p "$T/work/namespaces/pos"
+cat >"$T/work/namespaces/pos/namespace.yaml" <<'Y'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: pos
+Y
+printf 'resources:\n- namespace.yaml\n' >"$T/work/namespaces/pos/kustomization.yaml"
+printf 'resources:\n- namespaces/pos\nlabels:\n- pairs:\n    resedge.io/cluster: store-1\n' >"$T/work/kustomization.yaml"
+REV1=$(commit_state "pos namespace")
+check "the hub assigns the branch's commit" \
+    wait_for 10 bash -c "curl -sS --cacert '$A/ca.crt' --cert '$AC' --key '$AK' -X POST -d '{}' '$HUB_URL/api/v1/clusters/store-1/checkin' | jq -e '.revision == \"$REV1\"'"
+check "the agent materializes it into STATE/current" \
+    wait_for 15 bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV1 ]"
+check "kubectl kustomize STATE/current builds" bash -c "kubectl kustomize '$A/current' | grep -q 'resedge.io/cluster: store-1'"
+check "the applied revision shows in the inventory" \
+    wait_for 10 bash -c "curl -sS --cacert '$HUB_DIR/tls/ca.crt' --cert '$HUB_DIR/tls/admin.crt' --key '$HUB_DIR/tls/admin.key' '$HUB_URL/api/v1/clusters/store-1/status' | jq -e '.applied_revision == \"$REV1\"'"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: pos\ndata:\n  a: "1"\n' >"$T/work/namespaces/pos/cm.yaml"
+printf 'resources:\n- namespace.yaml\n- cm.yaml\n' >"$T/work/namespaces/pos/kustomization.yaml"
+REV2=$(commit_state "config map")
+check "a new revision is materialized within an interval or two" \
+    wait_for 10 bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV2 ]"
+check "the previous revision is kept" test -d "$A/revisions/$REV1"
+check "the mirror holds the branch" bash -c "[ \"\$(git -C '$A/mirror.git' rev-parse refs/heads/main)\" = $REV2 ]"
+
+# ---- the hub goes away --------------------------------------------------------------
+hub_stop
+: >"$T/mark"; before=$(log_count "check-in failed")
+check "with the hub down the agent reports failures and backs off" \
+    wait_for 15 bash -c "[ \$(grep -c 'check-in failed' '$ALOG') -ge \$(( $before + 3 )) ]"
+check "... retrying with jittered waits" grep -qE "retrying in [0-9]+\.[0-9]s" "$ALOG"
+waits=$(grep -oE "retrying in [0-9.]+s" "$ALOG" | tail -4 | sort -u | wc -l)
+check "... that are not all the same" test "$waits" -ge 2
+check "... keeps its last good state" bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV2 ] && test -f '$A/current/namespaces/pos/cm.yaml'"
+check "... is still running" kill -0 "$AGENT_PID"
+check "... and says so in its status" wait_for 5 grep -q "STATUS=hub unreachable" "$T/notify.log"
+hub_start
+check "after the hub is back the agent recovers by itself" wait_for 20 log_has "check-in succeeded again"
+
+# ---- SIGHUP reloads the configuration -----------------------------------------------
+sed -i 's/region=central/region=east/' "$T/agent.conf"
+kill -HUP "$AGENT_PID"
+check "SIGHUP reloads the configuration" wait_for 5 log_has "configuration reloaded"
+check "... and the new label is reported" \
+    wait_for 10 bash -c "curl -sS --cacert '$HUB_DIR/tls/ca.crt' --cert '$HUB_DIR/tls/admin.crt' --key '$HUB_DIR/tls/admin.key' '$HUB_URL/api/v1/clusters/store-1/status' | jq -e '.reported_labels.region == \"east\"'"
+printf '[agent]\nmode = upside-down\n' >"$T/agent.conf.bad"
+cp "$T/agent.conf" "$T/agent.conf.good"; cp "$T/agent.conf.bad" "$T/agent.conf"
+kill -HUP "$AGENT_PID"
+check "a bad config on SIGHUP keeps the running one" wait_for 5 log_has "keeping the running configuration"
+check "... and the agent keeps running" kill -0 "$AGENT_PID"
+cp "$T/agent.conf.good" "$T/agent.conf"
+
+# ---- SIGTERM ------------------------------------------------------------------------
+start=$(date +%s%N)
+stop_agent
+rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check_eq "SIGTERM: exit 0" "$rc" 0
+check "... within 5 s (${ms} ms)" test "$ms" -lt 5000
+
+# ---- bad answers from a hub ----------------------------------------------------------
+# A fake hub with the real hub's server certificate (so TLS verifies) that
+# answers garbage, a huge body, a redirect to another host or 429 Retry-After.
+FAKE_PORT=$(free_port)
+python3 - "$FAKE_PORT" "$HUB_DIR/tls/server.crt" "$HUB_DIR/tls/server.key" "$T/fake.mode" <<'PY' >"$T/fake.log" 2>&1 &
+import http.server, ssl, sys
+port, crt, key, modef = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0)); self.rfile.read(n)
+        mode = open(modef).read().strip()
+        if mode == "garbage":
+            body = b"<html>gateway error</html>"; self.send_response(200)
+        elif mode == "huge":
+            body = b'{"branch":"' + b"a" * (3 << 20) + b'"}'; self.send_response(200)
+        elif mode == "redirect":
+            body = b""; self.send_response(302); self.send_header("Location", "https://evil.example/")
+        elif mode == "truncated":
+            body = b'{"branch":"main","rev'; self.send_response(200)
+        else:
+            body = b'{"error":{"code":"busy","message":"spread out"}}'; self.send_response(429)
+            self.send_header("Retry-After", "2")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(crt, key)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+_pids+=("$!")
+F=$T/fake-agent
+cp -a "$A" "$F"
+sed -i "s#^hub = .*#hub = https://127.0.0.1:$FAKE_PORT#" "$F/agent.state"
+wait_for 5 bash -c "curl -sk https://127.0.0.1:$FAKE_PORT/ -o /dev/null"
+for mode in garbage huge redirect truncated retry; do
+    echo "$mode" >"$T/fake.mode"
+    : >"$T/fake-agent.log"
+    "$AGENT" run --state-dir "$F" --interval 1s --backoff-cap 2s --mode none >"$T/fake-agent.log" 2>&1 &
+    pid=$!
+    _pids+=("$pid")
+    case $mode in
+        garbage)   want="not a JSON object" ;;
+        huge)      want="larger than 1 MiB" ;;
+        redirect)  want="redirect.*does not follow" ;;
+        truncated) want="not a JSON object" ;;
+        retry)     want="HTTP 429: spread out.*retrying in [2-9]" ;;
+    esac
+    if wait_for 10 grep -qE "$want" "$T/fake-agent.log"; then ok "a hub answering $mode: handled ($want)"
+    else not_ok "a hub answering $mode: handled"; sed 's/^/#   /' "$T/fake-agent.log" | tail -5; fi
+    check "... the agent keeps running" kill -0 "$pid"
+    check "... and keeps its last good state" bash -c "[ \"\$(readlink '$F/current')\" = revisions/$REV2 ]"
+    kill -TERM "$pid"; wait "$pid"
+done
+
+# ---- a damaged state directory ------------------------------------------------------
+rm -f "$A/current"; ln -s revisions/0000000000000000000000000000000000000000 "$A/current"
+ln -s "revisions/$REV1" "$A/current.tmp"
+start_agent --config "$T/agent.conf"
+check "a half-done swap is repaired at start" wait_for 10 log_has "repaired the state directory"
+check "... and current points at a complete revision again" \
+    wait_for 10 bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV2 ]"
+
+# ---- revocation ---------------------------------------------------------------------
+check_eq "revoke the cluster" "$(acurl -o /dev/null -w '%{http_code}' -X POST "$HUB_URL/api/v1/clusters/store-1/revoke")" 200
+check "the agent says the hub refuses it and why" wait_for 15 log_has "the hub refuses this agent"
+check "... in its status too" wait_for 5 grep -q "STATUS=refused by the hub" "$T/notify.log"
+check "... keeps its last state" bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV2 ]"
+check "... and keeps running (retrying slowly)" kill -0 "$AGENT_PID"
+stop_agent
+
+done_testing
