@@ -10,7 +10,8 @@ VERSION := 0.1.0
 BUILD_DEPS := build-essential pkg-config libuv1-dev libmbedtls-dev libcjson-dev \
               libsqlite3-dev libgit2-dev libcurl4-openssl-dev libhttp-parser-dev \
               libyaml-dev
-TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime jq python3
+TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime jq python3 \
+              systemd lintian man-db sqlite3 cppcheck
 
 PKGS    := libuv libcjson sqlite3 libgit2 libcurl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -106,7 +107,7 @@ lint:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 bin/resedge-hub bin/resedge-agent bin/resedgectl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build bin

@@ -256,6 +256,14 @@ out:
 /* ---- serve ---- */
 
 static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t watchdog;
+
+/* systemd kills a Type=notify service that misses its watchdog: ping at half
+ * the interval from the loop, so a stuck loop is exactly what gets caught. */
+static void on_watchdog(uv_timer_t *t)
+{
+    re_notify("WATCHDOG=1");
+}
 
 static void on_stopped(struct server *s, void *data)
 {
@@ -263,6 +271,7 @@ static void on_stopped(struct server *s, void *data)
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
+    uv_close((uv_handle_t *)&watchdog, NULL);
     uv_stop(hub->loop);
 }
 
@@ -369,6 +378,9 @@ static int cmd_serve(int argc, char **argv)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_start(&sig_hup, on_signal, SIGHUP);
+    uv_timer_init(hub.loop, &watchdog);
+    if (re_notify_watchdog_ms())
+        uv_timer_start(&watchdog, on_watchdog, re_notify_watchdog_ms(), re_notify_watchdog_ms());
     re_notify("READY=1\nSTATUS=serving");
     uv_run(hub.loop, UV_RUN_DEFAULT);
     log_notice("stopped");
