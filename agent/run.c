@@ -304,6 +304,9 @@ static void sync_desired(struct agent *a)
     re_buf_init(&err, 2048);
     git_url_for(a, url, sizeof(url));
     if (a->cfg.mode == AGENT_MODE_FLUX) {
+        if (strcmp(a->status.mode, "flux") != 0)
+            a->status.apply_result[0] = '\0'; /* apply the Flux objects at least once */
+        re_snprintf(a->status.mode, sizeof(a->status.mode), "flux");
         sync_flux(a, url, true);
         flux_applied(a);
         save_status(a);
@@ -313,7 +316,9 @@ static void sync_desired(struct agent *a)
     if (!want[0])
         goto out; /* the hub has not rendered this cluster yet */
     materialize_current(cur, a->cfg.state_dir);
-    if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0)
+    /* Done already, unless the mode changed (then it is applied the new way). */
+    if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0 &&
+        strcmp(a->status.mode, agent_mode_name(a->cfg.mode)) == 0)
         goto out;
     if (strcmp(want, a->status.pulled) != 0 || strcmp(want, cur) != 0) {
         if (!a->mirror && pull_open_mirror(&a->mirror, a->cfg.state_dir, &err) < 0) {
@@ -356,6 +361,7 @@ static void sync_desired(struct agent *a)
                    a->cfg.state_dir);
     }
     re_snprintf(rev_dir, sizeof(rev_dir), "%s/revisions/%s", a->cfg.state_dir, want);
+    re_snprintf(a->status.mode, sizeof(a->status.mode), "%s", agent_mode_name(a->cfg.mode));
     switch (a->cfg.mode) {
     case AGENT_MODE_NONE:
         memcpy(a->status.applied, want, 41);

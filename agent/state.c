@@ -160,6 +160,8 @@ int agent_status_load(struct agent_status *s, const char *dir)
     if (re_json_get_string(&v, j, "apply_result") == 0)
         re_snprintf(s->apply_result, sizeof(s->apply_result), "%.*s",
                     (int)(sizeof(s->apply_result) - 1), v);
+    if (re_json_get_string(&v, j, "mode") == 0)
+        re_snprintf(s->mode, sizeof(s->mode), "%.15s", v);
     if (re_json_get_int(&at, j, "applied_at") == 0)
         s->applied_at = at;
 out:
@@ -182,6 +184,7 @@ int agent_status_save(const struct agent_status *s, const char *dir)
         !(s->applied[0] ? cJSON_AddStringToObject(j, "applied_revision", s->applied)
                         : cJSON_AddNullToObject(j, "applied_revision")) ||
         !cJSON_AddStringToObject(j, "apply_result", s->apply_result) ||
+        !cJSON_AddStringToObject(j, "mode", s->mode) ||
         !cJSON_AddNumberToObject(j, "applied_at", (double)s->applied_at))
         goto out;
     if ((r = re_json_print(&b, j)) < 0 ||

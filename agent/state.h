@@ -41,6 +41,7 @@ struct agent_status {
     char pulled[41];                /* commit hex or "" */
     char applied[41];
     char apply_result[512];         /* "ok", "failed: ..." or "" */
+    char mode[16];                  /* the mode that applied it ("none", "apply"...) */
     int64_t applied_at;
 };
 

@@ -6,6 +6,8 @@
 # with jitter, recovers), bad hub answers (garbage, huge, redirect), config
 # errors with file:line, sd_notify, SIGHUP, SIGTERM, and revocation.
 . "$(dirname "$0")/lib.sh"
+_mounted=
+trap '[ -n "$_mounted" ] && umount "$_mounted"; _cleanup' EXIT
 AGENT=$RE_BIN/resedge-agent
 A=$T/agent                      # the agent's state directory
 ALOG=$T/agent.log
@@ -26,7 +28,7 @@ log_count() { grep -c -- "$1" "$ALOG"; }
 agent_status() { acurl "$HUB_URL/api/v1/clusters/$1/status"; }
 code_for() { acurl -X POST "$HUB_URL/api/v1/clusters/$1/enroll-code" >"$T/code.json" && jq -r .code "$T/code.json"; }
 start_agent() {
-    NOTIFY_SOCKET=$T/notify.sock "$AGENT" run --state-dir "$A" "$@" >>"$ALOG" 2>&1 &
+    NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=2000000 "$AGENT" run --state-dir "$A" "$@" >>"$ALOG" 2>&1 &
     AGENT_PID=$!
     _pids+=("$AGENT_PID")
 }
@@ -106,6 +108,7 @@ check_eq "store-2 never checked in: offline" "$(agent_status store-2 | jq -r .st
 check "sqlite has the row" bash -c "sqlite3 '$HUB_DIR/hub.db' 'SELECT checkins FROM cluster_status WHERE name = \"store-1\"' | grep -qE '^[0-9]+$'"
 check "sd_notify READY=1" wait_for 5 grep -q "READY=1" "$T/notify.log"
 check "sd_notify STATUS= says it checked in" wait_for 5 grep -q "STATUS=checked in" "$T/notify.log"
+check "sd_notify WATCHDOG=1 (WATCHDOG_USEC set)" wait_for 5 grep -q "WATCHDOG=1" "$T/notify.log"
 
 # The agent's certificate reaches only its own cluster.
 AK=$(ls "$A"/agent-*.key); AC=$(ls "$A"/agent-*.crt)
@@ -179,6 +182,37 @@ check "... and says so in its status" wait_for 5 grep -q "STATUS=hub unreachable
 hub_start
 check "after the hub is back the agent recovers by itself" wait_for 20 log_has "check-in succeeded again"
 
+# ---- renewal, and facts from a Kubernetes API (a stand-in kubectl) --------------------
+stop_agent
+cat >"$T/kubectl" <<'K'
+#!/bin/sh
+for a; do p=$a; done
+case $p in
+/api/v1/namespaces/kube-system) echo '{"metadata":{"name":"kube-system","uid":"6f1c0de4-1111-2222-3333-444455556666"}}' ;;
+/version) echo '{"gitVersion":"v1.32.0"}' ;;
+/api/v1/nodes*) printf '{"items":[{"metadata":{"name":"%s","labels":{"node-role.kubernetes.io/edge":"true","topology.kubernetes.io/zone":"store"}}},{"metadata":{"name":"other"}}]}\n' "$(hostname)" ;;
+*) exit 1 ;;
+esac
+K
+chmod +x "$T/kubectl"
+sed -i 's/^renew_at = .*/renew_at = 1/' "$A/agent.state"
+OLD_CERT=$AC
+start_agent --config "$T/agent.conf" --kubectl "$T/kubectl" --kubeconfig "$T/kubeconfig"
+check "a certificate due for renewal is renewed over mutual TLS" wait_for 15 log_has "renewed the agent certificate"
+AK=$(ls "$A"/agent-*.key); AC=$(ls "$A"/agent-*.crt)
+check "... with a new key and certificate, the old pair removed" \
+    bash -c "[ '$AC' != '$OLD_CERT' ] && [ ! -e '$OLD_CERT' ] && [ \$(ls '$A'/agent-*.key | wc -l) = 1 ]"
+check "... that chains to the hub CA" openssl verify -CAfile "$HUB_DIR/tls/ca.crt" "$AC"
+check "... and check-ins go on with it" \
+    wait_for 10 bash -c "sed -n '/renewed the agent certificate/,\$p' '$ALOG' | grep -q 'checked in:'"
+check "the kube-system UID becomes the reported identity" \
+    wait_for 10 bash -c "curl -sS --cacert '$HUB_DIR/tls/ca.crt' --cert '$HUB_DIR/tls/admin.crt' --key '$HUB_DIR/tls/admin.key' '$HUB_URL/api/v1/clusters/store-1/status' | jq -e '.identity == \"6f1c0de4-1111-2222-3333-444455556666\"'"
+st=$(agent_status store-1)
+check_eq "the Kubernetes version is reported" "$(jq -r .kubernetes_version <<<"$st")" v1.32.0
+check_eq "the node count is reported" "$(jq -r .node_count <<<"$st")" 2
+check_eq "the node's labels are reported beside the configured ones" \
+    "$(jq -r '.reported_labels["topology.kubernetes.io/zone"] + "," + .reported_labels.region' <<<"$st")" store,central
+
 # ---- SIGHUP reloads the configuration -----------------------------------------------
 sed -i 's/region=central/region=east/' "$T/agent.conf"
 kill -HUP "$AGENT_PID"
@@ -200,20 +234,85 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check_eq "SIGTERM: exit 0" "$rc" 0
 check "... within 5 s (${ms} ms)" test "$ms" -lt 5000
 
+# ---- modes: apply runs a command on each revision, flux writes Flux objects ----------
+start_agent --interval 1s --mode apply --apply-command "sh -c 'kubectl kustomize {dir} > $T/applied.yaml'"
+check "apply mode: the command ran on the revision (a mode change re-applies)" \
+    wait_for 10 grep -q "name: c" "$T/applied.yaml"
+check "... and the result is reported" \
+    wait_for 10 bash -c "curl -sS --cacert '$HUB_DIR/tls/ca.crt' --cert '$HUB_DIR/tls/admin.crt' --key '$HUB_DIR/tls/admin.key' '$HUB_URL/api/v1/clusters/store-1/status' | jq -e '.apply_result == \"ok\"'"
+stop_agent
+sed -i 's/"mode":"apply"/"mode":"none"/' "$A/status.json"   # so it applies again
+start_agent --interval 1s --mode apply --apply-command "sh -c 'echo nope >&2; exit 3'"
+check "apply mode: a failing command is reported with its output" \
+    wait_for 10 bash -c "curl -sS --cacert '$HUB_DIR/tls/ca.crt' --cert '$HUB_DIR/tls/admin.crt' --key '$HUB_DIR/tls/admin.key' '$HUB_URL/api/v1/clusters/store-1/status' | jq -e '.apply_result | test(\"exited 3: nope\")'"
+stop_agent
+rm -rf "$T/flux-applied"
+start_agent --interval 1s --mode flux --apply-command "cp -r {dir} $T/flux-applied"
+check "flux mode: GitRepository, Kustomization and TLS Secret applied" \
+    wait_for 10 bash -c "test -f '$T/flux-applied/source.yaml' && test -f '$T/flux-applied/sync.yaml' && test -f '$T/flux-applied/secret.yaml'"
+check_match "... pointing Flux at the hub's git endpoint" "$(cat "$T/flux-applied/source.yaml" 2>/dev/null)" \
+    "url: https://127.0.0.1:$HUB_PORT/git/store-1.git"
+check_eq "... the secret is mode 0600" "$(stat -c %a "$A/flux/secret.yaml")" 600
+stop_agent
+sed -i 's/"mode":"flux"/"mode":"none"/' "$A/status.json"
+
+# ---- a full disk during materialization ----------------------------------------------
+D=$T/disk
+mkdir -p "$D"
+if mount -t tmpfs -o size=1m tmpfs "$D" 2>/dev/null; then
+    _mounted=$D
+    cp -a "$A/agent.state" "$A/ca.crt" "$A"/agent-*.key "$A"/agent-*.crt "$D/"
+    mkdir -p "$D/revisions" && cp -a "$A/revisions/$REV2" "$D/revisions/" && ln -s "revisions/$REV2" "$D/current"
+    head -c 3000000 /dev/zero | tr '\0' 'a' >"$T/work/big.txt"
+    REVBIG=$(commit_state "big file")
+    "$AGENT" run --state-dir "$D" --interval 1s --mode none >"$T/disk.log" 2>&1 &
+    dpid=$!; _pids+=("$dpid")
+    check "disk full while materializing: a clear error" wait_for 15 grep -q "cannot materialize.*no space left" "$T/disk.log"
+    check "... the last good state stays current" bash -c "[ \"\$(readlink '$D/current')\" = revisions/$REV2 ]"
+    check "... no half-written revision is left" bash -c "! ls -a '$D/revisions' | grep -q '^\.tmp-'"
+    check "... and the agent keeps running" kill -0 "$dpid"
+    kill -TERM "$dpid"; wait "$dpid"
+    umount "$D"; _mounted=
+    git -C "$T/work" rm -q big.txt
+    REV3=$(commit_state "no big file")
+else
+    ok "disk full while materializing # SKIP cannot mount a tmpfs here"
+    REV3=$REV2
+fi
+
 # ---- bad answers from a hub ----------------------------------------------------------
 # A fake hub with the real hub's server certificate (so TLS verifies) that
 # answers garbage, a huge body, a redirect to another host or 429 Retry-After.
 FAKE_PORT=$(free_port)
-python3 - "$FAKE_PORT" "$HUB_DIR/tls/server.crt" "$HUB_DIR/tls/server.key" "$T/fake.mode" <<'PY' >"$T/fake.log" 2>&1 &
-import http.server, ssl, sys
+python3 - "$FAKE_PORT" "$HUB_DIR/tls/server.crt" "$HUB_DIR/tls/server.key" "$T/fake.mode" \
+    "$HUB_URL" "$HUB_DIR/tls/ca.crt" "$HUB_DIR/tls/admin.crt" "$HUB_DIR/tls/admin.key" "$REV1" <<'PY' >"$T/fake.log" 2>&1 &
+import http.server, ssl, sys, urllib.request, urllib.error
 port, crt, key, modef = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+hub, ca, acrt, akey, rev1 = sys.argv[5:10]
+up = ssl.create_default_context(cafile=ca); up.load_cert_chain(acrt, akey)
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
+    def proxy(self, body):
+        # /git/ goes to the real hub (as admin): the branch is what it is there.
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept", "git-protocol", "content-encoding")}
+        req = urllib.request.Request(hub + self.path, data=body, headers=hdrs, method=self.command)
+        try:
+            r = urllib.request.urlopen(req, context=up); status, data, ct = r.status, r.read(), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            status, data, ct = e.code, e.read(), e.headers.get("Content-Type", "")
+        self.send_response(status); self.send_header("Content-Type", ct)
+        self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    def do_GET(self):
+        self.proxy(None)
     def do_POST(self):
-        n = int(self.headers.get("Content-Length", 0)); self.rfile.read(n)
+        n = int(self.headers.get("Content-Length", 0)); body = self.rfile.read(n)
+        if self.path.startswith("/git/"):
+            return self.proxy(body)
         mode = open(modef).read().strip()
-        if mode == "garbage":
+        if mode == "mismatch":
+            body = ('{"branch":"main","revision":"%s","interval":1}' % rev1).encode(); self.send_response(200)
+        elif mode == "garbage":
             body = b"<html>gateway error</html>"; self.send_response(200)
         elif mode == "huge":
             body = b'{"branch":"' + b"a" * (3 << 20) + b'"}'; self.send_response(200)
@@ -236,7 +335,7 @@ F=$T/fake-agent
 cp -a "$A" "$F"
 sed -i "s#^hub = .*#hub = https://127.0.0.1:$FAKE_PORT#" "$F/agent.state"
 wait_for 5 bash -c "curl -sk https://127.0.0.1:$FAKE_PORT/ -o /dev/null"
-for mode in garbage huge redirect truncated retry; do
+for mode in garbage huge redirect truncated retry mismatch; do
     echo "$mode" >"$T/fake.mode"
     : >"$T/fake-agent.log"
     "$AGENT" run --state-dir "$F" --interval 1s --backoff-cap 2s --mode none >"$T/fake-agent.log" 2>&1 &
@@ -248,6 +347,7 @@ for mode in garbage huge redirect truncated retry; do
         redirect)  want="redirect.*does not follow" ;;
         truncated) want="not a JSON object" ;;
         retry)     want="HTTP 429: spread out.*retrying in [2-9]" ;;
+        mismatch)  want="branch 'main' is at [0-9a-f]{12} but the hub assigned $REV1: not applying it" ;;
     esac
     if wait_for 10 grep -qE "$want" "$T/fake-agent.log"; then ok "a hub answering $mode: handled ($want)"
     else not_ok "a hub answering $mode: handled"; sed 's/^/#   /' "$T/fake-agent.log" | tail -5; fi
@@ -261,14 +361,16 @@ rm -f "$A/current"; ln -s revisions/0000000000000000000000000000000000000000 "$A
 ln -s "revisions/$REV1" "$A/current.tmp"
 start_agent --config "$T/agent.conf"
 check "a half-done swap is repaired at start" wait_for 10 log_has "repaired the state directory"
-check "... and current points at a complete revision again" \
-    wait_for 10 bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV2 ]"
+check "... and current points at the newest complete revision again" \
+    wait_for 10 log_has "pointed 'current' at the newest complete revision $REV2"
+check "... then the agent catches up with the hub" \
+    wait_for 15 bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV3 ]"
 
 # ---- revocation ---------------------------------------------------------------------
 check_eq "revoke the cluster" "$(acurl -o /dev/null -w '%{http_code}' -X POST "$HUB_URL/api/v1/clusters/store-1/revoke")" 200
 check "the agent says the hub refuses it and why" wait_for 15 log_has "the hub refuses this agent"
 check "... in its status too" wait_for 5 grep -q "STATUS=refused by the hub" "$T/notify.log"
-check "... keeps its last state" bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV2 ]"
+check "... keeps its last state" bash -c "[ \"\$(readlink '$A/current')\" = revisions/$REV3 ]"
 check "... and keeps running (retrying slowly)" kill -0 "$AGENT_PID"
 stop_agent
 
