@@ -1,6 +1,7 @@
 /* deploy.c - Flux objects (libyaml) and the apply command. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 #include "deploy.h"
 #include "error.h"
@@ -227,8 +228,14 @@ int deploy_flux_write(const char *state_dir, const struct deploy_flux *f, bool *
     if ((r = write_if_changed(dir, "source.yaml", &source, 0644, changed, err)) < 0 ||
         (r = write_if_changed(dir, "sync.yaml", &sync, 0644, changed, err)) < 0)
         goto out;
-    if (secret.len)
+    if (secret.len) {
         r = write_if_changed(dir, "secret.yaml", &secret, 0600, changed, err);
+    } else {
+        /* No secret in this mode (mirror): drop one left by an earlier mode. */
+        char p[4200];
+        if (re_snprintf(p, sizeof(p), "%s/secret.yaml", dir) == 0 && unlink(p) == 0)
+            *changed = true;
+    }
 out:
     re_buf_release(&source);
     re_buf_release(&sync);

@@ -254,7 +254,16 @@ check_match "... pointing Flux at the hub's git endpoint" "$(cat "$T/flux-applie
     "url: https://127.0.0.1:$HUB_PORT/git/store-1.git"
 check_eq "... the secret is mode 0600" "$(stat -c %a "$A/flux/secret.yaml")" 600
 stop_agent
-sed -i 's/"mode":"flux"/"mode":"none"/' "$A/status.json"
+rm -rf "$T/mirror-applied"
+start_agent --interval 1s --mode mirror --mirror-url http://127.0.0.1:9418/store-1.git \
+    --apply-command "cp -r {dir} $T/mirror-applied"
+check "mirror mode: Flux pointed at the local mirror" \
+    wait_for 10 grep -q "url: http://127.0.0.1:9418/store-1.git" "$T/mirror-applied/source.yaml"
+check "... with no TLS secret" test ! -e "$T/mirror-applied/secret.yaml"
+check "... and the mirror holds the assigned revision" \
+    bash -c "[ \"\$(git -C '$A/mirror.git' rev-parse refs/heads/main)\" = $REV2 ]"
+stop_agent
+sed -i 's/"mode":"[a-z]*"/"mode":"none"/' "$A/status.json"
 
 # ---- a full disk during materialization ----------------------------------------------
 D=$T/disk
