@@ -171,6 +171,14 @@ static const char *const migrations[] = {
     "  checkins INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX cluster_status_name ON cluster_status(name);"
     "CREATE INDEX cluster_status_last_seen ON cluster_status(last_seen);",
+
+    /* 5: clusters held at a reverted revision by the GitOps writer (gitops.c):
+     * skipped by rendering until unpinned. */
+    "CREATE TABLE gitops_pins ("
+    "  cluster_id INTEGER PRIMARY KEY REFERENCES clusters(id) ON DELETE CASCADE,"
+    "  rev TEXT NOT NULL,"
+    "  pinned_at INTEGER NOT NULL,"
+    "  pinned_by TEXT NOT NULL);",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -13,6 +13,7 @@
 #include "db.h"
 #include "error.h"
 #include "fsutil.h"
+#include "gitops.h"
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"
@@ -381,8 +382,11 @@ static int cmd_serve(int argc, char **argv)
     uv_timer_init(hub.loop, &watchdog);
     if (re_notify_watchdog_ms())
         uv_timer_start(&watchdog, on_watchdog, re_notify_watchdog_ms(), re_notify_watchdog_ms());
+    if ((r = gitops_start(&hub)) < 0)
+        log_err("GitOps writer not started: %s", re_strerror(r));
     re_notify("READY=1\nSTATUS=serving");
     uv_run(hub.loop, UV_RUN_DEFAULT);
+    gitops_stop(&hub);
     log_notice("stopped");
     rc = 0;
 out:

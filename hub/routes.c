@@ -11,6 +11,7 @@ extern const struct route audit_routes[];        /* audit.c */
 extern const struct route plan_routes[];         /* inventory_plan.c */
 extern const struct route enroll_routes[];       /* api_enroll.c */
 extern const struct route checkin_routes[];      /* api_checkin.c */
+extern const struct route gitops_routes[];       /* api_gitops.c */
 
 const struct route *const hub_route_tables[] = {
     server_routes,
@@ -22,5 +23,6 @@ const struct route *const hub_route_tables[] = {
     plan_routes,
     enroll_routes,
     checkin_routes,
+    gitops_routes,
     NULL,
 };

@@ -1,0 +1,257 @@
+/* desired.c - inventory -> struct render_cluster for one cluster (desired.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "api_config.h"
+#include "desired.h"
+#include "error.h"
+
+struct desired {
+    struct render_cluster c;
+    cJSON *meta;                    /* owns metadata strings */
+    cJSON *config;                  /* owns config strings */
+    struct render_kv *kv_meta, *kv_config;
+    struct render_namespace *nss;
+    const char **owners;            /* all namespaces' owners, back to back */
+    char (*pods)[24];               /* per namespace */
+    struct render_app *apps;
+    struct render_file *files;      /* all base files, back to back */
+    struct render_policy *pols;
+    char *git_url;
+};
+
+static const char *str_or_null(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+static int read_metadata(cJSON **out, sqlite3 *db, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int r = -RE_EDB, rc;
+    if (sqlite3_prepare_v2(db, "SELECT metadata FROM clusters WHERE id = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        r = -RE_ENOENT;
+        goto out;
+    }
+    if (rc != SQLITE_ROW)
+        goto out;
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    *out = cJSON_Parse(text ? text : "{}");
+    r = *out ? 0 : -RE_ENOMEM;
+out:
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int fill_meta(struct desired *d)
+{
+    size_t n = (size_t)cJSON_GetArraySize(d->meta), k = 0;
+    const cJSON *m;
+    if (!(d->kv_meta = calloc(n + 1, sizeof(*d->kv_meta))))
+        return -RE_ENOMEM;
+    cJSON_ArrayForEach(m, d->meta)
+        if (cJSON_IsString(m))
+            d->kv_meta[k++] = (struct render_kv){ m->string, m->valuestring };
+    d->c.metadata = d->kv_meta;
+    d->c.n_metadata = k;
+    return 0;
+}
+
+static int fill_config(struct desired *d)
+{
+    const cJSON *values = cJSON_GetObjectItemCaseSensitive(d->config, "values"), *m;
+    size_t n = (size_t)cJSON_GetArraySize(values), k = 0;
+    if (!(d->kv_config = calloc(n + 1, sizeof(*d->kv_config))))
+        return -RE_ENOMEM;
+    cJSON_ArrayForEach(m, values) {
+        const char *v = str_or_null(m, "value");
+        const cJSON *vv = cJSON_GetObjectItemCaseSensitive(m, "value");
+        if (cJSON_IsString(vv))
+            d->kv_config[k++] = (struct render_kv){ m->string, v ? v : "" };
+    }
+    d->c.config = d->kv_config;
+    d->c.n_config = k;
+    return 0;
+}
+
+static int fill_namespaces(struct desired *d, const struct plan *p, size_t idx)
+{
+    size_t n = 0, n_owners = 0, o = 0;
+    for (size_t i = 0; i < p->n_namespaces; i++)
+        if (plan_namespace_applies(p, i, idx)) {
+            n++;
+            n_owners += (size_t)cJSON_GetArraySize(
+                cJSON_GetObjectItemCaseSensitive(p->namespaces[i].obj, "owners"));
+        }
+    if (!(d->nss = calloc(n + 1, sizeof(*d->nss))) ||
+        !(d->owners = calloc(n_owners + 1, sizeof(*d->owners))) ||
+        !(d->pods = calloc(n + 1, sizeof(*d->pods))))
+        return -RE_ENOMEM;
+    for (size_t i = 0; i < p->n_namespaces; i++) {
+        if (!plan_namespace_applies(p, i, idx))
+            continue;
+        const cJSON *obj = p->namespaces[i].obj, *it;
+        const cJSON *quota = cJSON_GetObjectItemCaseSensitive(obj, "quota");
+        const cJSON *pods = cJSON_GetObjectItemCaseSensitive(quota, "pods");
+        struct render_namespace *ns = &d->nss[d->c.n_namespaces];
+        ns->name = p->namespaces[i].name;
+        ns->owners = d->owners + o;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(obj, "owners"))
+            if (cJSON_IsString(it)) {
+                d->owners[o++] = it->valuestring;
+                ns->n_owners++;
+            }
+        ns->quota_cpu = str_or_null(quota, "cpu");
+        ns->quota_memory = str_or_null(quota, "memory");
+        if (cJSON_IsNumber(pods)) {
+            snprintf(d->pods[d->c.n_namespaces], sizeof(d->pods[0]), "%lld",
+                     (long long)pods->valuedouble);
+            ns->quota_pods = d->pods[d->c.n_namespaces];
+        } else {
+            ns->quota_pods = str_or_null(quota, "pods");
+        }
+        d->c.n_namespaces++;
+    }
+    d->c.namespaces = d->nss;
+    return 0;
+}
+
+static int fill_apps(struct desired *d, const struct plan *p, size_t idx)
+{
+    size_t n = 0, n_files = 0, f = 0;
+    for (size_t i = 0; i < p->n_apps; i++)
+        if (plan_app_version(p, i, idx)) {
+            const cJSON *base = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(p->apps[i].obj, "source"), "base");
+            n++;
+            n_files += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(base, "files"));
+        }
+    if (!(d->apps = calloc(n + 1, sizeof(*d->apps))) ||
+        !(d->files = calloc(n_files + 1, sizeof(*d->files))))
+        return -RE_ENOMEM;
+    for (size_t i = 0; i < p->n_apps; i++) {
+        const struct plan_version *v = plan_app_version(p, i, idx);
+        if (!v)
+            continue;
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(p->apps[i].obj, "source");
+        const cJSON *git = cJSON_GetObjectItemCaseSensitive(src, "git");
+        const cJSON *base = cJSON_GetObjectItemCaseSensitive(src, "base");
+        struct render_app *a = &d->apps[d->c.n_apps++];
+        a->name = p->apps[i].name;
+        a->namespace_ = p->apps[i].namespace_;
+        a->version = v->version;
+        if (cJSON_IsObject(base)) {
+            const cJSON *it;
+            a->kind = RENDER_SRC_BASE;
+            a->base_files = d->files + f;
+            cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(base, "files"))
+                if (cJSON_IsString(it)) {
+                    d->files[f++] = (struct render_file){ it->string, it->valuestring,
+                                                          strlen(it->valuestring) };
+                    a->n_base_files++;
+                }
+            a->image_name = str_or_null(base, "image");
+            a->image_tag = str_or_null(v->obj, "image_tag");
+        } else {
+            a->kind = RENDER_SRC_GIT;
+            a->git_url = str_or_null(git, "url");
+            a->git_ref = str_or_null(v->obj, "ref");
+            if (!a->git_ref)
+                a->git_ref = str_or_null(git, "ref");
+            a->git_path = str_or_null(v->obj, "path");
+            if (!a->git_path)
+                a->git_path = str_or_null(git, "path");
+        }
+    }
+    d->c.apps = d->apps;
+    return 0;
+}
+
+static int fill_policies(struct desired *d, const struct plan *p, size_t idx)
+{
+    if (!(d->pols = calloc(p->n_policies + 1, sizeof(*d->pols))))
+        return -RE_ENOMEM;
+    for (size_t i = 0; i < p->n_policies; i++) {
+        if (!plan_policy_applies(p, i, idx))
+            continue;
+        const char *y = str_or_null(p->policies[i].obj, "yaml");
+        d->pols[d->c.n_policies++] = (struct render_policy){ p->policies[i].name, y ? y : "" };
+    }
+    d->c.policies = d->pols;
+    return 0;
+}
+
+int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_t idx,
+                  const char *git_base)
+{
+    struct desired *d = calloc(1, sizeof(*d));
+    const char *name = fleet_cluster_name(p->fleet, idx);
+    int64_t id = fleet_cluster_id(p->fleet, idx);
+    int r = -RE_ENOMEM;
+    if (!d)
+        return -RE_ENOMEM;
+    if (!name) {
+        r = -RE_ENOENT;
+        goto out;
+    }
+    d->c.name = name;
+    if ((r = read_metadata(&d->meta, db, id)) < 0 || (r = fill_meta(d)) < 0 ||
+        (r = config_effective(db, id, &d->config)) < 0 || (r = fill_config(d)) < 0 ||
+        (r = fill_namespaces(d, p, idx)) < 0 || (r = fill_apps(d, p, idx)) < 0 ||
+        (r = fill_policies(d, p, idx)) < 0)
+        goto out;
+    if (git_base) {
+        size_t len = strlen(git_base) + strlen(name) + 16;
+        r = -RE_ENOMEM;
+        if (!(d->git_url = malloc(len)))
+            goto out;
+        snprintf(d->git_url, len, "%s/git/%s.git", git_base, name);
+        d->c.hub_git_url = d->git_url;
+    }
+    *out = d;
+    d = NULL;
+    r = 0;
+out:
+    desired_free(d);
+    return r;
+}
+
+const struct render_cluster *desired_cluster(const struct desired *d)
+{
+    return &d->c;
+}
+
+void desired_free(struct desired *d)
+{
+    if (!d)
+        return;
+    cJSON_Delete(d->meta);
+    cJSON_Delete(d->config);
+    free(d->kv_meta);
+    free(d->kv_config);
+    free(d->nss);
+    free(d->owners);
+    free(d->pods);
+    free(d->apps);
+    free(d->files);
+    free(d->pols);
+    free(d->git_url);
+    free(d);
+}
+
+int desired_render(struct render_tree **out, const struct plan *p, sqlite3 *db, size_t idx,
+                   const char *git_base, struct re_buf *err)
+{
+    struct desired *d = NULL;
+    int r = desired_build(&d, p, db, idx, git_base);
+    if (r == 0)
+        r = render_cluster(out, &d->c, err);
+    desired_free(d);
+    return r;
+}

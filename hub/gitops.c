@@ -1,0 +1,710 @@
+/* gitops.c - the GitOps writer: inventory changes -> marked clusters ->
+ * rendered and committed in batches off the event loop (gitops.h). */
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <git2.h>
+#include "bitset.h"
+#include "db.h"
+#include "desired.h"
+#include "error.h"
+#include "fleet.h"
+#include "gitops.h"
+#include "gitstore.h"
+#include "hub.h"
+#include "inventory.h"
+#include "inventory_plan.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+#define MSG_MAX 4096
+#define ACTOR_MAX 160
+
+struct pin {
+    int64_t id;
+    char rev[41];
+};
+
+struct gitops {
+    struct hub *hub;
+    char git_dir[PATH_MAX];
+    char db_path[PATH_MAX];
+    char git_base[300];
+    struct gitstore *rd;            /* loop thread: reads, revert, preview */
+    struct gitstore *gs;            /* worker */
+    sqlite3 *wdb;                   /* worker */
+    uv_timer_t timer;
+    uv_work_t work;
+
+    /* pending marks (loop thread) */
+    bool pend_all;
+    int64_t *pend_ids;
+    size_t n_pend, cap_pend;
+    struct re_buf pend_msg;
+    char pend_actor[ACTOR_MAX];
+    size_t pend_changes;
+
+    /* the running batch */
+    bool busy;
+    atomic_bool cancel;
+    struct plan *plan;
+    struct bitset *sel;
+    char actor[ACTOR_MAX];
+    char *message;
+    int result;
+    char errmsg[512];
+    size_t rendered, changed, failed;
+    double seconds;
+
+    /* totals */
+    bool initial_done, stopping;
+    int last_result;
+    char last_error[512];
+    uint64_t batches;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- marking ---- */
+
+static void schedule(struct gitops *go, uint64_t ms);
+
+static int add_id(struct gitops *go, int64_t id)
+{
+    if (go->n_pend == go->cap_pend) {
+        size_t cap = go->cap_pend ? go->cap_pend * 2 : 64;
+        int64_t *v = realloc(go->pend_ids, cap * sizeof(*v));
+        if (!v)
+            return -RE_ENOMEM;
+        go->pend_ids = v;
+        go->cap_pend = cap;
+    }
+    go->pend_ids[go->n_pend++] = id;
+    return 0;
+}
+
+static void add_note(struct gitops *go, const char *actor, const char *summary)
+{
+    if (go->pend_changes == 0)
+        snprintf(go->pend_actor, sizeof(go->pend_actor), "%s", actor ? actor : "resedge-hub");
+    else if (actor && strcmp(actor, go->pend_actor) != 0)
+        snprintf(go->pend_actor, sizeof(go->pend_actor), "%s", "several");
+    if (go->pend_changes < 20 && summary) {
+        if (go->pend_msg.len)
+            re_buf_append_str(&go->pend_msg, "\n");
+        re_buf_append_str(&go->pend_msg, summary);
+    }
+    go->pend_changes++;
+}
+
+/* ORs into acc the clusters text selects (errors select nothing). */
+static void or_select(struct bitset *acc, struct fleet *f, const char *text)
+{
+    struct bitset *b = NULL;
+    if (!text || !*text)
+        return;
+    if (fleet_select(&b, f, text, strlen(text), NULL) == 0)
+        bitset_or(acc, b);
+    bitset_free(b);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void or_object(struct bitset *acc, struct fleet *f, const char *entity, const cJSON *o)
+{
+    char buf[600];
+    const cJSON *it;
+    if (!o)
+        return;
+    if (strcmp(entity, "namespace") == 0) {
+        or_select(acc, f, jstr(o, "expression"));
+    } else if (strcmp(entity, "application") == 0) {
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "versions"))
+            or_select(acc, f, jstr(it, "expression"));
+    } else if (strcmp(entity, "policy") == 0) {
+        or_select(acc, f, jstr(o, "expression"));
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "namespaces"))
+            if (cJSON_IsString(it) && snprintf(buf, sizeof(buf), "/n/%s", it->valuestring) <
+                                          (int)sizeof(buf))
+                or_select(acc, f, buf);
+    } else if (strcmp(entity, "group") == 0) {
+        const char *path = jstr(o, "path");
+        if (path && snprintf(buf, sizeof(buf), "/g%s", path) < (int)sizeof(buf))
+            or_select(acc, f, buf);
+    }
+}
+
+/*
+ * The clusters change c may affect, over fleet f: *all set, or bits in
+ * *out (a new set of fleet_size bits).
+ */
+static int affected(struct bitset **out, bool *all, struct fleet *f,
+                    const struct inventory_change *c)
+{
+    struct bitset *acc = NULL;
+    int r;
+    *all = false;
+    if ((r = bitset_new(&acc, fleet_size(f))) < 0)
+        return r;
+    const char *e = c->entity ? c->entity : "";
+    if (strcmp(e, "cluster") == 0) {
+        size_t i = fleet_index_of_id(f, c->id);
+        if (i != FLEET_NONE)
+            bitset_set(acc, i);
+    } else if (strcmp(e, "config") == 0) {
+        char buf[600];
+        if (c->name && c->name[0] == '/') {
+            if (snprintf(buf, sizeof(buf), "/g%s", c->name) < (int)sizeof(buf))
+                or_select(acc, f, buf);
+            else
+                *all = true;
+        } else {
+            size_t i = fleet_index_of_id(f, c->id);
+            if (i != FLEET_NONE)
+                bitset_set(acc, i);
+        }
+    } else if (strcmp(e, "namespace") == 0 || strcmp(e, "application") == 0 ||
+               strcmp(e, "policy") == 0 ||
+               (strcmp(e, "group") == 0 && c->before && c->after)) {
+        or_object(acc, f, e, c->before);
+        or_object(acc, f, e, c->after);
+    } else if (strcmp(e, "group") == 0 && !c->before) {
+        /* a new group holds no cluster yet */
+    } else {
+        *all = true;
+    }
+    *out = acc;
+    return 0;
+}
+
+static void on_committed(void *ctx, struct hub *hub, const struct inventory_change *c)
+{
+    struct gitops *go = ctx;
+    struct fleet *f = NULL;
+    struct bitset *b = NULL;
+    bool all = false;
+    if (go->stopping)
+        return;
+    if (fleet_acquire(&f, hub->db) < 0 || affected(&b, &all, f, c) < 0) {
+        all = true;
+    } else if (!all) {
+        for (size_t i = bitset_next(b, 0); i != BITSET_NONE; i = bitset_next(b, i + 1))
+            if (add_id(go, fleet_cluster_id(f, i)) < 0) {
+                all = true;
+                break;
+            }
+    }
+    if (all)
+        go->pend_all = true;
+    add_note(go, c->actor, c->summary);
+    bitset_free(b);
+    fleet_release(f);
+    metrics_set(hub->metrics, "resedge_gitops_pending_clusters", (double)go->n_pend);
+    schedule(go, GITOPS_COALESCE_MS);
+}
+
+void gitops__mark_cluster(struct hub *hub, int64_t id, const char *actor, const char *summary)
+{
+    struct gitops *go = hub->gitops;
+    if (!go || go->stopping)
+        return;
+    if (add_id(go, id) < 0)
+        go->pend_all = true;
+    add_note(go, actor, summary);
+    schedule(go, GITOPS_COALESCE_MS);
+}
+
+/* ---- the worker ---- */
+
+static int load_pins(sqlite3 *db, struct pin **out, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    struct pin *v = NULL;
+    size_t cap = 0, k = 0;
+    int rc, r = 0;
+    if (sqlite3_prepare_v2(db, "SELECT cluster_id, rev FROM gitops_pins", -1, &st, NULL) !=
+        SQLITE_OK)
+        return -RE_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct pin *nv = realloc(v, cap * sizeof(*v));
+            if (!nv) {
+                r = -RE_ENOMEM;
+                goto out;
+            }
+            v = nv;
+        }
+        v[k].id = sqlite3_column_int64(st, 0);
+        snprintf(v[k].rev, sizeof(v[k].rev), "%s", (const char *)sqlite3_column_text(st, 1));
+        k++;
+    }
+    if (rc != SQLITE_DONE)
+        r = -RE_EDB;
+out:
+    sqlite3_finalize(st);
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+static const struct pin *find_pin(const struct pin *v, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].id == id)
+            return &v[i];
+    return NULL;
+}
+
+static int run_batch(struct gitops *go, struct re_buf *err)
+{
+    struct gitstore_batch *b = NULL;
+    struct pin *pins = NULL;
+    size_t n_pins = 0;
+    int r;
+    go->rendered = go->changed = go->failed = 0;
+    if ((r = load_pins(go->wdb, &pins, &n_pins)) < 0) {
+        re_buf_printf(err, "cannot read pinned clusters: %s", re_strerror(r));
+        goto out;
+    }
+    if ((r = gitstore_batch_begin(&b, go->gs, err)) < 0)
+        goto out;
+    for (size_t i = bitset_next(go->sel, 0); i != BITSET_NONE; i = bitset_next(go->sel, i + 1)) {
+        struct render_tree *t = NULL;
+        const char *name = fleet_cluster_name(go->plan->fleet, i);
+        const struct pin *pin = find_pin(pins, n_pins, fleet_cluster_id(go->plan->fleet, i));
+        char msg[128];
+        const char *message = go->message;
+        bool changed = false;
+        if (atomic_load(&go->cancel)) {
+            r = -RE_EAGAIN;
+            re_buf_printf(err, "%s", "stopped");
+            goto out;
+        }
+        if (pin) {
+            r = gitstore_read_tree(&t, go->gs, name, pin->rev);
+            snprintf(msg, sizeof(msg), "pinned at %.12s", pin->rev);
+            message = msg;
+        } else {
+            struct re_buf rerr;
+            re_buf_init(&rerr, 1024);
+            r = desired_render(&t, go->plan, go->wdb, i, go->git_base[0] ? go->git_base : NULL,
+                               &rerr);
+            if (r == -RE_EINVAL)
+                log_warn("cannot render cluster '%s': %s", name, rerr.len ? rerr.ptr : "invalid");
+            re_buf_release(&rerr);
+        }
+        if (r < 0) {
+            go->failed++;
+            if (r == -RE_ENOMEM || r == -RE_EDB) {
+                re_buf_printf(err, "cannot render cluster '%s': %s", name, re_strerror(r));
+                render_tree_free(t);
+                goto out;
+            }
+            r = 0;
+            continue;
+        }
+        go->rendered++;
+        r = gitstore_batch_put(b, name, t, go->actor, message, NULL, &changed, NULL);
+        render_tree_free(t);
+        if (r < 0) {
+            re_buf_printf(err, "cannot stage cluster '%s': %s", name, re_strerror(r));
+            goto out;
+        }
+        if (changed)
+            go->changed++;
+    }
+    r = gitstore_batch_commit(b, err);
+    b = NULL;
+out:
+    gitstore_batch_abort(b);
+    free(pins);
+    return r;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    struct gitops *go = w->data;
+    struct re_buf err;
+    double t0 = now_s();
+    int r = 0;
+    re_buf_init(&err, sizeof(go->errmsg));
+    if (!go->wdb && (r = db_open(&go->wdb, go->db_path)) < 0) {
+        re_buf_printf(&err, "cannot open '%s': %s", go->db_path, re_strerror(r));
+        goto out;
+    }
+    if (!go->gs && (r = gitstore_open(&go->gs, go->git_dir, 0, &err)) < 0)
+        goto out;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        re_buf_reset(&err);
+        r = run_batch(go, &err);
+        if (r != -RE_ECONFLICT)
+            break;
+    }
+out:
+    go->result = r;
+    snprintf(go->errmsg, sizeof(go->errmsg), "%s", err.len ? err.ptr : re_strerror(r));
+    go->seconds = now_s() - t0;
+    re_buf_release(&err);
+}
+
+static void after_cb(uv_work_t *w, int status)
+{
+    struct gitops *go = w->data;
+    struct metrics *m = go->hub->metrics;
+    if (status == UV_ECANCELED)
+        go->result = -RE_EAGAIN;
+    go->busy = false;
+    go->batches++;
+    metrics_inc(m, "resedge_gitops_batches_total");
+    metrics_add(m, "resedge_gitops_renders_total", (double)go->rendered);
+    metrics_set(m, "resedge_gitops_last_batch_seconds", go->seconds);
+    metrics_set(m, "resedge_gitops_last_batch_clusters", (double)go->rendered);
+    if (go->failed)
+        metrics_add(m, "resedge_gitops_render_errors_total", (double)go->failed);
+    if (go->result == 0) {
+        metrics_add(m, "resedge_gitops_commits_total", (double)go->changed);
+        metrics_add(m, "resedge_gitops_clusters_changed_total", (double)go->changed);
+        log_info("gitops: rendered %zu clusters, committed %zu in %.3f s", go->rendered,
+                 go->changed, go->seconds);
+        go->initial_done = true;
+        go->last_error[0] = '\0';
+    } else if (!go->stopping) {
+        metrics_inc(m, "resedge_gitops_errors_total");
+        log_err("gitops: batch failed, retrying all clusters: %s", go->errmsg);
+        snprintf(go->last_error, sizeof(go->last_error), "%s", go->errmsg);
+        go->pend_all = true;
+        add_note(go, go->actor, go->message);
+    }
+    go->last_result = go->result;
+    plan_free(go->plan);
+    go->plan = NULL;
+    bitset_free(go->sel);
+    go->sel = NULL;
+    free(go->message);
+    go->message = NULL;
+    if (!go->stopping && (go->pend_all || go->n_pend))
+        schedule(go, go->result == 0 ? GITOPS_COALESCE_MS : GITOPS_RETRY_MS);
+}
+
+static void dispatch(uv_timer_t *t)
+{
+    struct gitops *go = t->data;
+    struct hub *hub = go->hub;
+    int r;
+    if (go->busy || go->stopping || (!go->pend_all && !go->n_pend))
+        return;
+    if ((r = plan_build(&go->plan, hub->db)) < 0 ||
+        (r = bitset_new(&go->sel, fleet_size(go->plan->fleet))) < 0) {
+        log_err("gitops: cannot read the inventory: %s", re_strerror(r));
+        plan_free(go->plan);
+        go->plan = NULL;
+        schedule(go, GITOPS_RETRY_MS);
+        return;
+    }
+    if (go->pend_all) {
+        bitset_fill(go->sel);
+    } else {
+        for (size_t i = 0; i < go->n_pend; i++) {
+            size_t idx = fleet_index_of_id(go->plan->fleet, go->pend_ids[i]);
+            if (idx != FLEET_NONE)
+                bitset_set(go->sel, idx);
+        }
+    }
+    snprintf(go->actor, sizeof(go->actor), "%s", go->pend_actor[0] ? go->pend_actor : "resedge-hub");
+    if (go->pend_changes > 20)
+        re_buf_printf(&go->pend_msg, "\n(and %zu more changes)", go->pend_changes - 20);
+    go->message = strdup(go->pend_msg.len ? go->pend_msg.ptr : "inventory changed");
+    go->pend_all = false;
+    go->n_pend = 0;
+    go->pend_changes = 0;
+    go->pend_actor[0] = '\0';
+    re_buf_reset(&go->pend_msg);
+    metrics_set(hub->metrics, "resedge_gitops_pending_clusters", 0);
+    if (!go->message) {
+        go->pend_all = true;
+        schedule(go, GITOPS_RETRY_MS);
+        plan_free(go->plan);
+        go->plan = NULL;
+        bitset_free(go->sel);
+        go->sel = NULL;
+        return;
+    }
+    go->busy = true;
+    go->work.data = go;
+    if ((r = uv_queue_work(hub->loop, &go->work, work_cb, after_cb)) < 0) {
+        go->busy = false;
+        log_err("gitops: cannot queue work: %s", uv_strerror(r));
+        go->pend_all = true;
+        schedule(go, GITOPS_RETRY_MS);
+    }
+}
+
+static void schedule(struct gitops *go, uint64_t ms)
+{
+    if (go->busy || go->stopping)
+        return; /* after_cb schedules what is pending */
+    if (uv_is_active((uv_handle_t *)&go->timer) && ms >= GITOPS_COALESCE_MS)
+        return;
+    uv_timer_start(&go->timer, dispatch, ms, 0);
+}
+
+/* ---- preview (dry runs) ---- */
+
+static int add_patch(cJSON *answer, const char *cluster, const struct render_tree *old,
+                     const struct render_tree *new_)
+{
+    struct re_buf text;
+    size_t i = 0, k = 0;
+    int r = 0;
+    re_buf_init(&text, 1u << 20);
+    while ((old && i < old->n) || k < new_->n) {
+        const struct render_entry *a = old && i < old->n ? &old->v[i] : NULL;
+        const struct render_entry *b = k < new_->n ? &new_->v[k] : NULL;
+        int c = !a ? 1 : !b ? -1 : strcmp(a->path, b->path);
+        const struct render_entry *pa = c <= 0 ? a : NULL, *pb = c >= 0 ? b : NULL;
+        if (c <= 0)
+            i++;
+        if (c >= 0)
+            k++;
+        if (pa && pb && pa->len == pb->len && memcmp(pa->data, pb->data, pa->len) == 0)
+            continue;
+        git_patch *patch = NULL;
+        git_buf out = { 0 };
+        if (git_patch_from_buffers(&patch, pa ? pa->data : NULL, pa ? pa->len : 0,
+                                   pa ? pa->path : NULL, pb ? pb->data : NULL,
+                                   pb ? pb->len : 0, pb ? pb->path : NULL, NULL) == 0 &&
+            git_patch_to_buf(&out, patch) == 0)
+            r = re_buf_append(&text, out.ptr, out.size);
+        git_buf_dispose(&out);
+        git_patch_free(patch);
+        if (r < 0)
+            break; /* too large: what we have */
+    }
+    cJSON *d = cJSON_AddObjectToObject(answer, "diff");
+    if (d) {
+        cJSON_AddStringToObject(d, "cluster", cluster);
+        cJSON_AddStringToObject(d, "patch", text.len ? text.ptr : "");
+        if (r < 0)
+            cJSON_AddTrueToObject(d, "truncated");
+    }
+    re_buf_release(&text);
+    return d ? 0 : -RE_ENOMEM;
+}
+
+static bool is_pinned(sqlite3 *db, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    bool pinned = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM gitops_pins WHERE cluster_id = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        pinned = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return pinned;
+}
+
+static int on_preview(void *ctx, struct hub *hub, const struct inventory_change *c, cJSON *answer)
+{
+    struct gitops *go = ctx;
+    struct plan *p = NULL;
+    struct bitset *cand = NULL;
+    bool all = false, exact = true, diffed = false;
+    size_t count = 0, seen = 0;
+    cJSON *names;
+    int r;
+    fleet_invalidate(); /* the transaction's own view */
+    if ((r = plan_build(&p, hub->db)) < 0 || (r = affected(&cand, &all, p->fleet, c)) < 0)
+        goto out;
+    if (all)
+        bitset_fill(cand);
+    r = -RE_ENOMEM;
+    if (!(names = cJSON_AddArrayToObject(answer, "clusters")))
+        goto out;
+    for (size_t i = bitset_next(cand, 0); i != BITSET_NONE; i = bitset_next(cand, i + 1)) {
+        struct render_tree *now = NULL, *then = NULL;
+        const char *name = fleet_cluster_name(p->fleet, i);
+        if (is_pinned(hub->db, fleet_cluster_id(p->fleet, i)))
+            continue;
+        if (++seen > GITOPS_PREVIEW_MAX) {
+            exact = false;
+            count += bitset_count(cand) - (seen - 1);
+            break;
+        }
+        if (desired_render(&now, p, hub->db, i, go->git_base[0] ? go->git_base : NULL, NULL) < 0)
+            continue;
+        if (gitstore_read_tree(&then, go->rd, name, NULL) < 0)
+            then = NULL;
+        if (!then || !render_tree_equal(now, then)) {
+            count++;
+            if (count <= GITOPS_PREVIEW_NAMES)
+                cJSON_AddItemToArray(names, cJSON_CreateString(name));
+            if (!diffed) {
+                add_patch(answer, name, then, now);
+                diffed = true;
+            }
+        }
+        render_tree_free(now);
+        render_tree_free(then);
+    }
+    cJSON_AddNumberToObject(answer, "clusters_count", (double)count);
+    cJSON_AddBoolToObject(answer, "exact", exact);
+    r = 0;
+out:
+    bitset_free(cand);
+    plan_free(p);
+    return r;
+}
+
+/* ---- readiness, status ---- */
+
+static int ready(void *arg, struct re_buf *why)
+{
+    struct gitops *go = arg;
+    if (go->last_result < 0 && go->last_error[0]) {
+        re_buf_printf(why, "last batch failed: %s", go->last_error);
+        return -RE_EAGAIN;
+    }
+    return 0;
+}
+
+cJSON *gitops__status_json(struct hub *hub)
+{
+    struct gitops *go = hub->gitops;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !go)
+        return o;
+    cJSON_AddStringToObject(o, "state", go->busy ? "rendering"
+                                        : (go->pend_all || go->n_pend) ? "pending"
+                                        : go->last_error[0] ? "error" : "idle");
+    cJSON_AddBoolToObject(o, "initial_done", go->initial_done);
+    cJSON_AddNumberToObject(o, "batches", (double)go->batches);
+    cJSON_AddNumberToObject(o, "pending_clusters", go->pend_all ? -1.0 : (double)go->n_pend);
+    cJSON_AddNumberToObject(o, "last_batch_clusters", (double)go->rendered);
+    cJSON_AddNumberToObject(o, "last_batch_changed", (double)go->changed);
+    cJSON_AddNumberToObject(o, "last_batch_seconds", go->seconds);
+    if (go->last_error[0])
+        cJSON_AddStringToObject(o, "last_error", go->last_error);
+    else
+        cJSON_AddNullToObject(o, "last_error");
+    return o;
+}
+
+struct gitstore *gitops__reader(struct hub *hub)
+{
+    struct gitops *go = hub ? hub->gitops : NULL;
+    return go ? go->rd : NULL;
+}
+
+/* ---- start, stop ---- */
+
+static void git_base_of(struct gitops *go, struct hub *hub)
+{
+    const char *l = hub->cfg.listen ? hub->cfg.listen : "";
+    const char *colon = strrchr(l, ':');
+    size_t hl = colon ? (size_t)(colon - l) : strlen(l);
+    go->git_base[0] = '\0';
+    if (hl == 0 || (hl == 1 && l[0] == '*') || (hl == 7 && memcmp(l, "0.0.0.0", 7) == 0) ||
+        (hl == 4 && memcmp(l, "[::]", 4) == 0))
+        return; /* wildcard: no single name the stores could use */
+    snprintf(go->git_base, sizeof(go->git_base), "https://%.*s:%d", (int)hl, l,
+             hub->server ? server_port(hub->server) : 8443);
+}
+
+int gitops_start(struct hub *hub)
+{
+    struct gitops *go = calloc(1, sizeof(*go));
+    struct re_buf err;
+    int r = -RE_ENOMEM;
+    re_buf_init(&err, 1024);
+    if (!go)
+        goto out;
+    go->hub = hub;
+    re_buf_init(&go->pend_msg, MSG_MAX);
+    atomic_init(&go->cancel, false);
+    if ((r = re_snprintf(go->git_dir, sizeof(go->git_dir), "%s/git", hub->cfg.dir)) < 0 ||
+        (r = re_snprintf(go->db_path, sizeof(go->db_path), "%s/" HUB_DB_FILE, hub->cfg.dir)) < 0)
+        goto out;
+    git_base_of(go, hub);
+    if ((r = gitstore_open(&go->rd, go->git_dir, 0, &err)) < 0) {
+        log_err("gitops: cannot open '%s': %s", go->git_dir, err.len ? err.ptr : re_strerror(r));
+        goto out;
+    }
+    uv_timer_init(hub->loop, &go->timer);
+    go->timer.data = go;
+    hub->gitops = go;
+    struct inventory_hooks h = { go, on_committed, on_preview };
+    inventory_set_hooks(&h);
+    if (hub->server)
+        server_ready_add(hub->server, "gitops", ready, go);
+    metrics_describe(hub->metrics, "resedge_gitops_renders_total", "counter",
+                     "clusters rendered by the GitOps writer");
+    metrics_describe(hub->metrics, "resedge_gitops_commits_total", "counter",
+                     "commits written (one per changed cluster)");
+    metrics_describe(hub->metrics, "resedge_gitops_clusters_changed_total", "counter",
+                     "clusters whose branch moved");
+    metrics_describe(hub->metrics, "resedge_gitops_last_batch_seconds", "gauge",
+                     "duration of the last render+commit batch");
+    metrics_set(hub->metrics, "resedge_gitops_last_batch_seconds", 0);
+    metrics_add(hub->metrics, "resedge_gitops_renders_total", 0);
+    metrics_add(hub->metrics, "resedge_gitops_commits_total", 0);
+    metrics_add(hub->metrics, "resedge_gitops_clusters_changed_total", 0);
+    go->pend_all = true;
+    add_note(go, "resedge-hub", "reconcile at start-up");
+    schedule(go, 0);
+    go = NULL;
+    r = 0;
+out:
+    if (go) {
+        gitstore_free(go->rd);
+        re_buf_release(&go->pend_msg);
+        free(go);
+    }
+    re_buf_release(&err);
+    return r;
+}
+
+void gitops_stop(struct hub *hub)
+{
+    struct gitops *go = hub ? hub->gitops : NULL;
+    if (!go)
+        return;
+    inventory_set_hooks(NULL);
+    go->stopping = true;
+    atomic_store(&go->cancel, true);
+    uv_timer_stop(&go->timer);
+    if (go->busy)
+        uv_cancel((uv_req_t *)&go->work);
+    while (go->busy)
+        uv_run(hub->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&go->timer, NULL);
+    uv_run(hub->loop, UV_RUN_NOWAIT);
+    hub->gitops = NULL;
+    gitstore_free(go->gs);
+    gitstore_free(go->rd);
+    db_close(go->wdb);
+    plan_free(go->plan);
+    bitset_free(go->sel);
+    free(go->message);
+    free(go->pend_ids);
+    re_buf_release(&go->pend_msg);
+    free(go);
+}

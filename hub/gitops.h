@@ -1,0 +1,62 @@
+/* gitops.h - the GitOps writer: keeps every cluster's branch in the bare
+ * repository DIR/git equal to what the inventory says (desired.c renders one
+ * cluster, gitstore.c commits).
+ *
+ * - At start, every cluster is rendered and whatever differs is committed:
+ *   this is also crash recovery (objects are written before refs move, so a
+ *   kill -9 leaves a valid repository; the start-up pass redoes any
+ *   interrupted batch).
+ * - After each committed inventory change (inventory hooks) the clusters it
+ *   may affect are marked: a cluster change -> that cluster; configuration
+ *   on a group -> the group's clusters; a namespace, application or policy
+ *   change -> the union of the clusters its old and new expressions select;
+ *   groups deleted, imports and anything else -> all clusters. Marks are
+ *   coalesced (GITOPS_COALESCE_MS) and rendered off the event loop on
+ *   libuv's thread pool with the worker's own SQLite connection; one batch
+ *   (one pack) per run; only clusters whose tree changed get a commit,
+ *   authored by the change's actor, with the change summary as message.
+ * - A pinned cluster (POST .../revert) keeps the reverted tree until unpinned.
+ * - Dry runs: the preview hook adds "clusters" (names that would change,
+ *   first GITOPS_PREVIEW_NAMES), "clusters_count", "exact" (false when more
+ *   than GITOPS_PREVIEW_MAX candidates were not all rendered) and "diff":
+ *   {"cluster", "patch"} (unified diff of the first cluster that would change).
+ *
+ * Routes (api_gitops.c, gitops_routes): see there. /readyz fails when the last
+ * batch failed; /metrics: resedge_gitops_* counters.
+ */
+#ifndef HUB_GITOPS_H
+#define HUB_GITOPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "routes.h"
+
+struct hub;
+struct gitstore;
+
+#define GITOPS_COALESCE_MS   50
+#define GITOPS_RETRY_MS      5000
+#define GITOPS_PREVIEW_MAX   5000
+#define GITOPS_PREVIEW_NAMES 100
+
+/* Opens DIR/git (creating it), installs the inventory hooks, registers the
+ * readiness check and metrics, and queues the start-up reconcile. Call on the
+ * loop thread after server_start. 0 or negative (the hub should not serve). */
+int gitops_start(struct hub *hub);
+/* Removes the hooks, waits for a running batch to stop (it is abandoned
+ * between clusters and redone at the next start), frees. NULL-safe on a hub
+ * without a writer. */
+void gitops_stop(struct hub *hub);
+
+/* For api_gitops.c, loop thread only. */
+struct gitstore *gitops__reader(struct hub *hub);   /* NULL when not running */
+/* Marks one cluster for re-rendering (unpin). */
+void gitops__mark_cluster(struct hub *hub, int64_t id, const char *actor, const char *summary);
+/* Writer state as JSON for GET /api/v1/gitops/status. */
+cJSON *gitops__status_json(struct hub *hub);
+
+extern const struct route gitops_routes[];
+
+#endif
