@@ -18,13 +18,107 @@
 /* Each locked ref holds a file descriptor until its transaction ends. */
 #define GITSTORE_REFS_PER_TX 200
 
+/*
+ * Two views of one repository. `repo` is the real one (refs, reading).
+ * `wrepo` is the writer: its object database holds only the in-memory
+ * mempack (new objects) and a read-only proxy to the real object database
+ * that looks objects up WITHOUT rescanning objects/pack. libgit2 rescans the
+ * pack directory on every lookup miss, and every new object is a miss before
+ * it is written: through the real odb that was one directory scan per new
+ * tree or commit. The writer's odb has no backend that can refresh.
+ */
 struct gitstore {
     git_repository *repo;
-    git_odb *odb;
-    git_odb_backend *mempack;   /* owned by odb */
+    git_odb *odb;               /* repo's odb: loose + packs */
+    git_repository *wrepo;
+    git_odb *wodb;              /* mempack + proxy */
+    git_odb_backend *mempack;   /* owned by wodb */
     char *path;
     bool batch_open;
 };
+
+struct proxy_backend {
+    git_odb_backend parent;
+    git_odb *real;
+};
+
+static int proxy_read(void **buf, size_t *len, git_object_t *type, git_odb_backend *b,
+                      const git_oid *oid)
+{
+    struct proxy_backend *p = (struct proxy_backend *)b;
+    git_odb_object *o = NULL;
+    int g = git_odb_read(&o, p->real, oid);
+    if (g < 0)
+        return g;
+    size_t n = git_odb_object_size(o);
+    void *d = git_odb_backend_data_alloc(b, n ? n : 1);
+    if (!d) {
+        git_odb_object_free(o);
+        return -1;
+    }
+    memcpy(d, git_odb_object_data(o), n);
+    *buf = d;
+    *len = n;
+    *type = git_odb_object_type(o);
+    git_odb_object_free(o);
+    return 0;
+}
+
+static int proxy_read_prefix(git_oid *out, void **buf, size_t *len, git_object_t *type,
+                             git_odb_backend *b, const git_oid *short_id, size_t n)
+{
+    struct proxy_backend *p = (struct proxy_backend *)b;
+    git_odb_object *o = NULL;
+    int g = git_odb_read_prefix(&o, p->real, short_id, n);
+    if (g < 0)
+        return g;
+    git_oid_cpy(out, git_odb_object_id(o));
+    git_odb_object_free(o);
+    return proxy_read(buf, len, type, b, out);
+}
+
+static int proxy_read_header(size_t *len, git_object_t *type, git_odb_backend *b,
+                             const git_oid *oid)
+{
+    return git_odb_read_header(len, type, ((struct proxy_backend *)b)->real, oid);
+}
+
+static int proxy_exists(git_odb_backend *b, const git_oid *oid)
+{
+    return git_odb_exists_ext(((struct proxy_backend *)b)->real, oid,
+                              GIT_ODB_LOOKUP_NO_REFRESH);
+}
+
+static int proxy_exists_prefix(git_oid *out, git_odb_backend *b, const git_oid *short_id,
+                               size_t n)
+{
+    return git_odb_exists_prefix(out, ((struct proxy_backend *)b)->real, short_id, n);
+}
+
+static void proxy_free(git_odb_backend *b)
+{
+    free(b);
+}
+
+static int proxy_new(git_odb_backend **out, git_odb *real)
+{
+    struct proxy_backend *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -1;
+    if (git_odb_init_backend(&p->parent, GIT_ODB_BACKEND_VERSION) < 0) {
+        free(p);
+        return -1;
+    }
+    p->real = real;
+    p->parent.read = proxy_read;
+    p->parent.read_prefix = proxy_read_prefix;
+    p->parent.read_header = proxy_read_header;
+    p->parent.exists = proxy_exists;
+    p->parent.exists_prefix = proxy_exists_prefix;
+    p->parent.free = proxy_free;
+    *out = &p->parent;
+    return 0;
+}
 
 struct staged {
     char refname[NAME_MAX_];
@@ -86,15 +180,28 @@ int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
         rc = git_err(err, "cannot open the git repository", g);
         goto out;
     }
+    git_odb_backend *proxy = NULL;
     if ((g = git_repository_odb(&gs->odb, gs->repo)) < 0 ||
+        (g = git_odb_new(&gs->wodb)) < 0 ||
         (g = git_mempack_new(&gs->mempack)) < 0) {
         rc = git_err(err, "cannot set up the object database", g);
         goto out;
     }
-    if ((g = git_odb_add_backend(gs->odb, gs->mempack, 999)) < 0) {
+    if ((g = git_odb_add_backend(gs->wodb, gs->mempack, 999)) < 0) {
         gs->mempack->free(gs->mempack);
         gs->mempack = NULL;
         rc = git_err(err, "cannot add the in-memory object store", g);
+        goto out;
+    }
+    if ((g = proxy_new(&proxy, gs->odb)) < 0 ||
+        (g = git_odb_add_backend(gs->wodb, proxy, 1)) < 0) {
+        if (proxy)
+            proxy->free(proxy);
+        rc = git_err(err, "cannot set up the object database", g);
+        goto out;
+    }
+    if ((g = git_repository_wrap_odb(&gs->wrepo, gs->wodb)) < 0) {
+        rc = git_err(err, "cannot set up the writer", g);
         goto out;
     }
     *out = gs;
@@ -110,6 +217,8 @@ void gitstore_free(struct gitstore *gs)
         return;
     if (gs->mempack)
         git_mempack_reset(gs->mempack);
+    git_repository_free(gs->wrepo);
+    git_odb_free(gs->wodb);
     git_odb_free(gs->odb);
     git_repository_free(gs->repo);
     free(gs->path);
@@ -201,9 +310,12 @@ static int write_blob(struct gitstore_batch *b, const char *data, size_t len, gi
     git_odb_backend *mp = b->gs->mempack;
     if (git_odb_hash(out, data, len, GIT_OBJECT_BLOB) < 0)
         return -RE_EGIT;
-    /* Known already (in a pack, or earlier in this batch): nothing to write.
-     * No refresh: a pack added behind our back only costs a duplicate. */
-    if (git_odb_exists_ext(b->gs->odb, out, GIT_ODB_LOOKUP_NO_REFRESH))
+    /* Known already (earlier in this batch, or on disk): nothing to write.
+     * Asked of the backends, not of the writer odb, whose cache may still
+     * hold objects of a failed batch that never reached the disk. No
+     * refresh: a pack added behind our back only costs a duplicate. */
+    if (mp->exists(mp, out) ||
+        git_odb_exists_ext(b->gs->odb, out, GIT_ODB_LOOKUP_NO_REFRESH))
         return 0;
     if (mp->write(mp, out, data, len, GIT_OBJECT_BLOB) < 0)
         return -RE_EGIT;
@@ -219,7 +331,7 @@ static int build_tree(struct gitstore_batch *b, const struct render_tree *t,
     char name[NAME_MAX_ * 16];
     int rc = 0;
 
-    if (git_treebuilder_new(&bld, b->gs->repo, NULL) < 0)
+    if (git_treebuilder_new(&bld, b->gs->wrepo, NULL) < 0)
         return -RE_EGIT;
     for (size_t i = lo; i < hi;) {
         const char *rest = t->v[i].path + off;
@@ -327,7 +439,7 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
     if ((rc = build_tree(b, tree, 0, tree->n, 0, &tree_oid)) < 0)
         goto out;
     if (s.had_old) {
-        if ((g = git_commit_lookup(&parent, gs->repo, &s.old)) < 0) {
+        if ((g = git_commit_lookup(&parent, gs->wrepo, &s.old)) < 0) {
             rc = git_err(NULL, "read head commit", g);
             goto out;
         }
@@ -337,7 +449,7 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
             goto out;
         }
     }
-    if ((g = git_tree_lookup(&gtree, gs->repo, &tree_oid)) < 0) {
+    if ((g = git_tree_lookup(&gtree, gs->wrepo, &tree_oid)) < 0) {
         rc = git_err(NULL, "read new tree", g);
         goto out;
     }
@@ -347,7 +459,7 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
         goto out;
     }
     const git_commit *parents[1] = { parent };
-    if ((g = git_commit_create(&commit_oid, gs->repo, NULL, sig, sig, "UTF-8", message,
+    if ((g = git_commit_create(&commit_oid, gs->wrepo, NULL, sig, sig, "UTF-8", message,
                                gtree, parent ? 1 : 0, parents)) < 0) {
         rc = git_err(NULL, "create commit", g);
         goto out;
@@ -409,7 +521,7 @@ static int write_pack(struct gitstore_batch *b, struct re_buf *err)
     if ((rc = re_snprintf(dir, sizeof(dir), "%sobjects/pack",
                           git_repository_path(b->gs->repo))) < 0)
         return rc;
-    if ((g = git_packbuilder_new(&pb, b->gs->repo)) < 0)
+    if ((g = git_packbuilder_new(&pb, b->gs->wrepo)) < 0)
         return git_err(err, "cannot start a pack", g);
     git_packbuilder_set_threads(pb, 0);
     /* The packbuilder ignores an id inserted twice. */

@@ -12,8 +12,8 @@
  * then gitstore_batch_commit(): the new objects only (not everything
  * reachable) are written as ONE pack + index into objects/pack, and only
  * then are the branches moved, each with compare-and-swap against the commit
- * it had when put (GIT_EMODIFIED -> -RE_ECONFLICT), all in one
- * git_transaction.
+ * it had when put (-RE_ECONFLICT), in git_transactions. No loose objects are
+ * ever written.
  *
  * Crash safety: objects are complete on disk (the .idx is renamed into place
  * last, so a half-written pack is invisible) before any ref moves, and each
@@ -64,8 +64,9 @@ int gitstore_batch_begin(struct gitstore_batch **out, struct gitstore *gs,
  * email "<author>@resedge"), message says what changed.
  * expected_old_hex: NULL to build on whatever the branch holds now, "" to
  * require that the branch does not exist yet, or the commit it must be at.
- * Parent = the branch's commit (or what an earlier put in this batch staged
- * for the same cluster). When the tree equals the parent's tree nothing is
+ * Parent = the branch's commit. A cluster may be put at most once per batch
+ * (gitstore_batch_commit refuses a batch that has one twice). When the tree
+ * equals the parent's tree nothing is
  * staged and *changed (if not NULL) is false; otherwise true and out_hex
  * (if not NULL) gets the new commit id.
  * Returns 0; -RE_EINVAL (bad cluster name, bad author, unfinished tree);
@@ -80,9 +81,13 @@ size_t gitstore_batch_count(const struct gitstore_batch *b);
 /*
  * Writes the staged objects as one pack and moves all staged branches, each
  * only if it still points where it did at put time. Consumes the batch (it
- * is freed whatever the result). -RE_ECONFLICT when some branch moved
- * meanwhile: then no branch of the batch is moved (the refs are locked all
- * together before any is updated). -RE_ENOSPC, -RE_EGIT with err.
+ * is freed whatever the result). Every branch is checked before any moves,
+ * so the usual conflict (another writer got there first) moves nothing and
+ * returns -RE_ECONFLICT; branches then move in git_transactions of 200
+ * (locked, re-checked, updated: a locked ref holds a file descriptor), so a
+ * writer racing in between those steps can leave earlier groups moved (still
+ * -RE_ECONFLICT; re-render and put again). -RE_EINVAL when a cluster was put
+ * twice; -RE_ENOSPC, -RE_EGIT with err.
  */
 int gitstore_batch_commit(struct gitstore_batch *b, struct re_buf *err);
 /* Drops the staged objects and frees the batch. NULL-safe. */

@@ -40,18 +40,24 @@ static void seterr(struct re_buf *err, const char *fmt, ...)
 }
 
 /* YAML 1.1 and 1.2 words that resolve to booleans, null or special floats. */
-static const char *const reserved_words[] = {
-    "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~",
-    ".inf", "+.inf", "-.inf", ".nan", "<<", "=", NULL,
+static const struct {
+    const char *w;
+    size_t len;
+} reserved_words[] = {
+#define W(s) { s, sizeof(s) - 1 }
+    W("true"), W("false"), W("yes"), W("no"), W("on"), W("off"), W("y"), W("n"),
+    W("null"), W("~"), W(".inf"), W("+.inf"), W("-.inf"), W(".nan"), W("<<"), W("="),
+#undef W
 };
 
 bool yamlout_needs_quotes(const char *s, size_t len)
 {
     if (len == 0)
         return true;
-    for (const char *const *w = reserved_words; *w; w++)
-        if (strlen(*w) == len && strncasecmp(s, *w, len) == 0)
-            return true;
+    if (len <= 5)
+        for (size_t i = 0; i < sizeof(reserved_words) / sizeof(reserved_words[0]); i++)
+            if (reserved_words[i].len == len && strncasecmp(s, reserved_words[i].w, len) == 0)
+                return true;
     unsigned char c0 = (unsigned char)s[0];
     /* Anything number-like (ints, floats, octal, hex, sexagesimal, dates). */
     if (c0 >= '0' && c0 <= '9')

@@ -242,6 +242,49 @@ static void test_gitstore_cas_conflict(void)
     re_buf_release(&err);
 }
 
+/* An aborted batch leaves nothing behind that a later batch could rely on:
+ * the same content staged again is written again, and git finds it whole. */
+static void test_gitstore_abort_then_redo(void)
+{
+    char path[512], cmd[1024];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    struct gitstore_batch *b = NULL;
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    struct render_tree *t = make_tree("c1", "v1", "once");
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", t, "alice", "first try", NULL, NULL, NULL), 0);
+    gitstore_batch_abort(b);
+    char h[41];
+    CHECK_EQ_INT(gitstore_head(gs, "c1", h), -RE_ENOENT);
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", t, "alice", "second try", "", NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), 0);
+    struct render_tree *r = NULL;
+    CHECK_EQ_INT(gitstore_read_tree(&r, gs, "c1", NULL), 0);
+    CHECK(render_tree_equal(r, t));
+    render_tree_free(r);
+    /* The same cluster twice in one batch is refused as a whole. */
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    struct render_tree *t2 = make_tree("c1", "v2", "x");
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", t2, "alice", "a", NULL, NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", t2, "alice", "b", NULL, NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), -RE_EINVAL);
+    char h2[41];
+    CHECK_EQ_INT(gitstore_head(gs, "c1", h2), 0);
+    int st;
+    snprintf(cmd, sizeof(cmd), "git --git-dir='%s' fsck --strict --no-dangling 2>&1", path);
+    char *out = run(cmd, &st);
+    if (st != 0)
+        fprintf(stderr, "%s\n", out);
+    CHECK_EQ_INT(st, 0);
+    free(out);
+    render_tree_free(t);
+    render_tree_free(t2);
+    gitstore_free(gs);
+    re_buf_release(&err);
+}
+
 struct logged {
     char ids[8][41];
     char msgs[8][64];
@@ -421,5 +464,6 @@ static void test_gitstore_10k_clusters_timing(void)
 }
 
 TEST_MAIN(T(test_gitstore_one_pack_shared_blobs_fsck), T(test_gitstore_unchanged_makes_no_commit),
-          T(test_gitstore_cas_conflict), T(test_gitstore_log_and_read_back),
+          T(test_gitstore_cas_conflict), T(test_gitstore_abort_then_redo),
+          T(test_gitstore_log_and_read_back),
           T(test_gitstore_10k_clusters_timing))
