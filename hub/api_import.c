@@ -155,7 +155,7 @@ struct import {
     cJSON *errors;
     bool create_groups;
     int created, groups_created;
-    sqlite3_stmt *ins, *memb, *aud;
+    sqlite3_stmt *ins, *memb, *aud, *gid;
 };
 
 static int add_error(struct import *im, int line, const char *field, const char *msg)
@@ -235,26 +235,35 @@ static int import_row(struct import *im, cJSON *row, int line)
     }
     if (meta && inv_check_metadata(q, meta) < 0)
         return take_error(im, line);
-    if (groups && inv_check_cluster_groups(q, groups, !im->create_groups) < 0)
+    if (groups && inv_check_cluster_groups(q, groups, false) < 0)
         return take_error(im, line);
-    if (groups && im->create_groups) {
-        cJSON_ArrayForEach(g, groups) {
-            int64_t gid = 0;
-            if ((r = inv_group_id(q, g->valuestring, &gid)) < 0)
-                return r;
-            if (!gid) {
-                cJSON *body = cJSON_CreateObject(), *after = NULL;
-                if (!body || !cJSON_AddStringToObject(body, "path", g->valuestring)) {
-                    cJSON_Delete(body);
-                    return inv_fail_err(q, -RE_ENOMEM);
-                }
-                r = inv_create_in_txn(q, &inv_group, body, &gid, &after);
-                cJSON_Delete(body);
-                cJSON_Delete(after);
-                if (r < 0)
-                    return q->status >= 500 ? r : take_error(im, line);
-            }
+    cJSON_ArrayForEach(g, groups) {
+        int64_t gid = 0;
+        int rc;
+        sqlite3_reset(im->gid);
+        sqlite3_bind_text(im->gid, 1, g->valuestring, -1, SQLITE_STATIC);
+        if ((rc = sqlite3_step(im->gid)) == SQLITE_ROW)
+            gid = sqlite3_column_int64(im->gid, 0);
+        else if (rc != SQLITE_DONE)
+            return inv_fail_err(q, db_err(rc));
+        sqlite3_reset(im->gid);
+        if (gid)
+            continue;
+        if (!im->create_groups) {
+            inv_fail(q, 400, "invalid", "groups", "group '%.100s' does not exist (create it"
+                     " first, or import with ?create_groups=true)", g->valuestring);
+            return take_error(im, line);
         }
+        cJSON *body = cJSON_CreateObject(), *after = NULL;
+        if (!body || !cJSON_AddStringToObject(body, "path", g->valuestring)) {
+            cJSON_Delete(body);
+            return inv_fail_err(q, -RE_ENOMEM);
+        }
+        r = inv_create_in_txn(q, &inv_group, body, &gid, &after);
+        cJSON_Delete(body);
+        cJSON_Delete(after);
+        if (r < 0)
+            return q->status >= 500 ? r : take_error(im, line);
     }
     /* metadata without null members */
     cJSON *m2 = cJSON_CreateObject();
@@ -486,7 +495,11 @@ static int import_clusters(struct http_exchange *x)
         goto fail;
     }
     if (q.status || inv_require_role(&q, ROLE_ADMIN | ROLE_OPERATOR) < 0 ||
-        inv_query_bool(&q, "create_groups", false, &im.create_groups) < 0 || inv_begin(&q) < 0)
+        inv_query_bool(&q, "create_groups", false, &im.create_groups) < 0)
+        goto fail;
+    /* a bulk insert spills the default 2 MB page cache: give it room while it runs */
+    db_exec(q.db, "PRAGMA cache_size = -65536");
+    if (inv_begin(&q) < 0)
         goto fail;
     groups_before = count_groups(q.db);
     if (sqlite3_prepare_v2(q.db, "INSERT INTO clusters (name, description, timezone, metadata,"
@@ -497,7 +510,9 @@ static int import_clusters(struct http_exchange *x)
             SQLITE_OK ||
         sqlite3_prepare_v2(q.db, "INSERT INTO audit (at, actor, action, entity, entity_id, name,"
                            " after) VALUES (?, ?, 'create', 'cluster', ?, ?, ?)", -1, &im.aud,
-                           NULL) != SQLITE_OK) {
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q.db, "SELECT id FROM groups WHERE path = ?", -1, &im.gid, NULL) !=
+            SQLITE_OK) {
         inv_fail_err(&q, -RE_EDB);
         goto fail;
     }
@@ -538,7 +553,8 @@ static int import_clusters(struct http_exchange *x)
     sqlite3_finalize(im.ins);
     sqlite3_finalize(im.memb);
     sqlite3_finalize(im.aud);
-    im.ins = im.memb = im.aud = NULL;
+    sqlite3_finalize(im.gid);
+    im.ins = im.memb = im.aud = im.gid = NULL;
     snprintf(summary, sizeof(summary), "%d clusters imported", im.created);
     struct inventory_change chg = { "import", "import", 0, "clusters", q.actor, NULL, NULL,
                                     summary };
@@ -548,9 +564,11 @@ static int import_clusters(struct http_exchange *x)
 fail:
     inv_reply_error(&q);
 out:
+    db_exec(q.db, "PRAGMA cache_size = -2000");
     sqlite3_finalize(im.ins);
     sqlite3_finalize(im.memb);
     sqlite3_finalize(im.aud);
+    sqlite3_finalize(im.gid);
     cJSON_Delete(im.errors);
     cJSON_Delete(answer);
     return 0;
