@@ -59,6 +59,8 @@ struct conn {
     bool headers_done;
     bool message_done;
     bool deferred;
+    bool in_handler;
+    bool done_early;
     bool x_active;
     bool last_was_value;
     int err_status;
@@ -716,8 +718,12 @@ static void conn_dispatch(struct conn *c)
             return;
         }
     }
+    /* A handler may finish a deferred exchange before it even returns. */
+    c->in_handler = true;
+    c->done_early = false;
     r = route->fn(x);
-    if (r == HTTP_DEFERRED) {
+    c->in_handler = false;
+    if (r == HTTP_DEFERRED && !c->done_early) {
         c->deferred = true;
         return;
     }
@@ -729,6 +735,10 @@ static void conn_dispatch(struct conn *c)
 void http_exchange_done(struct http_exchange *x)
 {
     struct conn *c = x ? x->conn : NULL;
+    if (c && c->in_handler) {
+        c->done_early = true;           /* conn_dispatch responds on return */
+        return;
+    }
     if (!c || !c->deferred)
         return;
     c->deferred = false;
