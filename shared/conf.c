@@ -61,7 +61,7 @@ int re_conf_parse(struct re_conf **out, const char *name, struct re_str text, st
     char *section = strdup("");
     size_t cap = 0;
     int line = 0, r = 0;
-    const char *p = text.ptr, *end = text.ptr + text.len;
+    const char *p = text.ptr ? text.ptr : "", *end = p + text.len; /* empty file: ptr NULL */
 
     if (!c || !section || !(c->path = strdup(name))) {
         r = -RE_ENOMEM;

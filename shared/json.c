@@ -90,7 +90,10 @@ int re_json_get_int(long long *out, const cJSON *obj, const char *key)
     const cJSON *v = member(obj, key);
     if (!v)
         return -RE_ENOENT;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble)
+    /* Range first: converting an out-of-range double (1e400, inf) is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9223372036854775808.0 &&
+                                v->valuedouble < 9223372036854775808.0) ||
+        v->valuedouble != (double)(long long)v->valuedouble)
         return -RE_EINVAL;
     *out = (long long)v->valuedouble;
     return 0;
@@ -110,6 +113,8 @@ int re_json_get_bool(bool *out, const cJSON *obj, const char *key)
 const char *re_json_unknown_key(const cJSON *obj, const char *const *allowed)
 {
     const cJSON *it;
+    if (!cJSON_IsObject(obj))           /* array items have no names */
+        return NULL;
     cJSON_ArrayForEach(it, obj) {
         const char *const *a;
         for (a = allowed; *a; a++)
