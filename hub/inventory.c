@@ -760,7 +760,7 @@ static int get_if_match(struct inv_req *q, int64_t *out)
     struct re_str v = http_header_get(&q->x->req, "If-Match");
     unsigned long long n;
     *out = -1;
-    if (!v.ptr)
+    if (!v.ptr || re_str_eq_c(v, "*"))
         return 0;
     if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"')
         v = (struct re_str){ v.ptr + 1, v.len - 2 };
