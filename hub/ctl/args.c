@@ -42,7 +42,8 @@ const struct ctl_optdef ctl_options[] = {
     { "code", 0, CTL_OPT_ARG, "CODE", "one-time enrollment code (<id>.<secret>)" },
     { "ca-fingerprint", 0, CTL_OPT_ARG, "sha256:HEX", "SHA-256 fingerprint of the hub's CA certificate" },
     /* gitops */
-    { "to", 0, CTL_OPT_ARG, "REV", "revision to restore" },
+    { "to", 0, CTL_OPT_ARG, "REV", "revision to restore: a commit id (4+ hex digits) or main~N" },
+    { "rev", 0, CTL_OPT_ARG, "REV", "read the files at revision REV instead of the branch head" },
     { NULL, 0, 0, NULL, NULL },
 };
 

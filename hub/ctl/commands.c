@@ -65,7 +65,7 @@ static const struct ctl_column history_cols[] = {
     { "REV", "rev|revision|commit|id", CTL_COL_SHORT },
     { "TIME", "time|when|date", CTL_COL_TIME },
     { "AUTHOR", "author|who", 0 },
-    { "MESSAGE", "message|what|summary", 0 },
+    { "MESSAGE", "message|what|summary", CTL_COL_LINE | CTL_COL_FULL },
     { NULL, NULL, 0 },
 };
 static const struct ctl_column config_cols[] = {
@@ -517,6 +517,7 @@ static int cmd_list(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_a
         ctl_print_table(stdout, items, cmd->cols ? cmd->cols : res->cols);
     const cJSON *next = cJSON_GetObjectItemCaseSensitive(result, "next");
     if (cJSON_IsString(next) && *next->valuestring) {
+        fflush(stdout);
         fputs("(more: use --all, or --next ", stderr);
         ctl_print_safe(stderr, next->valuestring);
         fputs(")\n", stderr);
@@ -549,6 +550,48 @@ out:
     return ret;
 }
 
+/* The rest of a dry run's answer: which clusters' branches would change,
+ * the diff of one of them, and anything else the hub said. */
+static void print_preview(const cJSON *v)
+{
+    const cJSON *names = ctl_field(v, "clusters"), *count = ctl_field(v, "clusters_count");
+    const cJSON *exact = ctl_field(v, "exact"), *diff = ctl_field(v, "diff");
+    static const char *const shown[] = { "dry_run", "status", "result", "clusters",
+                                         "clusters_count", "exact", "diff" };
+
+    if (cJSON_IsArray(names)) {
+        long long listed = cJSON_GetArraySize(names);
+        long long n = cJSON_IsNumber(count) ? (long long)count->valuedouble : listed;
+        printf("clusters whose branch would change: %s%lld\n", cJSON_IsFalse(exact) ? "at least " : "", n);
+        for (const cJSON *e = names->child; e; e = e->next) {
+            if (!cJSON_IsString(e))
+                continue;
+            fputs("  ", stdout);
+            ctl_print_safe(stdout, e->valuestring);
+            fputc('\n', stdout);
+        }
+        if (n > listed)
+            printf("  ... and %lld more\n", n - listed);
+    }
+    const cJSON *patch = ctl_field(diff, "patch"), *cluster = ctl_field(diff, "cluster");
+    if (cJSON_IsString(patch) && *patch->valuestring) {
+        fputs("\ndiff of cluster '", stdout);
+        ctl_print_safe(stdout, cJSON_IsString(cluster) ? cluster->valuestring : "?");
+        fputs("':\n", stdout);
+        ctl_print_safe(stdout, patch->valuestring);
+        if (cJSON_IsTrue(ctl_field(diff, "truncated")))
+            fputs("(diff truncated)\n", stdout);
+    }
+    cJSON *rest = cJSON_Duplicate(v, 1);
+    if (!rest)
+        return;
+    for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(rest, shown[i]);
+    if (rest->child)
+        ctl_print_object(stdout, rest);
+    cJSON_Delete(rest);
+}
+
 /* What a mutating command prints: the answer, or one line for people. */
 static int print_change(struct ctl *c, const cJSON *v, const char *verb,
                         const struct ctl_resource *res, const char *name, const struct ctl_args *a)
@@ -561,15 +604,7 @@ static int print_change(struct ctl *c, const cJSON *v, const char *verb,
         printf("would be %s: %s '", verb, res->singular);
         ctl_print_safe(stdout, name ? name : "?");
         fputs("'\n", stdout);
-        cJSON *rest = cJSON_Duplicate(v, 1);
-        if (rest) {
-            cJSON_DeleteItemFromObjectCaseSensitive(rest, "dry_run");
-            cJSON_DeleteItemFromObjectCaseSensitive(rest, "status");
-            cJSON_DeleteItemFromObjectCaseSensitive(rest, "result");
-            if (rest->child)
-                ctl_print_object(stdout, rest);
-            cJSON_Delete(rest);
-        }
+        print_preview(v);
         return CTL_OK;
     }
     if (c->format != CTL_FMT_TABLE)
@@ -772,7 +807,8 @@ static int cmd_call(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_a
         ret = print_value(c, v);
     } else if (ctl_flag(a, "dry-run")) {
         fputs("dry run: nothing was changed\n", stderr);
-        ret = print_value(c, v);
+        if (cJSON_IsObject(v))
+            print_preview(v);
     } else if (strstr(cmd->words, "enroll-code") || strcmp(cmd->words, "users add") == 0) {
         print_code(cmd, v);
     } else if (cmd->done) {
@@ -899,7 +935,9 @@ static int cmd_select(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
             ctl_print_safe(stdout, n->valuestring);
             fputc('\n', stdout);
         }
-        fprintf(stderr, "%d clusters selected\n", cJSON_GetArraySize(names));
+        int n = cJSON_GetArraySize(names);
+        fflush(stdout);
+        fprintf(stderr, "%d cluster%s selected\n", n, n == 1 ? "" : "s");
     }
 out:
     cJSON_Delete(result);
@@ -1001,17 +1039,21 @@ static int cmd_config_set(struct ctl *c, const struct ctl_cmd *cmd, const struct
     }
     if ((ret = ctl_call(c, set ? "PUT" : "DELETE", path.ptr, body, NULL, &v)) != CTL_OK)
         goto out;
-    if (c->format != CTL_FMT_TABLE || ctl_flag(a, "dry-run")) {
-        if (ctl_flag(a, "dry-run") && c->format == CTL_FMT_TABLE)
-            fputs("dry run: nothing was changed\n", stderr);
+    if (c->format != CTL_FMT_TABLE) {
         ret = print_value(c, v);
         goto out;
+    }
+    if (ctl_flag(a, "dry-run")) {
+        fputs("dry run: nothing was changed\n", stderr);
+        fputs("would ", stdout);
     }
     printf("%s ", set ? "set" : "unset");
     ctl_print_safe(stdout, pos[1]);
     printf(" on %s '", pos[0][0] == '/' ? "group" : "cluster");
     ctl_print_safe(stdout, pos[0]);
     fputs("'\n", stdout);
+    if (ctl_flag(a, "dry-run") && cJSON_IsObject(v))
+        print_preview(v);
 out:
     cJSON_Delete(body);
     cJSON_Delete(v);
@@ -1030,7 +1072,8 @@ static int cmd_files(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_
     re_buf_init(&path, 64 * 1024);
     re_buf_init(&resp, CTL_MAX_BODY);
     if (expand(&path, "/api/v1/clusters/{1}/files", pos, npos, true) < 0 ||
-        (npos > 1 && ctl_query_add(&path, "path", pos[1]) < 0)) {
+        (npos > 1 && ctl_query_add(&path, "path", pos[1]) < 0) ||
+        (ctl_arg(a, "rev") && ctl_query_add(&path, "rev", ctl_arg(a, "rev")) < 0)) {
         ret = oom();
         goto out;
     }
@@ -1115,15 +1158,15 @@ const struct ctl_cmd ctl_cmds[] = {
       "list the commits of the cluster's GitOps branch", cmd_list, &res_history, NULL,
       "/api/v1/clusters/{1}/history", NULL, NULL, history_cols, false },
     { "clusters revert", "NAME", 1, 1, "to dry-run", "to",
-      "restore the cluster's branch to revision REV and pin it there", cmd_call, &res_clusters,
+      "restore the cluster's branch to --to REV (a commit or main~N) and pin it there", cmd_call, &res_clusters,
       "POST", "/api/v1/clusters/{1}/revert", "to",
       "cluster '{1}' reverted and pinned; release it with 'resedgectl clusters unpin {1}'", NULL,
       false },
     { "clusters unpin", "NAME", 1, 1, "", NULL,
       "release a reverted cluster so it follows the inventory again", cmd_call, &res_clusters,
       "POST", "/api/v1/clusters/{1}/unpin", NULL, "cluster '{1}' unpinned", NULL, false },
-    { "clusters files", "NAME [PATH]", 1, 2, "", NULL,
-      "list the cluster's rendered files, or show the file PATH", cmd_files, &res_clusters, NULL,
+    { "clusters files", "NAME [PATH]", 1, 2, "rev", NULL,
+      "list the cluster's rendered files, or show the file PATH (at --rev REV)", cmd_files, &res_clusters, NULL,
       NULL, NULL, NULL, NULL, false },
     RESOURCE_CMDS(res_namespaces, "namespaces", "NAME", "a namespace", LIST_OPTS),
     RESOURCE_CMDS(res_apps, "apps", "NAME", "an application", APP_LIST_OPTS),

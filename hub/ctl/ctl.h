@@ -70,6 +70,7 @@ enum {
     CTL_COL_COUNT = 2,               /* show an array's length */
     CTL_COL_TIME = 4,                /* epoch seconds shown as UTC time */
     CTL_COL_FULL = 8,                /* never cut long text */
+    CTL_COL_LINE = 16,               /* only the first line of text */
 };
 
 struct ctl_column {

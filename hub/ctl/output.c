@@ -224,6 +224,14 @@ static int cell_value(struct re_buf *b, const cJSON *v, unsigned flags, bool top
     if (cJSON_IsString(v)) {
         const char *s = v->valuestring;
         size_t n = strlen(s);
+        if ((flags & CTL_COL_LINE) && strchr(s, '\n')) {
+            char *line = re_str_dup((struct re_str){ s, strcspn(s, "\n") });
+            if (!line)
+                return -RE_ENOMEM;
+            r = append_safe(b, line);
+            free(line);
+            return r;
+        }
         if ((flags & CTL_COL_SHORT) && n > 12 && strspn(s, "0123456789abcdef") == n)
             return re_buf_append(b, s, 12);
         return append_safe(b, s);

@@ -16,6 +16,7 @@ _resedgectl_cmd_opts() {
         "clusters enroll-code") echo "--ttl" ;;
         "clusters history") echo "--limit --all --next" ;;
         "clusters revert") echo "--to --dry-run" ;;
+        "clusters files") echo "--rev" ;;
         "audit") echo "--entity --actor --limit --all --next" ;;
         "users add"|"users enroll-code") echo "--role --ttl" ;;
         "login") echo "--code --ca-fingerprint" ;;
@@ -55,13 +56,13 @@ _resedgectl() {
             COMPREPLY=($(compgen -W "admin operator appteam technician" -- "$cur")); return ;;
         --ttl)
             COMPREPLY=($(compgen -W "30m 1h 24h 7d" -- "$cur")); return ;;
-        --hub|--limit|--search|--namespace|--group|--expression|--metadata|--orderby|--next|--set|--if-match|--set-file|--entity|--actor|--code|--ca-fingerprint|--to)
+        --hub|--limit|--search|--namespace|--group|--expression|--metadata|--orderby|--next|--set|--if-match|--set-file|--entity|--actor|--code|--ca-fingerprint|--to|--rev)
             return ;;
     esac
 
     # The positional words so far, skipping options and their values;
     # connection options are kept to reach the same hub for names.
-    local i w pos=() conn=() takes_value=" --config --hub --ca --cert --key --output -o --limit --search --group --expression --metadata --orderby --namespace --next --set --set-file --file -f --if-match --entity --actor --ttl --role --code --ca-fingerprint --to "
+    local i w pos=() conn=() takes_value=" --config --hub --ca --cert --key --output -o --limit --search --group --expression --metadata --orderby --namespace --next --set --set-file --file -f --if-match --entity --actor --ttl --role --code --ca-fingerprint --to --rev "
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         if [[ $w == -* ]]; then

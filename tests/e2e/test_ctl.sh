@@ -149,6 +149,34 @@ fi
 out=$(ctl -v clusters get store-0001 2>&1 >/dev/null)
 check_match "--verbose shows the request and status" "$out" "> GET https://127.0.0.1:[0-9]+/api/v1/clusters/store-0001"
 
+# GitOps: preview, history, files, revert, unpin
+if ! skip_if_no_route "clusters history" GET /api/v1/clusters/store-0001/history; then
+    check "namespaces create pos" ctl namespaces create pos --expression /g/stores --set quota.cpu=2
+    out=$(ctl namespaces update pos --set quota.cpu=4 --dry-run 2>&1)
+    check_match "--dry-run lists the clusters that would change" "$out" "clusters whose branch would change: [1-9][0-9]*.*  store-0001"
+    check_match "... and shows a diff" "$out" "\+    cpu: '4'"
+    check_match "... and changes nothing" "$(ctl namespaces get pos -o json)" '"cpu": "2"'
+    for i in $(seq 1 50); do
+        ctl clusters files store-0001 2>/dev/null | grep -q resourcequota && break; sleep 0.2
+    done
+    check_match "clusters files lists the rendered tree" "$(ctl clusters files store-0001)" "namespaces/pos/resourcequota.yaml"
+    check_match "clusters files PATH shows a file" "$(ctl clusters files store-0001 namespaces/pos/resourcequota.yaml)" "cpu: '2'"
+    check_match "clusters history" "$(ctl clusters history store-0001)" "^REV +TIME +AUTHOR +MESSAGE"
+    check "namespaces update pos" ctl namespaces update pos --set quota.cpu=4
+    for i in $(seq 1 50); do
+        ctl clusters files store-0001 namespaces/pos/resourcequota.yaml 2>/dev/null | grep -q "cpu: '4'" && break; sleep 0.2
+    done
+    check_match "... the branch follows" "$(ctl clusters files store-0001 namespaces/pos/resourcequota.yaml)" "cpu: '4'"
+    check_match "clusters revert --to main~1" "$(ctl clusters revert store-0001 --to main~1)" "reverted and pinned"
+    check_match "... restores the file" "$(ctl clusters files store-0001 namespaces/pos/resourcequota.yaml)" "cpu: '2'"
+    check_match "clusters history shows the revert" "$(ctl clusters history store-0001 -o json)" '"message": "revert'
+    check_match "clusters unpin" "$(ctl clusters unpin store-0001)" "unpinned"
+    rc=0; ctl clusters unpin store-0001 >/dev/null 2>&1 || rc=$?
+    check_eq "unpin when not pinned exits 1" "$rc" 1
+    rc=0; ctl clusters revert store-0001 >/dev/null 2>&1 || rc=$?
+    check_eq "revert without --to exits 64" "$rc" 64
+fi
+
 # audit
 check_match "audit shows the changes" "$(ctl audit --limit 1000 --all)" "store-0001"
 
