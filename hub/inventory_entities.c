@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <http_parser.h>
 #include <yaml.h>
 #include "auth.h"
 #include "db.h"
 #include "error.h"
 #include "fleet.h"
+#include "api_checkin.h"
 #include "inventory_int.h"
 #include "json.h"
 #include "validate.h"
@@ -359,6 +361,16 @@ static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
     }
     arr = NULL;
     r = 0;
+    /* What its agent last reported, on reads only: it is not inventory, so it
+     * stays out of audit before/after and of the GitOps change hooks. */
+    if (q->x && q->x->req.method == HTTP_GET) {
+        const cJSON *name = cJSON_GetObjectItem(obj, "name");
+        cJSON *status = cJSON_AddObjectToObject(obj, "agent");
+        if (!status || !cJSON_IsString(name))
+            r = -RE_ENOMEM;
+        else
+            r = checkin_status_json(q->db, name->valuestring, status);
+    }
 out:
     sqlite3_finalize(st);
     cJSON_Delete(arr);
