@@ -214,7 +214,8 @@ static bool body_set(cJSON *root, const char *spec)
         if (re_json_parse(&v, re_str_c(eq + 1), RE_JSON_DEFAULT_DEPTH, &errpos) < 0)
             return usage_error("--set %s: the value after ':=' is not JSON (quote strings)", spec);
     } else if (!(v = cJSON_CreateString(eq + 1))) {
-        return oom() && false;
+        oom();
+        return false;
     }
     if (json_set_path(root, spec, klen, v) < 0)
         return usage_error("--set %s: bad field name", spec);
