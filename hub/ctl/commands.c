@@ -24,12 +24,11 @@ static const struct ctl_column group_cols[] = {
 static const struct ctl_column cluster_cols[] = {
     { "NAME", "name", 0 },
     { "GROUPS", "groups", 0 },
-    /* Check-in state may be inline or under "status"; a string "status" wins
-     * over the nested path because a string has no members. */
-    { "STATUS", "status.status|status|state", 0 },
-    { "DESIRED", "desired_revision|status.desired_revision|revision|gitops.revision", CTL_COL_SHORT },
-    { "APPLIED", "applied_revision|status.applied_revision", CTL_COL_SHORT },
-    { "LAST SEEN", "last_seen|status.last_seen", CTL_COL_TIME },
+    /* "agent" is what the cluster's agent last reported (hub/api_checkin.h). */
+    { "STATUS", "agent.status", 0 },
+    { "DESIRED", "desired_revision", CTL_COL_SHORT },
+    { "APPLIED", "agent.applied_revision", CTL_COL_SHORT },
+    { "LAST SEEN", "agent.last_seen", CTL_COL_TIME },
     { NULL, NULL, 0 },
 };
 static const struct ctl_column namespace_cols[] = {
