@@ -106,6 +106,7 @@ if [ "$st" = 404 ]; then
     ok "too-deep JSON: 400 # SKIP no JSON endpoint yet"
 else
     check_eq "too-deep JSON body: 400 ($ep)" "$st" 400
+    check_eq "too-deep JSON names the code" "$(jq -r .error.code "$T/body")" too_deep
     check_eq "next client served after 400" "$(status acurl "$HUB_URL/healthz")" 200
 fi
 bad=$(printf 'GARBAGE\r\n\r\n' | timeout 10 openssl s_client -quiet -connect "127.0.0.1:$HUB_PORT" \
