@@ -81,18 +81,23 @@ PY
 
 # hub_start [serve options]: starts the hub, waits until /healthz answers.
 hub_start() {
-    "$RE_BIN/resedge-hub" serve --dir "$HUB_DIR" "$@" >>"$T/hub.log" 2>&1 &
+    # RE_WRAP (set by `make test VALGRIND=1`): a command the hub runs under,
+    # e.g. "valgrind --error-exitcode=99 --leak-check=full"; hub_stop then
+    # returns 99 when memcheck found errors. Unquoted on purpose (word list).
+    # shellcheck disable=SC2086
+    ${RE_WRAP:-} "$RE_BIN/resedge-hub" serve --dir "$HUB_DIR" "$@" >>"$T/hub.log" 2>&1 &
     HUB_PID=$!
     _pids+=("$HUB_PID")
-    local i
-    for i in $(seq 1 100); do
+    local i n=100
+    [ -n "${RE_WRAP:-}" ] && n=600          # valgrind starts slowly
+    for i in $(seq 1 "$n"); do
         if curl -s -o /dev/null --max-time 2 --cacert "$HUB_DIR/tls/ca.crt" "$HUB_URL/healthz"; then
             return 0
         fi
         kill -0 "$HUB_PID" 2>/dev/null || { echo "# hub exited:"; sed 's/^/#   /' "$T/hub.log" | tail -20; return 1; }
         sleep 0.1
     done
-    echo "# hub did not answer /healthz in 10 s"; return 1
+    echo "# hub did not answer /healthz in $((n / 10)) s"; return 1
 }
 
 # hub_stop: SIGTERM, wait; returns the hub's exit status.
@@ -118,7 +123,7 @@ ucurl() {
 # status CURL-FN ARGS...: prints the HTTP status; body in $T/body.
 status() {
     local fn=$1; shift
-    "$fn" -o "$T/body" -w '%{http_code}' "$@"
+    "$fn" "$@" -o "$T/body" -w '%{http_code}'
 }
 # issue_user NAME ROLE: writes $T/NAME.crt/.key through the admin path.
 issue_user() {
