@@ -113,13 +113,26 @@ static void set_status(struct agent *a, const char *fmt, ...)
     re_notify(line);
 }
 
+/* "37s", or "0.8s" under 10 s, for waits in log and status lines. */
+static const char *secs(char *buf, size_t size, uint64_t ms)
+{
+    if (ms < 10000)
+        re_snprintf(buf, size, "%" PRIu64 ".%" PRIu64 "s", ms / 1000, (ms % 1000) / 100);
+    else
+        re_snprintf(buf, size, "%" PRIu64 "s", (ms + 500) / 1000);
+    return buf;
+}
+
 static const char *short_rev(const char *rev)
 {
-    static char s[13];
+    /* A few buffers, so one message can show several revisions. */
+    static char s[4][13];
+    static unsigned next;
     if (!rev || !rev[0])
         return "none";
-    re_snprintf(s, sizeof(s), "%.12s", rev);
-    return s;
+    char *b = s[next++ % 4];
+    re_snprintf(b, sizeof(s[0]), "%.12s", rev);
+    return b;
 }
 
 static int state_file(char *out, size_t size, const struct agent *a, const char *name)
@@ -409,14 +422,15 @@ static void schedule_failure(struct agent *a, long retry_after_s, const char *wh
         a->failing_since = re_time();
     re_time_iso(since, sizeof(since), a->failing_since);
     a->next_checkin = re_mono_ms() + wait;
+    char w[24];
+    secs(w, sizeof(w), wait);
     if (strcmp(a->last_error, why) != 0 || a->bo.failures <= 1)
-        log_warn("check-in failed: %s; retrying in %" PRIu64 ".%" PRIu64 "s", why,
-                 wait / 1000, (wait % 1000) / 100);
+        log_warn("check-in failed: %s; retrying in %s", why, w);
     else
-        log_info("check-in failed again: %s; retrying in %" PRIu64 "s", why, wait / 1000);
+        log_info("check-in failed again: %s; retrying in %s", why, w);
     re_snprintf(a->last_error, sizeof(a->last_error), "%s", why);
-    set_status(a, "hub unreachable since %s (%s); retrying in %" PRIu64 "s; keeping revision %s",
-               since, why, (wait + 999) / 1000, short_rev(a->status.applied));
+    set_status(a, "hub unreachable since %s (%s); retrying in %s; keeping revision %s",
+               since, why, w, short_rev(a->status.applied));
 }
 
 static void schedule_refused(struct agent *a, long status, const char *msg)
@@ -509,19 +523,18 @@ static void checkin(struct agent *a)
     if (resp.retry_after_s > 0 && (uint64_t)resp.retry_after_s * 1000 > wait)
         wait = (uint64_t)resp.retry_after_s * 1000 + backoff_random() % (wait / 5 + 1);
     a->next_checkin = re_mono_ms() + wait;
-    char at[32];
+    char at[32], w[24];
     re_time_iso(at, sizeof(at), a->last_ok);
+    secs(w, sizeof(w), wait);
     if (a->last_pull_error[0])
-        set_status(a, "checked in %s; hub wants %s; %s; applied %s; next in %" PRIu64 "s", at,
-                   short_rev(ans.revision), a->last_pull_error, short_rev(a->status.applied),
-                   (wait + 999) / 1000);
+        set_status(a, "checked in %s; hub wants %s; %s; applied %s; next in %s", at,
+                   short_rev(ans.revision), a->last_pull_error, short_rev(a->status.applied), w);
     else
-        set_status(a, "checked in %s as %s; revision %s applied (%s); next in %" PRIu64 "s", at,
+        set_status(a, "checked in %s as %s; revision %s applied (%s); next in %s", at,
                    a->st.cluster, short_rev(a->status.applied),
-                   a->status.apply_result[0] ? a->status.apply_result : "nothing yet",
-                   (wait + 999) / 1000);
-    log_info("checked in: hub revision %s, applied %s, next in %" PRIu64 "s",
-             short_rev(ans.revision), short_rev(a->status.applied), wait / 1000);
+                   a->status.apply_result[0] ? a->status.apply_result : "nothing yet", w);
+    log_info("checked in: hub revision %s, applied %s, next in %s", short_rev(ans.revision),
+             short_rev(a->status.applied), w);
 out:
     hubclient_resp_release(&resp);
     re_buf_release(&body);
