@@ -264,6 +264,8 @@ static int encode_sans(size_t *out_len, unsigned char *buf, size_t size, const c
     for (size_t i = list_count(ips); i-- > 0;) {
         unsigned char addr[16];
         size_t alen;
+        /* ips is never NULL here: list_count(NULL) is 0, so the loop does not run. */
+        /* cppcheck-suppress nullPointer */
         if (inet_pton(AF_INET, ips[i], addr) == 1)
             alen = 4;
         else if (inet_pton(AF_INET6, ips[i], addr) == 1)

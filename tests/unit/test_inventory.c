@@ -291,7 +291,7 @@ static void lists_and_paging(void)
             const char *n = str_at(it, "name");
             CHECK(strcmp(n, prev) < 0);
             snprintf(prev, sizeof(prev), "%s", n);
-            seen[atoi(n + 6)]++;
+            seen[strtol(n + 6, NULL, 10)]++;
         }
         pages++;
         const char *next = str_at(last.json, "next");
