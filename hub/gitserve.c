@@ -37,7 +37,9 @@ struct gitserve {
     git_repository *repo;           /* DIR/git, opened lazily and kept */
     char *root;                     /* absolute DIR (GIT_PROJECT_ROOT) */
     unsigned running;
-    unsigned max_running;
+    unsigned max_running;           /* 0: GITSERVE_PROCS_PER_CORE per core */
+    unsigned timeout_ms;            /* 0: GITSERVE_TIMEOUT_MS */
+    size_t max_output;              /* 0: GITSERVE_MAX_OUTPUT */
     struct job *jobs;               /* running children, for shutdown */
     bool libgit2_up;
 };
@@ -412,15 +414,14 @@ static void job_maybe_finish(struct job *j)
     } else if (j->killed_by_shutdown) {
         http_response_error(res, 503, "unavailable", NULL, "the hub is stopping");
     } else if (j->timed_out) {
-        log_warn("git endpoint: git for '%s' killed after %u ms", j->cluster,
-                 GITSERVE_TIMEOUT_MS);
-        http_response_error(res, 504, "timeout", NULL, "git did not finish in %u s",
-                            GITSERVE_TIMEOUT_MS / 1000);
+        log_warn("git endpoint: git for '%s' killed after %u ms", j->cluster, gs.timeout_ms);
+        http_response_error(res, 504, "timeout", NULL, "git did not finish in %u ms",
+                            gs.timeout_ms);
     } else if (j->too_big) {
-        log_warn("git endpoint: git output for '%s' over %u bytes", j->cluster,
-                 GITSERVE_MAX_OUTPUT);
+        log_warn("git endpoint: git output for '%s' over %zu bytes", j->cluster,
+                 gs.max_output);
         http_response_error(res, 502, "too_large", NULL,
-                            "the git response is larger than %u bytes", GITSERVE_MAX_OUTPUT);
+                            "the git response is larger than %zu bytes", gs.max_output);
     } else if (j->exit_status != 0 || j->term_signal != 0) {
         log_warn("git endpoint: git http-backend for '%s' exited %lld signal %d", j->cluster,
                  (long long)j->exit_status, j->term_signal);
@@ -577,6 +578,10 @@ static int delegate(struct http_exchange *x, const char *cluster, bool post,
         unsigned cores = uv_available_parallelism();
         gs.max_running = GITSERVE_PROCS_PER_CORE * (cores ? cores : 1);
     }
+    if (!gs.timeout_ms)
+        gs.timeout_ms = GITSERVE_TIMEOUT_MS;
+    if (!gs.max_output)
+        gs.max_output = GITSERVE_MAX_OUTPUT;
     if (gs.running >= gs.max_running) {
         http_response_header(&x->res, "Retry-After", "%d", RETRY_AFTER_S);
         http_response_error(&x->res, 503, "busy", NULL,
@@ -589,7 +594,7 @@ static int delegate(struct http_exchange *x, const char *cluster, bool post,
         goto nomem;
     j->x = x;
     memcpy(j->cluster, cluster, strlen(cluster) + 1);
-    re_buf_init(&j->out_buf, GITSERVE_MAX_OUTPUT);
+    re_buf_init(&j->out_buf, gs.max_output);
     re_buf_init(&j->err_buf, STDERR_MAX);
     if ((rc = job_env(j, post, proto, encoding)) < 0) {
         for (size_t i = 0; i < j->n_env; i++)
@@ -640,7 +645,7 @@ static int delegate(struct http_exchange *x, const char *cluster, bool post,
     }
     uv_read_start((uv_stream_t *)&j->out, on_alloc, on_read);
     uv_read_start((uv_stream_t *)&j->err, on_alloc, on_read);
-    uv_timer_start(&j->timer, on_timeout, GITSERVE_TIMEOUT_MS, 0);
+    uv_timer_start(&j->timer, on_timeout, gs.timeout_ms, 0);
     if (post && x->req.body.len) {
         uv_buf_t b = uv_buf_init((char *)x->req.body.ptr, (unsigned)x->req.body.len);
         rc = uv_write(&j->wreq, (uv_stream_t *)&j->in, &b, 1, on_written);
@@ -763,6 +768,13 @@ const struct route git_routes[] = {
 unsigned gitserve_running(void)
 {
     return gs.running;
+}
+
+void gitserve__set_limits(unsigned max_running, unsigned timeout_ms, size_t max_output)
+{
+    gs.max_running = max_running;
+    gs.timeout_ms = timeout_ms;
+    gs.max_output = max_output;
 }
 
 void gitserve_shutdown(struct hub *hub)

@@ -48,6 +48,10 @@ void gitserve_shutdown(struct hub *hub);
 /* Number of upload-pack children running now (for metrics and tests). */
 unsigned gitserve_running(void);
 
+/* Overrides the limits (0 restores a default): concurrent children, child
+ * timeout, child output cap. For tests and benchmarks. */
+void gitserve__set_limits(unsigned max_running, unsigned timeout_ms, size_t max_output);
+
 /*
  * Appends to out the protocol v0 ref advertisement of one cluster, exactly
  * what `GIT_NAMESPACE=<cluster> git upload-pack --stateless-rpc

@@ -322,4 +322,97 @@ static void delegated(void)
     cleanup();
 }
 
-TEST_MAIN(T(advertisement_matches_git), T(handlers), T(delegated))
+/* Writes an executable fake `git` into DIR/<name>/ and points PATH at it. */
+static void fake_git(const char *name, const char *body)
+{
+    char path[512];
+    sh("mkdir -p %s/%s && printf '#!/bin/sh\\n%%s\\n' '%s' > %s/%s/git && chmod +x %s/%s/git",
+       dir, name, body, dir, name, dir, name);
+    snprintf(path, sizeof(path), "%s/%s:/usr/bin:/bin", dir, name);
+    setenv("PATH", path, 1);
+}
+
+/* Starts a v2 info/refs request (delegated); returns the handler's result. */
+static int start_v2(struct http_exchange *x)
+{
+    const struct route *r = route_for("GET", "info/refs");
+    hdrs[0] = (struct http_header){ RE_STR_LIT("Git-Protocol"), RE_STR_LIT("version=2") };
+    memset(&x->req, 0, sizeof(x->req));
+    x->hub = &hub;
+    x->req.method_name = "GET";
+    x->req.query = RE_STR_LIT("service=git-upload-pack");
+    x->req.headers = hdrs;
+    x->req.n_headers = 1;
+    x->params[0] = RE_STR_LIT("store-a");
+    x->n_params = 1;
+    x->req.peer.role = ROLE_ADMIN;
+    http_response_init(&x->res, 1 << 20);
+    return r->fn(x);
+}
+
+static int run_v2(struct http_exchange *x)
+{
+    int before = done_calls;
+    CHECK_EQ_INT(start_v2(x), HTTP_DEFERRED);
+    uv_run(hub.loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(done_calls, before + 1);
+    CHECK_EQ_INT(gitserve_running(), 0);
+    return x->res.status;
+}
+
+static void limits(void)
+{
+    struct http_exchange x, y;
+    char *old_path = strdup(getenv("PATH"));
+    memset(&x, 0, sizeof(x));
+    memset(&y, 0, sizeof(y));
+    setup_hub();
+    gitserve__set_limits(1, 300, 1000);
+
+    /* a hung git (with a child of its own) is killed at the timeout */
+    fake_git("slow", "sleep 30; echo late");
+    uint64_t t0 = uv_hrtime();
+    CHECK_EQ_INT(run_v2(&x), 504);
+    CHECK((uv_hrtime() - t0) / 1000000 < 5000);
+    http_response_release(&x.res);
+
+    /* one child at a time: the second request gets 503 + Retry-After */
+    CHECK_EQ_INT(start_v2(&x), HTTP_DEFERRED);
+    CHECK_EQ_INT(start_v2(&y), 0);
+    CHECK_EQ_INT(y.res.status, 503);
+    CHECK(strstr(y.res.headers.ptr, "Retry-After: "));
+    http_response_release(&y.res);
+    uv_run(hub.loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(x.res.status, 504);
+    http_response_release(&x.res);
+
+    /* output over the cap */
+    fake_git("big", "printf \"Content-Type: text/plain\\r\\n\\r\\n\"; head -c 100000 /dev/zero");
+    CHECK_EQ_INT(run_v2(&x), 502);
+    http_response_release(&x.res);
+
+    /* git's own error status is passed on; garbage is a 502 */
+    fake_git("err", "printf \"Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nboom\"");
+    CHECK_EQ_INT(run_v2(&x), 500);
+    http_response_release(&x.res);
+    fake_git("junk", "echo no headers here");
+    CHECK_EQ_INT(run_v2(&x), 502);
+    http_response_release(&x.res);
+    fake_git("fail", "exit 3");
+    CHECK_EQ_INT(run_v2(&x), 502);
+    http_response_release(&x.res);
+
+    /* no git at all */
+    setenv("PATH", "/nonexistent", 1);
+    CHECK_EQ_INT(run_v2(&x), 500);
+    http_response_release(&x.res);
+
+    setenv("PATH", old_path, 1);
+    free(old_path);
+    gitserve__set_limits(0, 0, 0);
+    gitserve_shutdown(&hub);
+    uv_run(hub.loop, UV_RUN_DEFAULT);
+    cleanup();
+}
+
+TEST_MAIN(T(advertisement_matches_git), T(handlers), T(delegated), T(limits))
