@@ -510,9 +510,20 @@ static int cmp_staged(const void *a, const void *b)
     return strcmp(((const struct staged *)a)->refname, ((const struct staged *)b)->refname);
 }
 
+/*
+ * Packs the new objects. The pack is built in memory and handed to the
+ * indexer in one piece: git_packbuilder_write streams it object by object,
+ * and the indexer then remaps the growing file for each (twice the CPU). The
+ * indexer writes the .pack, then the .idx, and renames them into place: a
+ * crash before that leaves only temp files that git ignores.
+ */
 static int write_pack(struct gitstore_batch *b, struct re_buf *err)
 {
     git_packbuilder *pb = NULL;
+    git_indexer *ix = NULL;
+    git_indexer_options io;
+    git_indexer_progress st;
+    git_buf pack = { 0 };
     char dir[4096];
     int rc = 0, g;
 
@@ -530,11 +541,20 @@ static int write_pack(struct gitstore_batch *b, struct re_buf *err)
             rc = git_err(err, "cannot add an object to the pack", g);
             goto out;
         }
-    if ((g = git_packbuilder_write(pb, dir, 0, NULL, NULL)) < 0) {
+    if ((g = git_packbuilder_write_buf(&pack, pb)) < 0) {
+        rc = git_err(err, "cannot build the pack", g);
+        goto out;
+    }
+    git_indexer_options_init(&io, GIT_INDEXER_OPTIONS_VERSION);
+    if ((g = git_indexer_new(&ix, dir, 0, b->gs->odb, &io)) < 0 ||
+        (g = git_indexer_append(ix, pack.ptr, pack.size, &st)) < 0 ||
+        (g = git_indexer_commit(ix, &st)) < 0) {
         rc = git_err(err, "cannot write the pack", g);
         goto out;
     }
 out:
+    git_indexer_free(ix);
+    git_buf_dispose(&pack);
     git_packbuilder_free(pb);
     return rc;
 }
