@@ -168,3 +168,21 @@ audit: all
 ifeq ($(VALGRIND),1)
 export RE_WRAP := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 endif
+
+# ---- bench ----
+# `make bench [BENCH_SCALE=small]`: every performance figure in one table
+# (tests/bench/run.sh; results in bench/last.json, the previous run beside).
+# $(BIN)/resedge-sim is the fleet simulator it drives (tests/sim/);
+# $(BUILD)/bench/crypto_ceiling times the handshake's public-key operations.
+BENCH_SCALE ?=
+SIM_SRC := $(wildcard tests/sim/*.c)
+$(BUILD)/tests/sim/%.o: EXTRA_INC := -Ihub -Iagent
+$(BIN)/resedge-sim: $(call obj,$(SIM_SRC)) $(LIBHUB) $(LIBAGENT) $(LIBSHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/bench/crypto_ceiling: $(call obj,tests/bench/crypto_ceiling.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+bench: $(PROGS) $(BIN)/resedge-sim $(BUILD)/bench/crypto_ceiling
+	RE_BIN=$(CURDIR)/$(BIN) CEILING=$(CURDIR)/$(BUILD)/bench/crypto_ceiling \
+	  BENCH_SCALE=$(BENCH_SCALE) bash tests/bench/run.sh
