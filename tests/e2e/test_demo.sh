@@ -9,6 +9,6 @@ check_match "hub answered /healthz" "$text" '\{"status":"ok"\}'
 check_match "12 stores imported" "$text" 'imported 12 clusters'
 check_match "an enrollment code is printed with the one command" "$text" 'resedge-agent enroll --hub https://127\.0\.0\.1:[0-9]+ --code [0-9A-Z]+\.[0-9A-Z-]+ --ca-fingerprint sha256:[0-9a-f]{64}'
 check_match "the agent enrolled" "$text" "enrolled cluster 'store-0001'"
-check_match "selection shows the beta store of central" "$text" '1 clusters selected'$'\n''store-0001'
+check_eq "selection shows the beta store of central" "$(grep -A1 '^1 clusters selected' "$out" | tail -1)" store-0001
 check_eq "no demo state left behind" "$(ls -d "${TMPDIR:-/tmp}"/resedge-demo-* 2>/dev/null | wc -l)" 0
 done_testing

@@ -185,7 +185,7 @@ static int table_of_clusters(FILE *f, const cJSON *v)
 static void test_table_columns_and_safety(void)
 {
     char *t = capture(table_of_clusters,
-                      "[{\"name\":\"store-1\",\"groups\":[\"/a\",\"/b\"],\"status\":\"online\","
+                      "[{\"name\":\"store-1\",\"groups\":[\"/a\",\"/b\"],\"agent\":{\"status\":\"online\"},"
                       "\"unknown\":1},{\"name\":\"evil\\u001b[2J\\nx\",\"groups\":[]}]");
     /* Columns no item has (DESIRED, APPLIED, LAST SEEN) are left out. */
     CHECK_EQ_STR(t, "NAME          GROUPS   STATUS\n"
