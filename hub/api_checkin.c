@@ -2,8 +2,8 @@
  * reports (cluster_status) and tells it which revision to run. */
 #include <string.h>
 #include <cjson/cJSON.h>
-#include <git2.h>
 #include "api_checkin.h"
+#include "gitops.h"
 #include "auth.h"
 #include "clock.h"
 #include "db.h"
@@ -324,43 +324,6 @@ static int store_report(sqlite3 *db, int64_t id, const char *name, const struct 
     return r;
 }
 
-/* ---- the branch's current commit ---- */
-
-static struct {
-    struct hub *hub;
-    git_repository *repo;
-    bool inited;
-} gitrepo;
-
-static int branch_head(struct hub *hub, const char *cluster, char out[41])
-{
-    char path[4096], ref[160];
-    git_oid oid;
-    if (!gitrepo.inited) {
-        if (git_libgit2_init() < 0)
-            return -RE_EGIT;
-        gitrepo.inited = true;
-    }
-    if (gitrepo.hub != hub) {
-        git_repository_free(gitrepo.repo);
-        gitrepo.repo = NULL;
-        gitrepo.hub = hub;
-    }
-    if (!gitrepo.repo) {
-        if (re_snprintf(path, sizeof(path), "%s/git", hub->cfg.dir) < 0 ||
-            git_repository_open_bare(&gitrepo.repo, path) < 0) {
-            gitrepo.repo = NULL;
-            return -RE_ENOENT; /* no GitOps store yet */
-        }
-    }
-    if (re_snprintf(ref, sizeof(ref), "refs/namespaces/%s/refs/heads/main", cluster) < 0)
-        return -RE_EINVAL;
-    if (git_reference_name_to_id(&oid, gitrepo.repo, ref) < 0)
-        return -RE_ENOENT;
-    git_oid_tostr(out, 41, &oid);
-    return 0;
-}
-
 /* https://<Host header>/git/<name>.git when the Host header is a plain host[:port]. */
 static int git_url(struct http_exchange *x, const char *name, char *out, size_t size)
 {
@@ -439,7 +402,7 @@ static int h_checkin(struct http_exchange *x)
         http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
         goto out;
     }
-    if (branch_head(x->hub, name, rev) == 0)
+    if (gitops_desired_revision(x->hub, name, rev) == 0)
         cJSON_AddStringToObject(ans, "revision", rev);
     else
         cJSON_AddNullToObject(ans, "revision");

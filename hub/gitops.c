@@ -614,6 +614,12 @@ struct gitstore *gitops__reader(struct hub *hub)
     return go ? go->rd : NULL;
 }
 
+int gitops_desired_revision(struct hub *hub, const char *cluster, char out[41])
+{
+    struct gitstore *gs = gitops__reader(hub);
+    return gs ? gitstore_head(gs, cluster, out) : -RE_ENOENT;
+}
+
 /* ---- start, stop ---- */
 
 static void git_base_of(struct gitops *go, struct hub *hub)

@@ -50,6 +50,11 @@ int gitops_start(struct hub *hub);
  * without a writer. */
 void gitops_stop(struct hub *hub);
 
+/* The commit a cluster should run (its branch head) as 40 hex digits.
+ * -RE_ENOENT when the writer is not running or the cluster has no branch yet.
+ * Loop thread only. */
+int gitops_desired_revision(struct hub *hub, const char *cluster, char out[41]);
+
 /* For api_gitops.c, loop thread only. */
 struct gitstore *gitops__reader(struct hub *hub);   /* NULL when not running */
 /* Marks one cluster for re-rendering (unpin). */

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "fleet.h"
 #include "api_checkin.h"
+#include "gitops.h"
 #include "inventory_int.h"
 #include "json.h"
 #include "validate.h"
@@ -366,10 +367,15 @@ static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
     if (q->x && q->x->req.method == HTTP_GET) {
         const cJSON *name = cJSON_GetObjectItem(obj, "name");
         cJSON *status = cJSON_AddObjectToObject(obj, "agent");
+        char rev[41];
         if (!status || !cJSON_IsString(name))
             r = -RE_ENOMEM;
         else
             r = checkin_status_json(q->db, name->valuestring, status);
+        if (r == 0 && gitops_desired_revision(q->hub, name->valuestring, rev) == 0)
+            cJSON_AddStringToObject(obj, "desired_revision", rev);
+        else if (r == 0)
+            cJSON_AddNullToObject(obj, "desired_revision");
     }
 out:
     sqlite3_finalize(st);

@@ -12,6 +12,7 @@ extern const struct route plan_routes[];         /* inventory_plan.c */
 extern const struct route enroll_routes[];       /* api_enroll.c */
 extern const struct route checkin_routes[];      /* api_checkin.c */
 extern const struct route gitops_routes[];       /* api_gitops.c */
+extern const struct route rollout_routes[];      /* api_rollout.c */
 
 const struct route *const hub_route_tables[] = {
     server_routes,
@@ -24,5 +25,6 @@ const struct route *const hub_route_tables[] = {
     enroll_routes,
     checkin_routes,
     gitops_routes,
+    rollout_routes,
     NULL,
 };

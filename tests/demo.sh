@@ -137,6 +137,39 @@ ctl groups list
 ctl clusters list --group /stores/central
 ctl select '/g/stores/central and not /m/ring/prod'
 
+say "Roll pos-api version 2 out to the beta ring"
+cat >"$D/pos-api-v2.json" <<'JSON'
+{"versions": [{"version": "2", "ref": "v2.0.0", "expression": "/g/rings/beta"},
+              {"version": "1", "ref": "v1.0.0", "expression": "/g/stores"}]}
+JSON
+ctl apps update pos-api -f "$D/pos-api-v2.json" --dry-run
+ctl apps update pos-api -f "$D/pos-api-v2.json"
+# The GitOps writer commits off the event loop; give it a moment.
+for _ in $(seq 50); do
+    [ "$(qctl apps status pos-api -o json | jq '.versions[0].clusters')" = 3 ] && break
+    sleep 0.2
+done
+ctl apps status pos-api
+echo "(agents check in every 2 s and pull their branch)"
+for _ in $(seq 60); do
+    [ "$(qctl apps status pos-api -o json | jq '[.versions[].lagging_count] | add')" = 0 ] && break
+    sleep 0.5
+done
+ctl apps status pos-api
+ctl clusters list --group /rings/beta
+
+say "One store: its files, effective configuration and history"
+ctl clusters files store-0001
+ctl clusters files store-0001 namespaces/pos/kustomization.yaml
+ctl config store-0001
+ctl clusters history store-0001
+
+say "Revert store-0001 to its state before the rollout (pinned until released)"
+before=$(qctl clusters history store-0001 -o json | jq -r '.items[1].commit')
+ctl clusters revert store-0001 --to "$before"
+ctl clusters history store-0001
+ctl clusters unpin store-0001
+
 say "Where to look next"
 cat <<EOF2
   hub state and logs:   $D/hub, $D/hub.log (removed when the demo ends)
