@@ -55,7 +55,7 @@ for d in "${drivers[@]}"; do
     [ -d "tests/fuzz/corpus/$d" ] && cp -r "tests/fuzz/corpus/$d/." "$work/corpus/"
     echo "== $d: fuzzing for ${secs}s"
     extra=()
-    [ -f "tests/fuzz/$d.dict" ] && extra+=("-dict=tests/fuzz/$d.dict")
+    [ -f "tests/fuzz/$d.dict" ] && extra+=("-dict=$root/tests/fuzz/$d.dict")
     [ "$jobs" -gt 1 ] && extra+=("-jobs=$jobs" "-workers=$jobs")
     (cd "$work" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -67,7 +67,12 @@ for d in "${drivers[@]}"; do
     eps=$(grep -E '^stat::average_exec_per_sec:' "$work/log" | awk '{s+=$2} END {print s+0}')
     [ "$runs" -gt 0 ] 2>/dev/null || runs=$(grep -oE '^#[0-9]+' "$work/log" | tail -1 | tr -d '#')
     crashes=$(find "$work/artifacts" -type f 2>/dev/null)
-    if [ $frc -ne 0 ] || [ -n "$crashes" ]; then
+    if [ $frc -ne 0 ] && [ -z "$crashes" ]; then
+        echo "== $d: FAILED (exit $frc) without a crash input:"
+        tail -5 "$work/log" | sed 's/^/   /'
+        summary+=("$d: FAILED (exit $frc, see $work/log)")
+        rc=1
+    elif [ -n "$crashes" ]; then
         mkdir -p "tests/fuzz/regressions/$d"
         for f in $crashes; do cp "$f" "tests/fuzz/regressions/$d/"; done
         echo "== $d: FAILED (exit $frc); inputs copied to tests/fuzz/regressions/$d/:"
