@@ -9,12 +9,13 @@ check_match "hub answered /healthz" "$text" '\{"status":"ok"\}'
 check_match "12 stores imported" "$text" 'imported 12 clusters'
 check_match "an enrollment code is printed with the one command" "$text" 'resedge-agent enroll --hub https://127\.0\.0\.1:[0-9]+ --code [0-9A-Z]+\.[0-9A-Z-]+ --ca-fingerprint sha256:[0-9a-f]{64}'
 check_match "the agent enrolled" "$text" "enrolled cluster 'store-0001'"
-check_eq "selection shows the beta store of central" "$(grep -A1 '^1 clusters selected' "$out" | tail -1)" store-0001
+check_eq "selection shows only the beta store of central" \
+    "$(grep -A3 'resedgectl select' "$out" | grep -E '^store-|selected')" "store-0001"$'\n'"1 cluster selected"
 check_match "the dry run lists the 3 beta stores" "$text" "clusters whose branch would change: 3"
 check_match "apps status: the beta stores lag right after the rollout" "$text" '2 +3 +0 +3 +store-0001,store-0005,store-0009'
 check_match "apps status: then every beta store runs version 2" "$text" '2 +3 +3 +0 +-'
 check_eq "beta stores are online with applied == desired" \
-    "$(grep -E '^store-000[159] ' "$out" | awk '$3 == "online" && $4 == $5' | sort -u | wc -l)" 3
+    "$(grep -E '^store-000[159] ' "$out" | awk '$3 == "online" && $4 == $5 {print $1}' | sort -u | wc -l)" 3
 check_match "history shows the rollout commit" "$text" 'user/admin +application pos-api updated'
 check_match "revert pins the store" "$text" "cluster 'store-0001' reverted and pinned"
 check_eq "no demo state left behind" "$(ls -d "${TMPDIR:-/tmp}"/resedge-demo-* 2>/dev/null | wc -l)" 0
