@@ -53,9 +53,12 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 .PHONY: all deps test check unit-tests demo lint clean install bench
 all: $(PROGS)
 
+# V=1 shows the compiler command lines.
+Q := $(if $(filter 1,$(V)),,@)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXTRA_INC) -c -o $@ $<
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(EXTRA_INC) -c -o $@ $<
 
 # Unit tests reach into hub and agent modules; shared/ never may.
 $(BUILD)/tests/unit/%.o: EXTRA_INC := -Ihub -Iagent -Itests/unit
@@ -166,7 +169,8 @@ audit: all
 	RE_BIN=$(CURDIR)/$(BIN) bash tests/audit.sh
 
 ifeq ($(VALGRIND),1)
-export RE_WRAP := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+export RE_WRAP := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+                   --suppressions=$(CURDIR)/tests/valgrind.supp
 endif
 
 # ---- bench ----
