@@ -12,6 +12,8 @@
 # GitOps-commit and agent state-directory faults live with those tests.
 . "$(dirname "$0")/lib.sh"
 
+# libfaketime is preloaded: with ASan builds it cannot come after the ASan runtime.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 need() { command -v "$1" >/dev/null || { not_ok "$1 is installed (${2:-apt-get install $1})"; return 1; }; }
 need sqlite3 || { done_testing; exit 1; }
 dbq() { sqlite3 -cmd '.timeout 10000' "$HUB_DIR/hub.db" "$@"; }
