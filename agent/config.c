@@ -7,6 +7,7 @@
 #include "conf.h"
 #include "error.h"
 #include "log.h"
+#include "mirrorserve.h"
 
 static const struct re_conf_key known_keys[] = {
     { "agent", "state_dir", RE_CONF_STRING },
@@ -19,6 +20,7 @@ static const struct re_conf_key known_keys[] = {
     { "agent", "kubeconfig", RE_CONF_STRING },
     { "agent", "kubectl", RE_CONF_STRING },
     { "agent", "mirror_url", RE_CONF_STRING },
+    { "agent", "mirror_listen", RE_CONF_STRING },
     { "agent", "backoff_cap", RE_CONF_DURATION },
     { "agent", "keep_revisions", RE_CONF_UINT },
     { "agent", "log_level", RE_CONF_STRING },
@@ -70,6 +72,7 @@ void agent_config_release(struct agent_config *cfg)
     free(cfg->kubeconfig);
     free(cfg->kubectl);
     free(cfg->mirror_url);
+    free(cfg->mirror_listen);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -247,6 +250,16 @@ int agent_config_set(struct agent_config *cfg, const char *key, const char *valu
             return -RE_EINVAL;
         }
         return set_str(&cfg->mirror_url, value);
+    }
+    if (strcmp(key, "mirror_listen") == 0) {
+        char host[MIRRORSERVE_HOST_MAX];
+        unsigned port;
+        if (strcmp(value, "none") != 0 && mirrorserve_parse_listen(host, &port, value) < 0) {
+            re_buf_printf(err, "bad value '%s' for 'mirror_listen': expected HOST:PORT "
+                          "([V6ADDR]:PORT for IPv6) or none", value);
+            return -RE_EINVAL;
+        }
+        return set_str(&cfg->mirror_listen, value);
     }
     if (strcmp(key, "keep_revisions") == 0) {
         unsigned long long u;

@@ -11,7 +11,10 @@
  *   apply_timeout = 5m
  *   kubeconfig = /etc/rancher/k3s/k3s.yaml
  *   kubectl = kubectl          program used to read the Kubernetes API
- *   mirror_url = http://...    Flux's source in mirror mode
+ *   mirror_listen = 0.0.0.0:8480  where mode mirror serves STATE/mirror.git over
+ *                              HTTP (read-only); "none": not served by the agent
+ *   mirror_url = http://...    Flux's source in mirror mode (default: derived
+ *                              from mirror_listen, see mirrorserve.h)
  *   backoff_cap = 10m
  *   keep_revisions = 3
  *   log_level = info
@@ -53,6 +56,7 @@ struct agent_config {
     char *kubeconfig;
     char *kubectl;
     char *mirror_url;
+    char *mirror_listen;             /* NULL: MIRRORSERVE_DEFAULT_LISTEN; "none": off */
     uint64_t backoff_cap_ms;
     unsigned keep_revisions;
     int log_level;

@@ -91,8 +91,9 @@ int pull_fetch(git_repository *repo, const char *url, const char *branch, char f
     git_oid oid;
     int r;
     git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
-    if ((r = re_snprintf(spec, sizeof(spec), "+refs/heads/%s:refs/heads/%s", branch, branch)) < 0 ||
-        (r = re_snprintf(ref, sizeof(ref), "refs/heads/%s", branch)) < 0)
+    if ((r = re_snprintf(spec, sizeof(spec), "+refs/heads/%s:" PULL_HIDDEN_REFS "%s", branch,
+                         branch)) < 0 ||
+        (r = re_snprintf(ref, sizeof(ref), PULL_HIDDEN_REFS "%s", branch)) < 0)
         return r;
     if (git_remote_create_anonymous(&remote, repo, url) < 0) {
         git_err(err, "bad git URL");
@@ -118,4 +119,68 @@ int pull_fetch(git_repository *repo, const char *url, const char *branch, char f
 out:
     git_remote_free(remote);
     return r;
+}
+
+static bool head_is(git_repository *repo, const char *ref)
+{
+    git_reference *head = NULL;
+    bool ok = git_reference_lookup(&head, repo, "HEAD") == 0 &&
+              git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+              strcmp(git_reference_symbolic_target(head), ref) == 0;
+    git_reference_free(head);
+    return ok;
+}
+
+bool pull_published(git_repository *repo, const char *branch, const char *commit_hex)
+{
+    char ref[300], hex[41];
+    git_oid oid;
+    if (!repo || re_snprintf(ref, sizeof(ref), "refs/heads/%s", branch) < 0 ||
+        git_reference_name_to_id(&oid, repo, ref) < 0)
+        return false;
+    git_oid_tostr(hex, sizeof(hex), &oid);
+    return strcmp(hex, commit_hex) == 0 && head_is(repo, ref);
+}
+
+int pull_publish(git_repository *repo, const char *branch, const char *commit_hex,
+                 struct re_buf *err)
+{
+    char ref[300];
+    git_oid want, cur;
+    git_reference *out = NULL;
+    git_commit *commit = NULL;
+    int r;
+    if ((r = re_snprintf(ref, sizeof(ref), "refs/heads/%s", branch)) < 0)
+        return r;
+    if (git_oid_fromstr(&want, commit_hex) < 0 || git_commit_lookup(&commit, repo, &want) < 0) {
+        git_err(err, "cannot publish a commit the mirror does not hold");
+        return -RE_EGIT;
+    }
+    git_commit_free(commit);
+    if (git_reference_name_to_id(&cur, repo, ref) < 0 || !git_oid_equal(&cur, &want)) {
+        if (git_reference_create(&out, repo, ref, &want, 1, "resedge-agent: assigned revision") < 0) {
+            git_err(err, "cannot move the mirror's branch");
+            return -RE_EGIT;
+        }
+        git_reference_free(out);
+        out = NULL;
+    }
+    if (!head_is(repo, ref)) {
+        if (git_reference_symbolic_create(&out, repo, "HEAD", ref, 1, "resedge-agent") < 0) {
+            git_err(err, "cannot point the mirror's HEAD at its branch");
+            return -RE_EGIT;
+        }
+        git_reference_free(out);
+    }
+    return 0;
+}
+
+bool pull_has_commit(git_repository *repo, const char *commit_hex)
+{
+    git_oid oid;
+    git_commit *c = NULL;
+    if (!repo || git_oid_fromstr(&oid, commit_hex) < 0 || git_commit_lookup(&c, repo, &oid) < 0)
+        return false;
+    git_commit_free(c);
+    return true;
 }

@@ -7,9 +7,14 @@
 #define AGENT_PULL_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include "buf.h"
 
 struct git_repository;
+
+/* Where fetches land before they are checked (hidden from the mirror's
+ * clients with uploadpack.hideRefs). */
+#define PULL_HIDDEN_REFS "refs/resedge/incoming/"
 
 /* libgit2 and the TLS stream; once per process. */
 int pull_global_init(void);
@@ -23,10 +28,23 @@ void pull_set_abort_flag(volatile sig_atomic_t *flag);
 
 /* Opens STATE/mirror.git, creating it (or recreating it when it is damaged). */
 int pull_open_mirror(struct git_repository **out, const char *state_dir, struct re_buf *err);
-/* Fetches branch from url into the mirror (refs/heads/<branch>) and writes
- * the fetched commit id into fetched_hex. -RE_EGIT (err: libgit2's message),
- * -RE_EAGAIN when aborted. */
+/* Fetches branch from url into the mirror and writes the fetched commit id
+ * into fetched_hex. The fetched commit lands on a hidden staging ref,
+ * PULL_HIDDEN_REFS<branch>, never on refs/heads/<branch>: what the mirror
+ * serves moves only with pull_publish, once the caller has checked the commit
+ * is the one the hub assigned. -RE_EGIT (err: libgit2's message), -RE_EAGAIN
+ * when aborted. */
 int pull_fetch(struct git_repository *repo, const char *url, const char *branch,
                char fetched_hex[41], struct re_buf *err);
+
+/* Points refs/heads/<branch> at commit_hex (a commit already in the mirror)
+ * and HEAD at refs/heads/<branch> (so clones check it out); nothing is
+ * written when both are already so. -RE_EGIT (err says why). */
+int pull_publish(struct git_repository *repo, const char *branch, const char *commit_hex,
+                 struct re_buf *err);
+/* True when the mirror holds commit commit_hex. */
+bool pull_has_commit(struct git_repository *repo, const char *commit_hex);
+/* True when refs/heads/<branch> is commit_hex and HEAD points at it. */
+bool pull_published(struct git_repository *repo, const char *branch, const char *commit_hex);
 
 #endif

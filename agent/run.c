@@ -22,6 +22,7 @@
 #include "hubclient.h"
 #include "log.h"
 #include "materialize.h"
+#include "mirrorserve.h"
 #include "notify.h"
 #include "pull.h"
 #include "run.h"
@@ -40,6 +41,10 @@ struct agent {
     struct agent_facts facts;
     struct hubclient *hc;
     git_repository *mirror;
+    struct mirrorserve *ms;          /* mode mirror: serving STATE/mirror.git */
+    char ms_listen[300];             /* what ms listens on */
+    uint64_t ms_retry_at;            /* monotonic ms: next start attempt */
+    char ms_error[300];
     struct backoff bo;
     struct backoff renew_bo;
     uint64_t interval_ms;            /* the hub's, else the configured one */
@@ -236,6 +241,65 @@ static int read_state_file(struct re_buf *out, struct agent *a, const char *name
     return r < 0 ? r : re_read_file(out, p);
 }
 
+/* ---- the local mirror's HTTP server (mode mirror) ---- */
+
+#define MIRROR_RETRY_MS 30000
+
+static const char *mirror_listen(const struct agent *a)
+{
+    return a->cfg.mirror_listen ? a->cfg.mirror_listen : MIRRORSERVE_DEFAULT_LISTEN;
+}
+
+/* Starts, restarts (new address) or stops the server to match the config.
+ * A failure to bind is logged once per distinct reason and retried. */
+static void ensure_mirror_server(struct agent *a)
+{
+    const char *listen = mirror_listen(a);
+    bool want = a->cfg.mode == AGENT_MODE_MIRROR && strcmp(listen, "none") != 0;
+    if (a->ms && (!want || strcmp(listen, a->ms_listen) != 0)) {
+        mirrorserve_stop(a->ms);
+        a->ms = NULL;
+        log_notice("stopped serving the local mirror on %s", a->ms_listen);
+        a->ms_retry_at = 0;
+    }
+    if (!want || a->ms || re_mono_ms() < a->ms_retry_at)
+        return;
+    char git_dir[4096];
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    struct mirrorserve_opts o = { .listen = listen, .git_dir = git_dir, .name = a->st.cluster,
+                                  .hidden_refs = PULL_HIDDEN_REFS };
+    int r = state_file(git_dir, sizeof(git_dir), a, "mirror.git");
+    if (r == 0)
+        r = mirrorserve_start(&a->ms, &o, &err);
+    if (r < 0) {
+        char msg[300];
+        re_snprintf(msg, sizeof(msg), "%s", err.ptr ? err.ptr : re_strerror(r));
+        if (strcmp(msg, a->ms_error) != 0)
+            log_err("cannot serve the local mirror: %s; retrying every %ds", msg,
+                    MIRROR_RETRY_MS / 1000);
+        re_snprintf(a->ms_error, sizeof(a->ms_error), "%s", msg);
+        a->ms_retry_at = re_mono_ms() + MIRROR_RETRY_MS;
+    } else {
+        a->ms_error[0] = '\0';
+        re_snprintf(a->ms_listen, sizeof(a->ms_listen), "%s", listen);
+        log_notice("serving the local mirror read-only on %s as /%s.git", listen, a->st.cluster);
+    }
+    re_buf_release(&err);
+}
+
+/* The GitRepository URL of mode mirror: mirror_url, else derived from the
+ * listening address. -RE_ENOENT when neither is set. */
+static int mirror_flux_url(struct agent *a, char *out, size_t size)
+{
+    const char *listen = mirror_listen(a);
+    if (a->cfg.mirror_url)
+        return re_snprintf(out, size, "%s", a->cfg.mirror_url);
+    if (strcmp(listen, "none") == 0)
+        return -RE_ENOENT;
+    return mirrorserve_default_url(out, size, listen, a->st.cluster);
+}
+
 /* flux/mirror: write the Flux objects and apply them when they changed (or
  * the last apply failed). */
 static void sync_flux(struct agent *a, const char *url, bool with_secret)
@@ -329,15 +393,18 @@ static void sync_desired(struct agent *a)
     if (!want[0])
         goto out; /* the hub has not rendered this cluster yet */
     materialize_current(cur, a->cfg.state_dir);
+    if (!a->mirror && pull_open_mirror(&a->mirror, a->cfg.state_dir, &err) < 0) {
+        pull_error(a, err.ptr);
+        goto out;
+    }
+    /* The mirror's branch (what mode mirror serves) moves with current. */
+    bool published = pull_published(a->mirror, a->answer.branch, want);
     /* Done already, unless the mode changed (then it is applied the new way). */
-    if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0 &&
+    if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0 && published &&
         strcmp(a->status.mode, agent_mode_name(a->cfg.mode)) == 0)
         goto out;
-    if (strcmp(want, a->status.pulled) != 0 || strcmp(want, cur) != 0) {
-        if (!a->mirror && pull_open_mirror(&a->mirror, a->cfg.state_dir, &err) < 0) {
-            pull_error(a, err.ptr);
-            goto out;
-        }
+    if (strcmp(want, a->status.pulled) != 0 || strcmp(want, cur) != 0 ||
+        (!published && !pull_has_commit(a->mirror, want))) {
         re_buf_reset(&err);
         if ((r = pull_fetch(a->mirror, url, a->answer.branch, fetched, &err)) < 0) {
             char msg[400];
@@ -373,6 +440,20 @@ static void sync_desired(struct agent *a)
         log_notice("materialized revision %s into '%s/current'", short_rev(want),
                    a->cfg.state_dir);
     }
+    /* Only now, with the commit checked against the assignment and
+     * materialized, does the served branch move. */
+    if (!published) {
+        re_buf_reset(&err);
+        if (pull_publish(a->mirror, a->answer.branch, want, &err) < 0) {
+            char msg[400];
+            re_snprintf(msg, sizeof(msg), "cannot update the local mirror to %s: %s",
+                        short_rev(want), err.ptr ? err.ptr : "libgit2 error");
+            pull_error(a, msg);
+            save_status(a);
+            goto out;
+        }
+        log_info("the local mirror's branch '%s' is at %s", a->answer.branch, short_rev(want));
+    }
     re_snprintf(rev_dir, sizeof(rev_dir), "%s/revisions/%s", a->cfg.state_dir, want);
     re_snprintf(a->status.mode, sizeof(a->status.mode), "%s", agent_mode_name(a->cfg.mode));
     switch (a->cfg.mode) {
@@ -395,14 +476,17 @@ static void sync_desired(struct agent *a)
         }
         break;
     }
-    case AGENT_MODE_MIRROR:
-        if (!a->cfg.mirror_url) {
-            pull_error(a, "mode mirror needs mirror_url (where Flux reaches the local mirror)");
+    case AGENT_MODE_MIRROR: {
+        char murl[1100];
+        if (mirror_flux_url(a, murl, sizeof(murl)) < 0) {
+            pull_error(a, "mode mirror with mirror_listen = none needs mirror_url (where Flux "
+                          "reaches the local mirror)");
             break;
         }
-        sync_flux(a, a->cfg.mirror_url, false);
+        sync_flux(a, murl, false);
         memcpy(a->status.applied, want, 41);
         break;
+    }
     case AGENT_MODE_FLUX:
         break;
     }
@@ -609,12 +693,15 @@ static const char run_usage[] =
     "                         [--mode flux|mirror|apply|none] [--identity ID]\n"
     "                         [--label KEY=VALUE]... [--apply-command CMD]\n"
     "                         [--apply-timeout 5m] [--kubeconfig FILE] [--kubectl PROG]\n"
-    "                         [--mirror-url URL] [--backoff-cap 10m] [--keep-revisions 3]\n"
+    "                         [--mirror-listen HOST:PORT|none] [--mirror-url URL]\n"
+    "                         [--backoff-cap 10m] [--keep-revisions 3]\n"
     "                         [--log-level info]\n"
     "\n"
     "Runs the agent: checks in with the hub every interval (±20%), pulls and\n"
     "materializes the cluster's assigned revision into STATE/current, and deploys it\n"
-    "per mode. Every flag is also a key of the [agent] section of the config file\n"
+    "per mode. Mode mirror serves STATE/mirror.git read-only over HTTP on\n"
+    "--mirror-listen (default " MIRRORSERVE_DEFAULT_LISTEN ") and points Flux at it.\n"
+    "Every flag is also a key of the [agent] section of the config file\n"
     "(default " AGENT_DEFAULT_CONFIG ", read when present); flags win.\n";
 
 int agent_run_main(int argc, char **argv)
@@ -698,6 +785,7 @@ int agent_run_main(int argc, char **argv)
         log_err("the agent certificate expired: enroll again with a new code");
     log_notice("resedge-agent %s: cluster '%s', hub %s, mode %s, state '%s'", RE_VERSION,
                a.st.cluster, a.st.hub_url, agent_mode_name(a.cfg.mode), a.cfg.state_dir);
+    ensure_mirror_server(&a);
     re_notify("READY=1");
     set_status(&a, "enrolled as %s; revision %s on disk; checking in with %s", a.st.cluster,
                short_rev(a.status.applied), a.st.hub_url);
@@ -710,6 +798,7 @@ int agent_run_main(int argc, char **argv)
             reload(&a);
         }
         watchdog_tick();
+        ensure_mirror_server(&a);
         if (re_mono_ms() >= a.next_checkin)
             checkin(&a);
         if (g_stop)
@@ -727,6 +816,7 @@ int agent_run_main(int argc, char **argv)
 out:
     tick_set(NULL);
     g_agent = NULL;
+    mirrorserve_stop(a.ms);
     git_repository_free(a.mirror);
     hubclient_free(a.hc);
     if (inited) {

@@ -266,7 +266,7 @@ check_match "... pointing Flux at the hub's git endpoint" "$(cat "$T/flux-applie
 check_eq "... the secret is mode 0600" "$(stat -c %a "$A/flux/secret.yaml")" 600
 stop_agent
 rm -rf "$T/mirror-applied"
-start_agent --interval 1s --mode mirror --mirror-url http://127.0.0.1:9418/store-1.git \
+start_agent --interval 1s --mode mirror --mirror-url http://127.0.0.1:9418/store-1.git --mirror-listen "127.0.0.1:$(free_port)" \
     --apply-command "cp -r {dir} $T/mirror-applied"
 check "mirror mode: Flux pointed at the local mirror" \
     wait_for 10 grep -q "url: http://127.0.0.1:9418/store-1.git" "$T/mirror-applied/source.yaml"
