@@ -21,6 +21,7 @@
 #define ENV_MAX           24
 #define PROTO_HDR_MAX     256
 #define RETRY_AFTER_S     2
+#define HEAD_CACHE_SLOTS  65536         /* 4 MB */
 
 /* What git 2.39's upload-pack advertises in stateless-rpc mode, in its
  * order; the POST goes to the real upload-pack, so the two must agree. */
@@ -41,6 +42,7 @@ struct gitserve {
     unsigned timeout_ms;            /* 0: GITSERVE_TIMEOUT_MS */
     size_t max_output;              /* 0: GITSERVE_MAX_OUTPUT */
     struct job *jobs;               /* running children, for shutdown */
+    char (*head_ok)[VALIDATE_LABEL_MAX + 1]; /* HEAD_CACHE_SLOTS names, see head_cached */
     bool libgit2_up;
 };
 
@@ -115,6 +117,38 @@ out:
     return rc;
 }
 
+/*
+ * Clusters whose HEAD was seen as the symref to main, in a direct-mapped
+ * table (a collision just evicts). The writer creates HEAD with the branch
+ * and never changes it, so a positive answer stays true; skipping the
+ * lookup halves the file system work of a poll. Only for gs.repo.
+ */
+/* The slot of cluster in gs.head_ok; NULL when out of memory. */
+static char *head_slot(const char *cluster)
+{
+    uint32_t h = 2166136261u;                 /* FNV-1a */
+    if (!gs.head_ok)
+        gs.head_ok = calloc(HEAD_CACHE_SLOTS, sizeof(*gs.head_ok));
+    if (!gs.head_ok)
+        return NULL;
+    for (const char *p = cluster; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return gs.head_ok[h % HEAD_CACHE_SLOTS];
+}
+
+static bool head_cached(git_repository *repo, const char *cluster)
+{
+    char *slot = repo == gs.repo ? head_slot(cluster) : NULL;
+    return slot && strcmp(slot, cluster) == 0;
+}
+
+static void head_remember(git_repository *repo, const char *cluster)
+{
+    char *slot = repo == gs.repo ? head_slot(cluster) : NULL;
+    if (slot)
+        memcpy(slot, cluster, strlen(cluster) + 1);     /* validated: <= 63 */
+}
+
 static int pkt_line(struct re_buf *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -177,11 +211,14 @@ int gitserve__advertise_v0(struct re_buf *out, git_repository *repo, const char 
 
     /* HEAD is advertised (with symref) when it is the namespace's symref to
      * main, as the GitOps writer creates it; clients need it to clone. */
-    grc = git_reference_lookup(&head, repo, head_ref);
-    if (grc == 0 && git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
-        strcmp(git_reference_symbolic_target(head), main_ref) == 0)
+    if (head_cached(repo, cluster))
         have_head = true;
-    else if (grc < 0 && grc != GIT_ENOTFOUND) {
+    else if ((grc = git_reference_lookup(&head, repo, head_ref)) == 0 &&
+             git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+             strcmp(git_reference_symbolic_target(head), main_ref) == 0) {
+        have_head = true;
+        head_remember(repo, cluster);
+    } else if (grc < 0 && grc != GIT_ENOTFOUND) {
         rc = -RE_EGIT;
         goto out;
     }
@@ -790,5 +827,7 @@ void gitserve_shutdown(struct hub *hub)
     }
     free(gs.root);
     gs.root = NULL;
+    free(gs.head_ok);
+    gs.head_ok = NULL;
     /* libgit2 stays initialized: other modules may hold it too */
 }

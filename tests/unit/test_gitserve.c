@@ -202,12 +202,16 @@ static void handlers(void)
     /* agents: own cluster only */
     CHECK_EQ_INT(call(&x, "GET", "store-a", "info/refs", "service=git-upload-pack",
                       ROLE_AGENT, "store-a"), 200);
+    /* second poll: HEAD from the cache, same bytes as git */
+    CHECK(memmem(x.res.body.ptr, x.res.body.len, " HEAD\0", 6));
+    CHECK(memmem(x.res.body.ptr, x.res.body.len, "symref=HEAD:refs/heads/main", 27));
     http_response_release(&x.res);
     CHECK_EQ_INT(call(&x, "GET", "store-b", "info/refs", "service=git-upload-pack",
                       ROLE_AGENT, "store-a"), 403);
     http_response_release(&x.res);
     CHECK_EQ_INT(call(&x, "GET", "store-b", "info/refs", "service=git-upload-pack",
                       ROLE_OPERATOR, "op"), 200);
+    CHECK(!memmem(x.res.body.ptr, x.res.body.len, " HEAD", 5));     /* store-b has none */
     http_response_release(&x.res);
 
     /* errors */
