@@ -11,7 +11,7 @@ BUILD_DEPS := build-essential pkg-config libuv1-dev libmbedtls-dev libcjson-dev 
               libsqlite3-dev libgit2-dev libcurl4-openssl-dev libhttp-parser-dev \
               libyaml-dev
 TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime jq python3 \
-              systemd lintian man-db sqlite3 cppcheck
+              systemd lintian man-db sqlite3 cppcheck sslscan valgrind bc
 
 PKGS    := libuv libcjson sqlite3 libgit2 libcurl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -21,7 +21,8 @@ LIBS    := $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lhttp_parser -lpthread
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
 OPT     := -O1 -g
 else
 BUILD   ?= build/rel
@@ -96,9 +97,11 @@ deps:
 	else echo "all build and test dependencies present"; fi
 
 # The README's test command: installs what is missing, builds with sanitizers, runs all.
+# VALGRIND=1: the daemons run under memcheck instead, so build without ASan.
 test: deps
-	$(MAKE) SANITIZE=1 all unit-tests
-	RE_BIN=$(CURDIR)/build/san/bin RE_UNIT=$(CURDIR)/build/san/tests bash tests/run.sh
+	$(MAKE) $(if $(filter 1,$(VALGRIND)),,SANITIZE=1) all unit-tests
+	RE_BIN=$(CURDIR)/$(if $(filter 1,$(VALGRIND)),bin,build/san/bin) \
+	RE_UNIT=$(CURDIR)/$(if $(filter 1,$(VALGRIND)),build/rel,build/san)/tests bash tests/run.sh
 check: test
 
 demo: deps
