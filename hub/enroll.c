@@ -520,10 +520,9 @@ int enroll_redeem(struct enroll_result *out, sqlite3 *db, const struct enroll_ca
         r = csr_refusal(db, addr, NULL, -RE_ETOOBIG, now);
         goto out;
     }
-    if ((r = addr_limited(db, addr, now, &out->retry_after)) < 0) {
-        if (r == -RE_EAGAIN)
+    /* Fail closed: when the limiter cannot read its table, nothing is issued. */
+    if ((r = addr_limited(db, addr, now, &out->retry_after)) < 0)
         goto out;
-    }
     if (enroll_code_parse(&c, code) < 0) {
         record_failure(db, addr, NULL, "malformed_code", true, now);
         r = -RE_EUNAUTH;

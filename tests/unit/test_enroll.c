@@ -373,6 +373,22 @@ static void test_redeem_rate_limit_per_address(void)
     teardown();
 }
 
+/* When the rate limiter cannot read its table, nothing is issued and the
+ * code stays usable (fail closed, not open). */
+static void test_redeem_rate_limit_fails_closed(void)
+{
+    char code[ENROLL_CODE_MAX];
+    setup();
+    new_code(code, "cluster", "store-a", 3600);
+    CHECK_EQ_INT(db_exec(db, "ALTER TABLE enroll_failures RENAME TO enroll_failures_gone"), 0);
+    CHECK(redeem(code, "10.1.1.1", NOW) < 0);
+    CHECK_EQ_INT(query_int("SELECT used_at IS NULL FROM enroll_codes"), 1);
+    CHECK_EQ_INT(query_int("SELECT cert_serial IS NULL FROM clusters WHERE name = 'store-a'"), 1);
+    CHECK_EQ_INT(db_exec(db, "ALTER TABLE enroll_failures_gone RENAME TO enroll_failures"), 0);
+    CHECK_EQ_INT(redeem(code, "10.1.1.1", NOW), 0);
+    teardown();
+}
+
 static void flip_last_byte(struct re_buf *out, const char *csr_pem)
 {
     mbedtls_pem_context pem;
@@ -635,7 +651,8 @@ TEST_MAIN(T(test_code_format_parse), T(test_code_randomness), T(test_code_hash),
           T(test_code_create_errors), T(test_ca_load),
           T(test_redeem_issues_identity_from_records), T(test_redeem_expiry_leeway),
           T(test_redeem_wrong_secret_locks), T(test_redeem_unknown_and_malformed),
-          T(test_redeem_rate_limit_per_address), T(test_redeem_bad_csr_keeps_code),
+          T(test_redeem_rate_limit_per_address), T(test_redeem_rate_limit_fails_closed),
+          T(test_redeem_bad_csr_keeps_code),
           T(test_redeem_code_for_another_store), T(test_redeem_concurrent_one_wins),
           T(test_renew), T(test_revoke_and_reenroll), T(test_new_code_replaces_old_cert),
           T(test_user_add_and_enroll))
