@@ -228,6 +228,33 @@ void tls_config_free(struct tls_config *cfg)
     free(cfg);
 }
 
+/* A configuration with the common policy (config_common) and the CA that
+ * peers' certificates must chain to; the caller adds the rest. */
+static int config_new(struct tls_config **out, bool server, const char *ca_file,
+                      struct re_buf *err)
+{
+    struct tls_config *cfg = config_alloc(server);
+    int r = 0, mr;
+    if (!cfg)
+        return -RE_ENOMEM;
+    if ((mr = config_common(cfg, server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT))) {
+        set_err(err, "cannot set up TLS", "", mr);
+        r = map_mbedtls(mr);
+        goto out;
+    }
+    if ((mr = mbedtls_x509_crt_parse_file(&cfg->ca, ca_file))) {
+        set_err(err, "cannot load CA certificate", ca_file, mr);
+        r = map_mbedtls(mr);
+        goto out;
+    }
+    mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+    *out = cfg;
+    cfg = NULL;
+out:
+    tls_config_free(cfg);
+    return r;
+}
+
 static int load_own(struct tls_config *cfg, const char *cert_file, const char *key_file,
                     struct re_buf *err)
 {
@@ -257,15 +284,24 @@ static int load_own(struct tls_config *cfg, const char *cert_file, const char *k
 
 /* ---- session tickets ---- */
 
-static int ticket_key_setup(struct tls_config *cfg, struct ticket_key *k)
+static int ticket_key_setup(struct ticket_key *k)
 {
     mbedtls_gcm_free(&k->gcm);
     mbedtls_gcm_init(&k->gcm);
     if (mbedtls_gcm_setkey(&k->gcm, MBEDTLS_CIPHER_ID_AES, k->key, 8 * TICKET_KEY_LEN))
         return -RE_ECRYPTO;
     k->set = true;
-    (void)cfg;
     return 0;
+}
+
+/* Forgets both ticket keys (wiped), leaving them unset and reusable. */
+static void ticket_keys_clear(struct tls_config *cfg)
+{
+    for (int i = 0; i < 2; i++) {
+        mbedtls_gcm_free(&cfg->tk[i].gcm);
+        mbedtls_platform_zeroize(&cfg->tk[i], sizeof(cfg->tk[i]));
+        mbedtls_gcm_init(&cfg->tk[i].gcm);
+    }
 }
 
 static int ticket_key_new(struct tls_config *cfg, struct ticket_key *k)
@@ -276,7 +312,7 @@ static int ticket_key_new(struct tls_config *cfg, struct ticket_key *k)
         return -RE_ECRYPTO;
     k->id = (uint32_t)idb[0] << 24 | (uint32_t)idb[1] << 16 | (uint32_t)idb[2] << 8 | idb[3];
     k->created = re_time();
-    return ticket_key_setup(cfg, k);
+    return ticket_key_setup(k);
 }
 
 static int ticket_keys_save(struct tls_config *cfg)
@@ -347,7 +383,7 @@ static int ticket_keys_parse(struct tls_config *cfg, const char *text, size_t le
             return -RE_EPARSE;
         tk->id = (uint32_t)idb[0] << 24 | (uint32_t)idb[1] << 16 | (uint32_t)idb[2] << 8 | idb[3];
         tk->created = (int64_t)created;
-        if (ticket_key_setup(cfg, tk) < 0)
+        if (ticket_key_setup(tk) < 0)
             return -RE_ECRYPTO;
         n++;
     }
@@ -490,9 +526,10 @@ static int ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *bu
     int64_t issued = (int64_t)get_be64(ct);
     int64_t now = re_time();
     if (issued > now + 300 || now - issued > (int64_t)cfg->rotate_s)
-        return MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
-    r = mbedtls_ssl_session_load(session, ct + 8, ctlen - 8);
-    mbedtls_platform_zeroize(ct, ctlen);
+        r = MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
+    else
+        r = mbedtls_ssl_session_load(session, ct + 8, ctlen - 8);
+    mbedtls_platform_zeroize(ct, ctlen);       /* the session's master secret */
     return r;
 }
 
@@ -500,26 +537,12 @@ int tls_config_new_server(struct tls_config **out, const struct tls_server_optio
                           struct re_buf *err)
 {
     struct tls_config *cfg = NULL;
-    int r, mr;
+    int r;
 
     if (!o || !o->ca_file || !o->cert_file || !o->key_file)
         return -RE_EINVAL;
-    cfg = config_alloc(true);
-    if (!cfg)
-        return -RE_ENOMEM;
-    mr = config_common(cfg, MBEDTLS_SSL_IS_SERVER);
-    if (mr) {
-        set_err(err, "cannot set up TLS", "", mr);
-        r = map_mbedtls(mr);
-        goto out;
-    }
-    mr = mbedtls_x509_crt_parse_file(&cfg->ca, o->ca_file);
-    if (mr) {
-        set_err(err, "cannot load CA certificate", o->ca_file, mr);
-        r = map_mbedtls(mr);
-        goto out;
-    }
-    mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+    if ((r = config_new(&cfg, true, o->ca_file, err)) < 0)
+        return r;
     /* Optional: /healthz and enrollment work without a certificate; the
      * application checks tls_conn_authenticated() per request. */
     mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
@@ -536,8 +559,9 @@ int tls_config_new_server(struct tls_config **out, const struct tls_server_optio
         }
         r = ticket_keys_load(cfg);
         if (r == -RE_EPARSE || r == -RE_ETOOBIG) {
-            /* A damaged key file costs only resumptions: start over. */
-            memset(cfg->tk, 0, sizeof(cfg->tk));
+            /* A damaged key file costs only resumptions: start over (the
+             * lines parsed before the damage hold GCM contexts to free). */
+            ticket_keys_clear(cfg);
             r = 0;
         } else if (r < 0 && r != -RE_ENOENT) {
             if (err) {
@@ -570,26 +594,12 @@ int tls_config_new_client(struct tls_config **out, const struct tls_client_optio
                           struct re_buf *err)
 {
     struct tls_config *cfg = NULL;
-    int r, mr;
+    int r;
 
     if (!o || !o->ca_file || (!o->cert_file != !o->key_file))
         return -RE_EINVAL;
-    cfg = config_alloc(false);
-    if (!cfg)
-        return -RE_ENOMEM;
-    mr = config_common(cfg, MBEDTLS_SSL_IS_CLIENT);
-    if (mr) {
-        set_err(err, "cannot set up TLS", "", mr);
-        r = map_mbedtls(mr);
-        goto out;
-    }
-    mr = mbedtls_x509_crt_parse_file(&cfg->ca, o->ca_file);
-    if (mr) {
-        set_err(err, "cannot load CA certificate", o->ca_file, mr);
-        r = map_mbedtls(mr);
-        goto out;
-    }
-    mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+    if ((r = config_new(&cfg, false, o->ca_file, err)) < 0)
+        return r;
     mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_session_tickets(&cfg->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
     if (o->cert_file) {
