@@ -22,6 +22,10 @@
 #define LIMIT_MAX 1000
 #define METADATA_MAX_KEYS 64
 #define CURSOR_MAX 16384
+/* metadata.KEY list filters: two binds each; with search (2), an entity
+ * filter (1) and the cursor (2) they stay within INV_MAX_BINDS. */
+#define LIST_MAX_METADATA 8
+_Static_assert(2 + 2 * LIST_MAX_METADATA + 1 + 2 <= INV_MAX_BINDS, "list binds overflow");
 
 static struct inventory_hooks hooks;
 
@@ -184,9 +188,21 @@ int inv_finish(struct inv_req *q, int status, const cJSON *result,
             cJSON_Delete(answer);
             return inv_fail_err(q, -RE_ENOMEM);
         }
-        r = 0;
+        char *diff = NULL;
+        const char *why = NULL;
+        if ((r = inv_query(q, "diff", &diff)) < 0) {
+            cJSON_Delete(answer);
+            return r;
+        }
+        if (diff && validate_dns_label(re_str_c(diff), &why) < 0) {
+            r = inv_fail(q, 400, "invalid", "diff", "diff: a cluster name %s", why);
+            free(diff);
+            cJSON_Delete(answer);
+            return r;
+        }
         if (hooks.preview && chg)
-            r = hooks.preview(hooks.ctx, q->hub, chg, answer);
+            r = hooks.preview(hooks.ctx, q->hub, chg, diff, answer);
+        free(diff);
         inv_abort(q);
         if (r < 0) {
             cJSON_Delete(answer);
@@ -257,6 +273,9 @@ int inv_cursor_decode(cJSON **out, const char *text)
     size_t len = strlen(text), n = 0;
     char *b64 = NULL;
     unsigned char *raw = NULL;
+    cJSON *state = NULL;
+    const cJSON *k;
+    long long num;
     int r = -RE_EINVAL;
     if (len == 0 || len > CURSOR_MAX)
         return -RE_EINVAL;
@@ -274,12 +293,21 @@ int inv_cursor_decode(cJSON **out, const char *text)
         b64[len++] = '=';
     if (mbedtls_base64_decode(raw, len, &n, (unsigned char *)b64, len) != 0)
         goto out;
-    r = re_json_parse(out, (struct re_str){ (char *)raw, n }, 8, NULL);
-    if (r == 0 && !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        r = -RE_EINVAL;
-    }
+    if ((r = re_json_parse(&state, (struct re_str){ (char *)raw, n }, 8, NULL)) < 0)
+        goto out;
+    /* The cursor came back from the client: its numbers go into int64
+     * binds, so they must be whole numbers in range (re_json_get_int). */
+    r = -RE_EINVAL;
+    k = cJSON_GetObjectItem(state, "k");
+    if (!cJSON_IsObject(state) || !cJSON_IsObject(cJSON_GetObjectItem(state, "f")) ||
+        re_json_get_int(&num, state, "i") < 0 ||
+        (k && !cJSON_IsString(k) && re_json_get_int(&num, state, "k") < 0))
+        goto out;
+    *out = state;
+    state = NULL;
+    r = 0;
 out:
+    cJSON_Delete(state);
     free(b64);
     free(raw);
     return r < 0 ? -RE_EINVAL : 0;
@@ -639,6 +667,27 @@ static cJSON *merged_metadata(const cJSON *old, const cJSON *patch)
     return out;
 }
 
+/* The common end of a create or an update once its row is written: the
+ * entity's post_write hook, the object as now stored into *after, and its
+ * audit row. *after is set only on success. */
+static int after_write(struct inv_req *q, const struct inv_entity *e, int64_t id,
+                       const cJSON *body, enum inv_action a, const char *key,
+                       const cJSON *before, cJSON **after)
+{
+    cJSON *obj = NULL;
+    int r;
+    if (e->post_write && (r = e->post_write(q, id, body, a)) < 0)
+        return r;
+    if ((r = inv_read(q, e, id, &obj)) < 0 ||
+        (r = audit_record(q->db, q->now, q->actor, a == INV_CREATE ? "create" : "update",
+                          e->kind, id, key, before, obj)) < 0) {
+        cJSON_Delete(obj);
+        return inv_fail_err(q, r);
+    }
+    *after = obj;
+    return 0;
+}
+
 int inv_create_in_txn(struct inv_req *q, const struct inv_entity *e, cJSON *body,
                       int64_t *id_out, cJSON **after)
 {
@@ -710,16 +759,7 @@ int inv_create_in_txn(struct inv_req *q, const struct inv_entity *e, cJSON *body
     if ((r = step_write(q, e, st, key)) < 0)
         goto out;
     *id_out = sqlite3_last_insert_rowid(q->db);
-    if (e->post_write && (r = e->post_write(q, *id_out, body, INV_CREATE)) < 0)
-        goto out;
-    if ((r = inv_read(q, e, *id_out, after)) < 0)
-        goto fail_err;
-    if ((r = audit_record(q->db, q->now, q->actor, "create", e->kind, *id_out, key, NULL,
-                          *after)) < 0) {
-        cJSON_Delete(*after);
-        *after = NULL;
-        goto fail_err;
-    }
+    r = after_write(q, e, *id_out, body, INV_CREATE, key, NULL, after);
     goto out;
 fail_err:
     r = inv_fail_err(q, r);
@@ -782,6 +822,17 @@ static int64_t version_of(const cJSON *obj)
 {
     const cJSON *v = cJSON_GetObjectItem(obj, "version");
     return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+/* 412 unless want (from If-Match; -1 when absent) is before's version. */
+static int check_version(struct inv_req *q, const struct inv_entity *e, const cJSON *before,
+                         int64_t want)
+{
+    if (want < 0 || want == version_of(before))
+        return 0;
+    return inv_fail(q, 412, "precondition_failed", "If-Match",
+                    "%s has version %lld, not %lld: reload and retry", e->kind,
+                    (long long)version_of(before), (long long)want);
 }
 
 int inv_h_create(struct http_exchange *x)
@@ -928,16 +979,7 @@ static int do_update(struct inv_req *q, const struct inv_entity *e, cJSON *body,
     sqlite3_bind_int64(st, ++n, id);
     if ((r = step_write(q, e, st, key)) < 0)
         goto out;
-    if (e->post_write && (r = e->post_write(q, id, body, INV_UPDATE)) < 0)
-        goto out;
-    if ((r = inv_read(q, e, id, after)) < 0)
-        goto fail_err;
-    if ((r = audit_record(q->db, q->now, q->actor, "update", e->kind, id, key, before,
-                          *after)) < 0) {
-        cJSON_Delete(*after);
-        *after = NULL;
-        goto fail_err;
-    }
+    r = after_write(q, e, id, body, INV_UPDATE, key, before, after);
     goto out;
 fail_err:
     r = inv_fail_err(q, r);
@@ -962,12 +1004,8 @@ int inv_h_update(struct http_exchange *x)
         inv_parse_object(&q, &body) < 0 || inv_begin(&q) < 0 ||
         load_target(&q, e, INV_UPDATE, &id, &before) < 0)
         goto fail;
-    if (want >= 0 && want != version_of(before)) {
-        inv_fail(&q, 412, "precondition_failed", "If-Match",
-                 "%s has version %lld, not %lld: reload and retry", e->kind,
-                 (long long)version_of(before), (long long)want);
+    if (check_version(&q, e, before, want) < 0)
         goto fail;
-    }
     if (do_update(&q, e, body, id, before, &after) < 0)
         goto fail;
     const char *name = cJSON_GetObjectItem(after, e->key)->valuestring;
@@ -999,12 +1037,8 @@ int inv_h_delete(struct http_exchange *x)
     if (q.status || inv_require_role(&q, e->write_roles) < 0 || get_if_match(&q, &want) < 0 ||
         inv_begin(&q) < 0 || load_target(&q, e, INV_DELETE, &id, &before) < 0)
         goto fail;
-    if (want >= 0 && want != version_of(before)) {
-        inv_fail(&q, 412, "precondition_failed", "If-Match",
-                 "%s has version %lld, not %lld: reload and retry", e->kind,
-                 (long long)version_of(before), (long long)want);
+    if (check_version(&q, e, before, want) < 0)
         goto fail;
-    }
     if (e->authorize && e->authorize(&q, INV_DELETE, before, NULL) < 0)
         goto fail;
     if (e->pre_delete && e->pre_delete(&q, id, before) < 0)
@@ -1090,11 +1124,8 @@ static int list_state(struct inv_req *q, const struct inv_entity *e, cJSON **out
     if (next) {
         r = inv_cursor_decode(&state, next);
         free(next);
-        if (r < 0 || !cJSON_IsObject(cJSON_GetObjectItem(state, "f")) ||
-            !cJSON_IsNumber(cJSON_GetObjectItem(state, "i"))) {
-            cJSON_Delete(state);
+        if (r < 0)
             return inv_fail(q, 400, "invalid", "next", "next is not a cursor this list returned");
-        }
         *out = state;
         return 0;
     }
@@ -1117,7 +1148,10 @@ static int list_state(struct inv_req *q, const struct inv_entity *e, cJSON **out
                 r = inv_fail(q, 400, "invalid", NULL, "badly encoded query string");
             } else if (strncmp(k, "metadata.", 9) == 0) {
                 const char *why = NULL;
-                if (validate_key(re_str_c(k + 9), &why) < 0 ||
+                if (cJSON_GetArraySize(meta) >= LIST_MAX_METADATA)
+                    r = inv_fail(q, 400, "invalid", k, "at most %d metadata filters",
+                                 LIST_MAX_METADATA);
+                else if (validate_key(re_str_c(k + 9), &why) < 0 ||
                     validate_value(re_str_c(v), &why) < 0)
                     r = inv_fail(q, 400, "invalid", k, "%s: %s", k, why);
                 else if (!cJSON_AddStringToObject(meta, k + 9, v))
@@ -1164,6 +1198,8 @@ static int list_where(struct inv_req *q, const struct inv_entity *e, const cJSON
             inv_bind_text(b, search->valuestring) < 0 || inv_bind_text(b, search->valuestring) < 0)
             return inv_fail_err(q, -RE_ENOMEM);
     }
+    if (cJSON_GetArraySize(meta) > LIST_MAX_METADATA)
+        return inv_fail(q, 400, "invalid", "next", "bad cursor");
     cJSON_ArrayForEach(m, meta) {
         char path[300];
         if (!cJSON_IsString(m) || validate_key(re_str_c(m->string), NULL) < 0)

@@ -247,22 +247,26 @@ const struct inv_entity inv_group = {
 
 /* ---- clusters ---- */
 
-static int check_timezone(struct inv_req *q, const struct inv_field *f, const cJSON *v)
+int inv_check_timezone(struct inv_req *q, const char *s)
 {
-    const char *s = v->valuestring;
     size_t n = strlen(s);
     if (n > 64)
-        return inv_fail(q, 400, "invalid", f->name, "timezone is too long");
+        return inv_fail(q, 400, "invalid", "timezone", "timezone is too long");
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '/' || c == '_' || c == '-' || c == '+'))
-            return inv_fail(q, 400, "invalid", f->name,
+            return inv_fail(q, 400, "invalid", "timezone",
                             "timezone must be an IANA name such as \"America/Chicago\"");
     }
     if (n && (s[0] == '/' || strstr(s, "..")))
-        return inv_fail(q, 400, "invalid", f->name, "timezone must be an IANA name");
+        return inv_fail(q, 400, "invalid", "timezone", "timezone must be an IANA name");
     return 0;
+}
+
+static int check_timezone(struct inv_req *q, const struct inv_field *f, const cJSON *v)
+{
+    return inv_check_timezone(q, v->valuestring);
 }
 
 int inv_check_cluster_groups(struct inv_req *q, const cJSON *v, bool must_exist)

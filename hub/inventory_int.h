@@ -163,6 +163,10 @@ int inv_check_metadata(struct inv_req *q, const cJSON *v);
 /* Validates an expression string; 400 field with the parser's message. */
 int inv_check_expression(struct inv_req *q, const char *field, const cJSON *v);
 
+/* A cluster's timezone: empty or an IANA name ("America/Chicago"), at most
+ * 64 bytes; 400 naming "timezone" otherwise. */
+int inv_check_timezone(struct inv_req *q, const char *tz);
+
 /* Group id by path (0 when absent). */
 int inv_group_id(struct inv_req *q, const char *path, int64_t *id);
 /* Checks a cluster's "groups" array (must_exist: each group exists). */

@@ -607,5 +607,35 @@ static void ring_plan(void)
     CHECK_EQ_INT(call_as("cluster/s1", ROLE_AGENT, "GET", "/api/v1/clusters/s1/assignments", NULL, NULL), 200);
 }
 
+/* What a client controls in a list request is bounded and answered with 400:
+ * forged cursors (numbers that do not fit an int64), too many metadata
+ * filters; an import's timezone follows the same rule as a create. */
+static void list_limits(void)
+{
+    setup();
+    CHECK_EQ_INT(call("POST", "/api/v1/clusters", "{\"name\": \"s1\"}"), 201);
+    /* {"f":{},"i":1e300} */
+    CHECK_EQ_INT(call("GET", "/api/v1/clusters?next=eyJmIjp7fSwiaSI6MWUzMDB9", NULL), 400);
+    CHECK_EQ_STR(err_field(), "next");
+    CHECK_EQ_INT(call("GET", "/api/v1/audit?next=eyJmIjp7fSwiaSI6MWUzMDB9", NULL), 400);
+    CHECK_EQ_STR(err_field(), "next");
+    /* {"f":{},"i":5,"k":1e300} and a sound {"f":{},"i":5,"k":"s1"} */
+    CHECK_EQ_INT(call("GET", "/api/v1/clusters?orderby=name&next=eyJmIjp7fSwiaSI6NSwiayI6MWUzMDB9",
+                      NULL), 400);
+    CHECK_EQ_INT(call("GET", "/api/v1/clusters?next=eyJmIjp7fSwiaSI6NSwiayI6InMxIn0", NULL), 200);
+    char target[1024] = "/api/v1/clusters?metadata.k0=v";
+    for (int i = 1; i < 8; i++)
+        snprintf(target + strlen(target), sizeof(target) - strlen(target), "&metadata.k%d=v", i);
+    CHECK_EQ_INT(call("GET", target, NULL), 200);
+    snprintf(target + strlen(target), sizeof(target) - strlen(target), "&metadata.k8=v");
+    CHECK_EQ_INT(call("GET", target, NULL), 400);
+    CHECK_EQ_STR(err_field(), "metadata.k8");
+    CHECK_EQ_INT(call("POST", "/api/v1/clusters:import",
+                      "[{\"name\": \"s2\", \"timezone\": \"Europe/Paris;x\"}]"), 400);
+    CHECK_EQ_INT(call("POST", "/api/v1/clusters:import",
+                      "[{\"name\": \"s2\", \"timezone\": \"Europe/Paris\"}]"), 201);
+}
+
 TEST_MAIN(T(ring_plan), T(fleet_basics), T(groups_tree), T(clusters_crud), T(lists_and_paging), T(config_merge),
-          T(import_all_or_nothing), T(namespaces_apps_policies), T(roles), T(audit_log))
+          T(import_all_or_nothing), T(namespaces_apps_policies), T(roles), T(audit_log),
+          T(list_limits))
