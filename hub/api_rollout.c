@@ -21,36 +21,41 @@ struct version_tally {
     long assigned, current;
 };
 
-/* Applied revision of every cluster that ever checked in, by cluster id. */
-static int load_applied(sqlite3 *db, cJSON **out)
+/* The revision each cluster's agent last applied, by fleet index (NULL where
+ * it never reported one): an array, so that the tally below stays linear in
+ * the fleet (a cJSON object keyed by name made every lookup a scan). */
+static int load_applied(sqlite3 *db, const struct fleet *f, char (**out)[41])
 {
     sqlite3_stmt *st = NULL;
-    cJSON *map = cJSON_CreateObject();
+    char (*applied)[41] = calloc(fleet_size(f) ? fleet_size(f) : 1, sizeof(*applied));
     int rc;
-    if (!map)
+    if (!applied)
         return -RE_ENOMEM;
-    if (sqlite3_prepare_v2(db, "SELECT c.name, s.applied_revision FROM cluster_status s"
-                           " JOIN clusters c ON c.id = s.cluster_id"
-                           " WHERE s.applied_revision IS NOT NULL", -1, &st, NULL) != SQLITE_OK) {
-        cJSON_Delete(map);
+    if (sqlite3_prepare_v2(db, "SELECT cluster_id, applied_revision FROM cluster_status"
+                           " WHERE applied_revision IS NOT NULL", -1, &st, NULL) != SQLITE_OK) {
+        free(applied);
         return -RE_EDB;
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddStringToObject(map, (const char *)sqlite3_column_text(st, 0),
-                                (const char *)sqlite3_column_text(st, 1));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t i = fleet_index_of_id(f, sqlite3_column_int64(st, 0));
+        const char *rev = (const char *)sqlite3_column_text(st, 1);
+        if (i != FLEET_NONE && rev)
+            re_snprintf(applied[i], sizeof(applied[i]), "%s", rev);
+    }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        cJSON_Delete(map);
+        free(applied);
         return -RE_EDB;
     }
-    *out = map;
+    *out = applied;
     return 0;
 }
 
 static int app_status(struct http_exchange *x)
 {
     struct plan *p = NULL;
-    cJSON *applied = NULL, *ans = NULL, *versions;
+    cJSON *ans = NULL, *versions;
+    char (*applied)[41] = NULL;
     struct version_tally *t = NULL;
     char name[128];
     size_t app = (size_t)-1;
@@ -59,7 +64,8 @@ static int app_status(struct http_exchange *x)
 
     if (re_snprintf(name, sizeof(name), "%.*s", (int)x->params[0].len, x->params[0].ptr) < 0)
         return http_response_error(&x->res, 404, "not_found", "name", "no such application"), 0;
-    if ((r = plan_build(&p, x->hub->db)) < 0 || (r = load_applied(x->hub->db, &applied)) < 0) {
+    if ((r = plan_build(&p, x->hub->db)) < 0 ||
+        (r = load_applied(x->hub->db, p->fleet, &applied)) < 0) {
         http_response_from_err(&x->res, r, NULL, "cannot read the inventory");
         goto out;
     }
@@ -95,10 +101,9 @@ static int app_status(struct http_exchange *x)
             continue;
         }
         struct version_tally *vt = &t[pv - a->versions];
-        const cJSON *have = cJSON_GetObjectItem(applied, cname);
         vt->assigned++;
-        if (gitops_desired_revision(x->hub, cname, want) == 0 && cJSON_IsString(have) &&
-            strcmp(have->valuestring, want) == 0)
+        if (applied[c][0] && gitops_desired_revision(x->hub, cname, want) == 0 &&
+            strcmp(applied[c], want) == 0)
             vt->current++;
         else if (cJSON_GetArraySize(vt->lagging) < ROLLOUT_MAX_NAMES)
             cJSON_AddItemToArray(vt->lagging, cJSON_CreateString(cname));
@@ -118,7 +123,7 @@ out:
             cJSON_Delete(t[v].lagging);
     free(t);
     cJSON_Delete(ans);
-    cJSON_Delete(applied);
+    free(applied);
     plan_free(p);
     return 0;
 }
