@@ -45,7 +45,7 @@ static const struct enroll_ca *ca_get(struct http_exchange *x)
         return &the_ca;
     enroll_ca_release(&the_ca);
     if ((r = enroll_ca_load(&the_ca, x->hub->cfg.dir)) < 0 ||
-        re_snprintf(the_ca_dir, sizeof(the_ca_dir), "%s", x->hub->cfg.dir) < 0) {
+        (r = re_snprintf(the_ca_dir, sizeof(the_ca_dir), "%s", x->hub->cfg.dir)) < 0) {
         log_err("cannot load the CA from '%s/tls': %s", x->hub->cfg.dir, re_strerror(r));
         enroll_ca_release(&the_ca);
         http_response_error(&x->res, 500, "internal", NULL, "the hub cannot read its CA");
@@ -98,6 +98,11 @@ static cJSON *body_object(struct http_exchange *x, bool allow_empty, const char 
     if (x->req.body.len == 0 && allow_empty)
         return cJSON_CreateObject();
     r = re_json_parse(&j, x->req.body, x->hub->cfg.limits.max_json_depth, &errpos);
+    if (r == -RE_EDEPTH) {
+        http_response_error(&x->res, 400, "too_deep", NULL, "JSON nested deeper than %d levels",
+                            x->hub->cfg.limits.max_json_depth);
+        return NULL;
+    }
     if (r < 0) {
         http_response_error(&x->res, 400, "invalid_json", NULL,
                             "the body is not JSON (at byte %zu)", errpos);
@@ -294,11 +299,14 @@ static int h_user_add(struct http_exchange *x)
                                 "name %s (letters, digits, '-', '.', '_', '@')", why);
         goto out;
     }
-    if (re_json_get_string(&role, j, "role") < 0 || !role_parse(role)) {
+    /* A person's role; "agent" is what a cluster's certificate brings. */
+    if (re_json_get_string(&role, j, "role") < 0 ||
+        !((unsigned)role_parse(role) & ROLE_ANY_USER)) {
         r = http_response_error(&x->res, 400, "invalid", "role",
                                 "role must be operator, appteam, technician or admin");
         goto out;
     }
+    role = role_name(role_parse(role));          /* "app-team" -> "appteam" */
     actor_of(actor, sizeof(actor), &x->req.peer);
     r = enroll_user_add(code, sizeof(code), &expires, x->hub->db, ca, name, role, ttl, actor,
                         re_time());
@@ -351,80 +359,61 @@ static int answer_cert(struct http_exchange *x, const struct enroll_ca *ca,
     return r;
 }
 
-/* Maps a refusal of enroll.c to the answer and a metrics reason. */
+/* How each refusal of enroll.c is answered, and its metrics reason. */
+static const struct refusal {
+    int err;
+    const char *reason;
+    int status;
+    const char *code;
+    const char *field;
+    const char *message;
+} refusals[] = {
+    { -RE_ETOOBIG, "csr_too_large", 413, "too_large", "csr", "the CSR is over the 8 KiB limit" },
+    { -RE_EPARSE, "csr_malformed", 400, "invalid", "csr",
+      "csr must be a PEM certificate request (BEGIN CERTIFICATE REQUEST) that parses" },
+    { -RE_EBADSIG, "csr_bad_signature", 400, "bad_signature", "csr",
+      "the CSR's signature does not verify with its own key" },
+    { -RE_EUNSUPP, "csr_unsupported", 400, "unsupported", "csr",
+      "the CSR must hold an ECDSA P-256 key and be signed with SHA-256 or stronger" },
+    { -RE_EUNAUTH, "invalid_code", 401, "invalid_code", "code",
+      "this enrollment code is not valid; check it and try again" },
+    { -RE_ELOCKED, "code_locked", 403, "code_locked", "code",
+      "this enrollment code is locked after too many wrong attempts; ask for a new code" },
+    { -RE_ECONFLICT, "code_used", 409, "code_used", "code",
+      "this enrollment code was already used; ask for a new code" },
+    { -RE_EEXPIRED, "code_expired", 410, "code_expired", "code",
+      "this enrollment code has expired or was cancelled; ask for a new code" },
+    { -RE_EDENIED, "code_mismatch", 403, "code_mismatch", "code",
+      "this enrollment code is for another identity" },
+    { -RE_ENOENT, "identity_gone", 404, "not_found", "code",
+      "the identity this code was made for no longer exists" },
+};
+_Static_assert(ENROLL_CSR_MAX == 8 * 1024, "the csr_too_large message names the limit");
+
+/* Answers a refusal of enroll.c and counts it by reason. */
 static int refuse(struct http_exchange *x, int err, unsigned retry_after)
 {
     struct http_response *res = &x->res;
-    const char *reason;
+    const char *reason = "internal";
     char series[128];
-    int r;
-    switch (err) {
-    case -RE_ETOOBIG:
-        reason = "csr_too_large";
-        r = http_response_error(res, 413, "too_large", "csr", "the CSR is over %d bytes",
-                                ENROLL_CSR_MAX);
-        break;
-    case -RE_EPARSE:
-        reason = "csr_malformed";
-        r = http_response_error(res, 400, "invalid", "csr",
-                                "csr must be a PEM certificate request (BEGIN CERTIFICATE "
-                                "REQUEST) that parses");
-        break;
-    case -RE_EBADSIG:
-        reason = "csr_bad_signature";
-        r = http_response_error(res, 400, "bad_signature", "csr",
-                                "the CSR's signature does not verify with its own key");
-        break;
-    case -RE_EUNSUPP:
-        reason = "csr_unsupported";
-        r = http_response_error(res, 400, "unsupported", "csr",
-                                "the CSR must hold an ECDSA P-256 key and be signed with "
-                                "SHA-256 or stronger");
-        break;
-    case -RE_EAGAIN:
+    int r = 1;
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        const struct refusal *f = &refusals[i];
+        if (f->err == err) {
+            reason = f->reason;
+            r = http_response_error(res, f->status, f->code, f->field, "%s", f->message);
+            break;
+        }
+    }
+    if (r > 0 && err == -RE_EAGAIN) {
         reason = "rate_limited";
         http_response_header(res, "Retry-After", "%u", retry_after);
         r = http_response_error(res, 429, "rate_limited", NULL,
                                 "too many failed attempts from this address; try again in "
                                 "%u seconds", retry_after);
-        break;
-    case -RE_EUNAUTH:
-        reason = "invalid_code";
-        r = http_response_error(res, 401, "invalid_code", "code",
-                                "this enrollment code is not valid; check it and try again");
-        break;
-    case -RE_ELOCKED:
-        reason = "code_locked";
-        r = http_response_error(res, 403, "code_locked", "code",
-                                "this enrollment code is locked after too many wrong "
-                                "attempts; ask for a new code");
-        break;
-    case -RE_ECONFLICT:
-        reason = "code_used";
-        r = http_response_error(res, 409, "code_used", "code",
-                                "this enrollment code was already used; ask for a new code");
-        break;
-    case -RE_EEXPIRED:
-        reason = "code_expired";
-        r = http_response_error(res, 410, "code_expired", "code",
-                                "this enrollment code has expired or was cancelled; ask for "
-                                "a new code");
-        break;
-    case -RE_EDENIED:
-        reason = "code_mismatch";
-        r = http_response_error(res, 403, "code_mismatch", "code",
-                                "this enrollment code is for another identity");
-        break;
-    case -RE_ENOENT:
-        reason = "identity_gone";
-        r = http_response_error(res, 404, "not_found", "code",
-                                "the identity this code was made for no longer exists");
-        break;
-    default:
-        reason = "internal";
+    } else if (r > 0) {
         log_err("enrollment from %s failed: %s", x->req.peer.remote_addr, re_strerror(err));
         r = http_response_from_err(res, err, NULL, "enrollment failed");
-        break;
     }
     re_snprintf(series, sizeof(series), "resedge_enroll_failures_total{reason=\"%s\"}", reason);
     count(x, series);
