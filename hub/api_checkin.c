@@ -190,7 +190,8 @@ static int check_kustomizations(struct http_exchange *x, const cJSON *j, struct 
         cJSON *c;
         if (++n > CHECKIN_MAX_LABELS || !cJSON_IsObject(k)) {
             http_response_error(&x->res, 400, "invalid", "kustomizations",
-                                "at most %d objects", CHECKIN_MAX_LABELS);
+                                "'kustomizations' must hold at most %d objects",
+                                CHECKIN_MAX_LABELS);
             goto out;
         }
         if (!(c = cJSON_CreateObject())) {
@@ -339,22 +340,32 @@ static int git_url(struct http_exchange *x, const char *name, char *out, size_t 
     return re_snprintf(out, size, "https://%.*s/git/%s.git", (int)host.len, host.ptr, name);
 }
 
+/* The {name} of the route as a cluster name into out (VALIDATE_LABEL_MAX + 1
+ * bytes); on failure the response is a 400 and negative is returned. */
+static int param_cluster(struct http_exchange *x, char out[VALIDATE_LABEL_MAX + 1])
+{
+    const char *why = "must be a DNS label";
+    struct re_str p = x->n_params ? x->params[0] : RE_STR_NULL;
+    if (p.len == 0 || p.len > VALIDATE_LABEL_MAX || validate_dns_label(p, &why) < 0) {
+        http_response_error(&x->res, 400, "invalid", "name", "the cluster name %s", why);
+        return -RE_EINVAL;
+    }
+    memcpy(out, p.ptr, p.len);
+    out[p.len] = '\0';
+    return 0;
+}
+
 static int h_checkin(struct http_exchange *x)
 {
     char name[VALIDATE_LABEL_MAX + 1], rev[41], url[400];
-    const char *why = "must be a DNS label", *changed = NULL;
-    struct re_str p = x->n_params ? x->params[0] : RE_STR_NULL;
+    const char *changed = NULL;
     struct report rep = { 0 };
     cJSON *j = NULL, *ans = NULL;
     size_t errpos = 0;
     int64_t id = 0;
     int r;
-    if (p.len == 0 || p.len >= sizeof(name) || validate_dns_label(p, &why) < 0) {
-        http_response_error(&x->res, 400, "invalid", "name", "the cluster name %s", why);
+    if (param_cluster(x, name) < 0)
         goto out;
-    }
-    memcpy(name, p.ptr, p.len);
-    name[p.len] = '\0';
     if (!auth_is_cluster(&x->req.peer, name)) {
         http_response_error(&x->res, 403, "forbidden", "name",
                             "an agent may check in only for its own cluster");
@@ -510,17 +521,11 @@ int checkin_status_json(sqlite3 *db, const char *cluster, cJSON *into)
 static int h_status(struct http_exchange *x)
 {
     char name[VALIDATE_LABEL_MAX + 1];
-    const char *why = "must be a DNS label";
-    struct re_str p = x->n_params ? x->params[0] : RE_STR_NULL;
     cJSON *j = NULL;
     int64_t id;
     int r;
-    if (p.len == 0 || p.len >= sizeof(name) || validate_dns_label(p, &why) < 0) {
-        http_response_error(&x->res, 400, "invalid", "name", "the cluster name %s", why);
+    if (param_cluster(x, name) < 0)
         return 0;
-    }
-    memcpy(name, p.ptr, p.len);
-    name[p.len] = '\0';
     if (auth_has_role(&x->req.peer, ROLE_AGENT) && !auth_is_cluster(&x->req.peer, name)) {
         http_response_error(&x->res, 403, "forbidden", "name",
                             "an agent may read only its own cluster");
@@ -533,9 +538,10 @@ static int h_status(struct http_exchange *x)
             http_response_from_err(&x->res, r, NULL, "cannot read the inventory");
         return 0;
     }
+    r = -RE_ENOMEM;
     if (!(j = cJSON_CreateObject()) || !cJSON_AddStringToObject(j, "name", name) ||
         (r = checkin_status_json(x->hub->db, name, j)) < 0) {
-        http_response_from_err(&x->res, j ? r : -RE_ENOMEM, NULL, "cannot read the status");
+        http_response_from_err(&x->res, r, NULL, "cannot read the status");
         cJSON_Delete(j);
         return 0;
     }
