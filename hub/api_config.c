@@ -68,10 +68,18 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
         while (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), key) == 0) {
             if (sqlite3_column_int64(st, 1) == depth) {
                 cJSON *c = cJSON_CreateObject();
-                cJSON_AddStringToObject(c, "source", (const char *)sqlite3_column_text(st, 2));
-                cJSON_AddStringToObject(c, "value", (const char *)sqlite3_column_text(st, 3));
-                cJSON_AddItemToArray(cands, c);
-                const char *v = cJSON_GetObjectItem(c, "value")->valuestring;
+                const cJSON *cv = NULL;
+                if (!cJSON_AddStringToObject(c, "source", (const char *)sqlite3_column_text(st, 2)) ||
+                    !(cv = cJSON_AddStringToObject(c, "value",
+                                                   (const char *)sqlite3_column_text(st, 3))) ||
+                    !cJSON_AddItemToArray(cands, c)) {
+                    cJSON_Delete(c);
+                    free(key);
+                    cJSON_Delete(cands);
+                    r = -RE_ENOMEM;
+                    goto out;
+                }
+                const char *v = cv->valuestring;
                 if (!first)
                     first = v;
                 else if (strcmp(first, v) != 0)
