@@ -388,26 +388,29 @@ out:
     return r;
 }
 
+/* The public key of pk as PEM (SubjectPublicKeyInfo) into out. */
+static int emit_pubkey(struct re_buf *out, mbedtls_pk_context *pk)
+{
+    unsigned char *pem = calloc(1, PEM_OUT_MAX);
+    int r;
+    if (!pem)
+        return -RE_ENOMEM;
+    if ((r = mbedtls_pk_write_pubkey_pem(pk, pem, PEM_OUT_MAX)) != 0)
+        r = map_err(r);
+    else
+        r = emit(out, pem, PEM_OUT_MAX);
+    free(pem);
+    return r;
+}
+
 int re_key_public_pem(struct re_buf *out, const char *key_pem)
 {
     mbedtls_pk_context pk;
-    unsigned char *pem = NULL;
     int r;
 
     mbedtls_pk_init(&pk);
-    if ((r = parse_private_key(&pk, key_pem)) < 0)
-        goto out;
-    if (!(pem = calloc(1, PEM_OUT_MAX))) {
-        r = -RE_ENOMEM;
-        goto out;
-    }
-    if ((r = mbedtls_pk_write_pubkey_pem(&pk, pem, PEM_OUT_MAX)) != 0) {
-        r = map_err(r);
-        goto out;
-    }
-    r = emit(out, pem, PEM_OUT_MAX);
-out:
-    free(pem);
+    if ((r = parse_private_key(&pk, key_pem)) == 0)
+        r = emit_pubkey(out, &pk);
     mbedtls_pk_free(&pk);
     return r;
 }
@@ -465,7 +468,7 @@ int re_csr_verify(struct re_buf *pubkey_out, const char *csr_pem, size_t len)
     mbedtls_x509_csr csr;
     const mbedtls_md_info_t *md;
     unsigned char hash[MBEDTLS_MD_MAX_SIZE];
-    unsigned char *copy = NULL, *pem = NULL;
+    unsigned char *copy = NULL;
     int r;
 
     mbedtls_x509_csr_init(&csr);
@@ -509,17 +512,8 @@ int re_csr_verify(struct re_buf *pubkey_out, const char *csr_pem, size_t len)
         r = -RE_EBADSIG;
         goto out;
     }
-    if (!(pem = calloc(1, PEM_OUT_MAX))) {
-        r = -RE_ENOMEM;
-        goto out;
-    }
-    if ((r = mbedtls_pk_write_pubkey_pem(&csr.pk, pem, PEM_OUT_MAX)) != 0) {
-        r = map_err(r);
-        goto out;
-    }
-    r = emit(pubkey_out, pem, PEM_OUT_MAX);
+    r = emit_pubkey(pubkey_out, &csr.pk);
 out:
-    free(pem);
     free(copy);
     mbedtls_x509_csr_free(&csr);
     return r;
