@@ -1,4 +1,5 @@
 /* buf.c - bounded growable buffers and (ptr, len) string helpers. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,9 +95,11 @@ static int reserve(struct re_buf *b, size_t extra)
     if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
+    while (cap < need && cap <= SIZE_MAX / 2)
         cap *= 2;
-    if (cap > b->max + 1)
+    if (cap < need)
+        cap = need;
+    if (cap - 1 > b->max)               /* then b->max + 1 cannot wrap */
         cap = b->max + 1;
     char *p = realloc(b->ptr, cap);
     if (!p)

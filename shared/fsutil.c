@@ -80,6 +80,7 @@ out:
 int re_read_file(struct re_buf *out, const char *path)
 {
     char chunk[16384];
+    size_t before = out->len;
     int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
     if (fd < 0)
         return re_from_errno(errno);
@@ -97,6 +98,10 @@ int re_read_file(struct re_buf *out, const char *path)
             break;
     }
     close(fd);
+    if (r < 0 && out->ptr) {             /* nothing of a failed read is kept */
+        out->len = before;
+        out->ptr[before] = '\0';
+    }
     return r;
 }
 

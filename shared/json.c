@@ -23,8 +23,8 @@ static int check_depth(struct re_str t, int max_depth, size_t *errpos)
                     *errpos = i;
                 return -RE_EDEPTH;
             }
-        } else if (c == '}' || c == ']') {
-            depth--;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;             /* never below 0: "]]][[[" must not buy depth */
         }
     }
     return 0;
