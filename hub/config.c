@@ -22,6 +22,9 @@ static const struct re_conf_key known_keys[] = {
     { "pki", "ticket_rotate", RE_CONF_DURATION },
     { "log", "level", RE_CONF_STRING },
     { "log", "file", RE_CONF_STRING },
+    { "gitops", "mirror", RE_CONF_STRING },
+    { "gitops", "mirror_credentials", RE_CONF_STRING },
+    { "gitops", "mirror_retry_max", RE_CONF_DURATION },
     { NULL, NULL, 0 },
 };
 
@@ -33,6 +36,7 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->log_level = RE_LOG_INFO;
     cfg->cert_lifetime_days = 30;
     cfg->ticket_rotate_s = 12 * 3600;
+    cfg->mirror_retry_max_ms = 5 * 60 * 1000;
     cfg->limits = (struct hub_limits){
         .max_header_bytes = 16 * 1024,
         .max_body_bytes = 8 * 1024 * 1024,
@@ -51,6 +55,8 @@ void hub_config_release(struct hub_config *cfg)
     free(cfg->listen);
     free(cfg->trust_domain);
     free(cfg->log_file);
+    free(cfg->mirror_url);
+    free(cfg->mirror_credentials);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -102,6 +108,11 @@ int hub_config_load(struct hub_config *cfg, const char *dir, struct re_buf *err)
         goto out;
     if ((v = re_conf_get(c, "log", "file")) && *v && (r = set_str(&cfg->log_file, v)) < 0)
         goto out;
+    if ((v = re_conf_get(c, "gitops", "mirror")) && *v && (r = set_str(&cfg->mirror_url, v)) < 0)
+        goto out;
+    if ((v = re_conf_get(c, "gitops", "mirror_credentials")) && *v &&
+        (r = set_str(&cfg->mirror_credentials, v)) < 0)
+        goto out;
     if ((v = re_conf_get(c, "log", "level"))) {
         int lvl = re_log_level_parse(v);
         if (lvl < 0) {
@@ -124,10 +135,12 @@ int hub_config_load(struct hub_config *cfg, const char *dir, struct re_buf *err)
     cfg->cert_lifetime_days = dur(c, "pki", "cert_lifetime",
                                   cfg->cert_lifetime_days * 86400000ULL) / 86400000ULL;
     cfg->ticket_rotate_s = dur(c, "pki", "ticket_rotate", cfg->ticket_rotate_s * 1000ULL) / 1000;
+    cfg->mirror_retry_max_ms = dur(c, "gitops", "mirror_retry_max", cfg->mirror_retry_max_ms);
     if (l->max_header_bytes < 1024 || l->max_json_depth < 2 || l->max_connections < 1 ||
-        cfg->cert_lifetime_days < 1) {
+        cfg->cert_lifetime_days < 1 || cfg->mirror_retry_max_ms < 100) {
         re_buf_printf(err, "%s: a limit is below its minimum (max_header_bytes >= 1024, "
-                      "max_json_depth >= 2, max_connections >= 1, cert_lifetime >= 1d)", path);
+                      "max_json_depth >= 2, max_connections >= 1, cert_lifetime >= 1d, "
+                      "mirror_retry_max >= 100ms)", path);
         r = -RE_EINVAL;
     }
 out:

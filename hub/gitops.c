@@ -19,10 +19,13 @@
 #include "inventory_plan.h"
 #include "log.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "server.h"
 
 #define MSG_MAX 4096
 #define ACTOR_MAX 160
+#define SUMMARY_MAX 200          /* one change's line in a commit message */
+#define NOTES_MAX 20             /* changes listed in one batch's message */
 
 struct pin {
     int64_t id;
@@ -36,6 +39,7 @@ struct gitops {
     char git_base[300];
     struct gitstore *rd;            /* loop thread: reads, revert, preview */
     struct gitstore *gs;            /* worker */
+    struct mirror *mirror;          /* NULL: no [gitops] mirror */
     sqlite3 *wdb;                   /* worker */
     uv_timer_t timer;
     uv_work_t work;
@@ -54,7 +58,9 @@ struct gitops {
     struct plan *plan;
     struct bitset *sel;
     char actor[ACTOR_MAX];
-    char *message;
+    char *message;                  /* the commit message */
+    char *notes;                    /* its changes, one a line (redone on failure) */
+    size_t notes_changes;
     int result;
     char errmsg[512];
     size_t rendered, changed, failed;
@@ -98,7 +104,7 @@ static void add_note(struct gitops *go, const char *actor, const char *summary)
         snprintf(go->pend_actor, sizeof(go->pend_actor), "%s", actor ? actor : "resedge-hub");
     else if (actor && strcmp(actor, go->pend_actor) != 0)
         snprintf(go->pend_actor, sizeof(go->pend_actor), "%s", "several");
-    if (go->pend_changes < 20 && summary) {
+    if (go->pend_changes < NOTES_MAX && summary) {
         if (go->pend_msg.len)
             re_buf_append_str(&go->pend_msg, "\n");
         re_buf_append_str(&go->pend_msg, summary);
@@ -190,6 +196,273 @@ static int affected(struct bitset **out, bool *all, struct fleet *f,
     return 0;
 }
 
+/* ---- commit messages: what changed, in one line ---- */
+
+/* Appends s as one line: control characters become spaces, at most max bytes
+ * (cut at a UTF-8 boundary, then "..."). NULL appends "none". */
+static void put_text(struct re_buf *b, const char *s, size_t max)
+{
+    size_t n;
+    if (!s || !*s)
+        s = "none";
+    n = strlen(s);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? ' ' : s[i];
+        re_buf_append(b, &ch, 1);
+    }
+    if (n < strlen(s))
+        re_buf_append_str(b, "...");
+}
+
+/* "; " between the parts of one change, ": " before the first. */
+static void sep(struct re_buf *b, size_t *parts)
+{
+    re_buf_append_str(b, (*parts)++ ? "; " : ": ");
+}
+
+static const cJSON *find_version(const cJSON *versions, const char *v)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, versions) {
+        const char *s = jstr(it, "version");
+        if (s && v && strcmp(s, v) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+/* "version 2 to /g/rings/beta" for each version added or retargeted, the
+ * ref or image tag a version moved to, and the versions removed. */
+static void describe_versions(struct re_buf *b, size_t *parts, const cJSON *before,
+                              const cJSON *after)
+{
+    static const char *const refs[] = { "ref", "image_tag", "path" };
+    const cJSON *bv = cJSON_GetObjectItemCaseSensitive(before, "versions");
+    const cJSON *av = cJSON_GetObjectItemCaseSensitive(after, "versions");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, av) {
+        const char *v = jstr(it, "version"), *expr = jstr(it, "expression");
+        const cJSON *old = find_version(bv, v);
+        const char *old_expr = old ? jstr(old, "expression") : NULL;
+        bool expr_changed = !old || strcmp(old_expr ? old_expr : "", expr ? expr : "") != 0;
+        if (expr_changed) {
+            sep(b, parts);
+            re_buf_append_str(b, "version ");
+            put_text(b, v, 40);
+            re_buf_append_str(b, " to ");
+            put_text(b, expr, 80);
+            if (old) {
+                re_buf_append_str(b, " (was ");
+                put_text(b, old_expr, 60);
+                re_buf_append_str(b, ")");
+            }
+        }
+        for (size_t k = 0; old && k < sizeof(refs) / sizeof(refs[0]); k++) {
+            const char *o = jstr(old, refs[k]), *n = jstr(it, refs[k]);
+            if (strcmp(o ? o : "", n ? n : "") == 0)
+                continue;
+            sep(b, parts);
+            re_buf_append_str(b, "version ");
+            put_text(b, v, 40);
+            re_buf_printf(b, " %s ", refs[k]);
+            put_text(b, o, 40);
+            re_buf_append_str(b, " -> ");
+            put_text(b, n, 40);
+        }
+    }
+    cJSON_ArrayForEach(it, bv) {
+        const char *v = jstr(it, "version");
+        if (find_version(av, v))
+            continue;
+        sep(b, parts);
+        re_buf_append_str(b, "version ");
+        put_text(b, v, 40);
+        re_buf_append_str(b, " removed");
+    }
+}
+
+/* "ring=prod, -old" for metadata keys set and removed. */
+static void describe_metadata(struct re_buf *b, size_t *parts, const cJSON *before,
+                              const cJSON *after)
+{
+    const cJSON *bm = cJSON_GetObjectItemCaseSensitive(before, "metadata");
+    const cJSON *am = cJSON_GetObjectItemCaseSensitive(after, "metadata");
+    const cJSON *it;
+    size_t n = 0;
+    cJSON_ArrayForEach(it, am) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(bm, it->string);
+        if (o && cJSON_Compare(o, it, true))
+            continue;
+        if (n++ == 0) {
+            sep(b, parts);
+            re_buf_append_str(b, "metadata ");
+        } else {
+            re_buf_append_str(b, ", ");
+        }
+        put_text(b, it->string, 40);
+        re_buf_append_str(b, "=");
+        put_text(b, cJSON_IsString(it) ? it->valuestring : NULL, 40);
+    }
+    cJSON_ArrayForEach(it, bm) {
+        if (cJSON_GetObjectItemCaseSensitive(am, it->string))
+            continue;
+        if (n++ == 0) {
+            sep(b, parts);
+            re_buf_append_str(b, "metadata ");
+        } else {
+            re_buf_append_str(b, ", ");
+        }
+        re_buf_append_str(b, "-");
+        put_text(b, it->string, 40);
+    }
+}
+
+/* "groups +/rings/beta -/rings/prod". */
+static void describe_groups(struct re_buf *b, size_t *parts, const cJSON *before,
+                            const cJSON *after)
+{
+    const cJSON *bg = cJSON_GetObjectItemCaseSensitive(before, "groups");
+    const cJSON *ag = cJSON_GetObjectItemCaseSensitive(after, "groups");
+    const cJSON *it, *jt;
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const cJSON *from = pass ? bg : ag, *other = pass ? ag : bg;
+        cJSON_ArrayForEach(it, from) {
+            bool found = false;
+            cJSON_ArrayForEach(jt, other)
+                found = found || cJSON_Compare(it, jt, true);
+            if (found || !cJSON_IsString(it))
+                continue;
+            if (n++ == 0) {
+                sep(b, parts);
+                re_buf_append_str(b, "groups");
+            }
+            re_buf_append_str(b, pass ? " -" : " +");
+            put_text(b, it->valuestring, 60);
+        }
+    }
+}
+
+/* "expression /g/stores -> /g/stores/central". */
+static void describe_string(struct re_buf *b, size_t *parts, const char *key,
+                            const cJSON *before, const cJSON *after)
+{
+    const char *o = jstr(before, key), *n = jstr(after, key);
+    if (strcmp(o ? o : "", n ? n : "") == 0)
+        return;
+    sep(b, parts);
+    re_buf_printf(b, "%s ", key);
+    put_text(b, o, 70);
+    re_buf_append_str(b, " -> ");
+    put_text(b, n, 70);
+}
+
+/* Every other top-level field that differs: "quota changed". */
+static void describe_rest(struct re_buf *b, size_t *parts, const cJSON *before,
+                          const cJSON *after, const char *const *done)
+{
+    static const char *const skip[] = { "id", "version", "created_at", "updated_at",
+                                        "created_by", "updated_by", NULL };
+    const cJSON *it;
+    cJSON_ArrayForEach(it, after) {
+        bool known = false;
+        for (size_t i = 0; !known && skip[i]; i++)
+            known = strcmp(it->string, skip[i]) == 0;
+        for (size_t i = 0; !known && done[i]; i++)
+            known = strcmp(it->string, done[i]) == 0;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(before, it->string);
+        if (known || (o && cJSON_Compare(o, it, true)))
+            continue;
+        sep(b, parts);
+        put_text(b, it->string, 40);
+        re_buf_append_str(b, " changed");
+    }
+}
+
+/* What a new object targets: "version 1 to /g/stores, ..." or its expression. */
+static void describe_created(struct re_buf *b, size_t *parts, const char *e, const cJSON *after)
+{
+    if (strcmp(e, "application") == 0) {
+        describe_versions(b, parts, NULL, after);
+    } else if (strcmp(e, "namespace") == 0 || strcmp(e, "policy") == 0) {
+        sep(b, parts);
+        re_buf_append_str(b, "expression ");
+        put_text(b, jstr(after, "expression"), 80);
+    } else if (strcmp(e, "cluster") == 0) {
+        describe_groups(b, parts, NULL, after);
+    }
+}
+
+/*
+ * One line (at most SUMMARY_MAX bytes) saying what change c did, for commit
+ * messages: "application pos-api: version 2 to /g/rings/beta", "namespace
+ * pos: expression /g/stores -> /g/stores/central", "config tax-rate=8.25 on
+ * /stores/central". Falls back to the inventory's own summary.
+ */
+static void describe(struct re_buf *out, const struct inventory_change *c)
+{
+    static const char *const handled[] = { "name", "path", "versions", "expression",
+                                           "metadata", "groups", "namespace", "owner",
+                                           "timezone", NULL };
+    const char *e = c->entity ? c->entity : "";
+    const char *a = c->action ? c->action : "";
+    struct re_buf b;
+    size_t parts = 0;
+    re_buf_init(&b, 4096);
+    if (strcmp(e, "config") == 0) {
+        const cJSON *o = c->after ? c->after : c->before;
+        const char *owner = jstr(o, "group") ? jstr(o, "group") : jstr(o, "cluster");
+        re_buf_append_str(&b, "config ");
+        put_text(&b, jstr(o, "key"), 60);
+        if (c->after) {
+            re_buf_append_str(&b, "=");
+            put_text(&b, jstr(c->after, "value"), 60);
+        } else {
+            re_buf_append_str(&b, " unset");
+        }
+        re_buf_append_str(&b, " on ");
+        put_text(&b, owner, 80);
+        if (c->before && c->after) {
+            re_buf_append_str(&b, " (was ");
+            put_text(&b, jstr(c->before, "value"), 40);
+            re_buf_append_str(&b, ")");
+        }
+    } else if ((strcmp(e, "application") == 0 || strcmp(e, "namespace") == 0 ||
+                strcmp(e, "policy") == 0 || strcmp(e, "cluster") == 0) && c->name) {
+        re_buf_printf(&b, "%s ", e);
+        put_text(&b, c->name, 63);
+        if (strcmp(a, "create") == 0 && c->after) {
+            re_buf_append_str(&b, " created");
+            describe_created(&b, &parts, e, c->after);
+        } else if (strcmp(a, "delete") == 0) {
+            re_buf_append_str(&b, " deleted");
+        } else if (c->before && c->after) {
+            describe_versions(&b, &parts, c->before, c->after);
+            describe_string(&b, &parts, "expression", c->before, c->after);
+            describe_string(&b, &parts, "owner", c->before, c->after);
+            describe_string(&b, &parts, "timezone", c->before, c->after);
+            describe_groups(&b, &parts, c->before, c->after);
+            describe_metadata(&b, &parts, c->before, c->after);
+            describe_rest(&b, &parts, c->before, c->after, handled);
+            if (!parts)
+                re_buf_append_str(&b, " updated");
+        } else {
+            re_buf_printf(&b, " %s", a);
+        }
+    } else {
+        put_text(&b, c->summary ? c->summary : "inventory changed", SUMMARY_MAX);
+    }
+    re_buf_reset(out);
+    put_text(out, b.len ? b.ptr : (c->summary ? c->summary : "inventory changed"),
+             SUMMARY_MAX - 3);
+    re_buf_release(&b);
+}
+
 static void on_committed(void *ctx, struct hub *hub, const struct inventory_change *c)
 {
     struct gitops *go = ctx;
@@ -209,7 +482,11 @@ static void on_committed(void *ctx, struct hub *hub, const struct inventory_chan
     }
     if (all)
         go->pend_all = true;
-    add_note(go, c->actor, c->summary);
+    struct re_buf line;
+    re_buf_init(&line, SUMMARY_MAX + 16);
+    describe(&line, c);
+    add_note(go, c->actor, line.len ? line.ptr : c->summary);
+    re_buf_release(&line);
     bitset_free(b);
     fleet_release(f);
     metrics_set(hub->metrics, "resedge_gitops_pending_clusters", (double)go->n_pend);
@@ -225,6 +502,7 @@ void gitops__mark_cluster(struct hub *hub, int64_t id, const char *actor, const 
         go->pend_all = true;
     add_note(go, actor, summary);
     schedule(go, GITOPS_COALESCE_MS);
+    mirror_notify(go->mirror); /* a revert commits on its own */
 }
 
 /* ---- the worker ---- */
@@ -365,6 +643,8 @@ out:
     re_buf_release(&err);
 }
 
+static void readd_notes(struct gitops *go, const char *actor, const char *notes, size_t n);
+
 static void after_cb(uv_work_t *w, int status)
 {
     struct gitops *go = w->data;
@@ -386,12 +666,14 @@ static void after_cb(uv_work_t *w, int status)
                  go->changed, go->seconds);
         go->initial_done = true;
         go->last_error[0] = '\0';
+        if (go->changed)
+            mirror_notify(go->mirror);
     } else if (!go->stopping) {
         metrics_inc(m, "resedge_gitops_errors_total");
         log_err("gitops: batch failed, retrying all clusters: %s", go->errmsg);
         snprintf(go->last_error, sizeof(go->last_error), "%s", go->errmsg);
         go->pend_all = true;
-        add_note(go, go->actor, go->message);
+        readd_notes(go, go->actor, go->notes, go->notes_changes);
     }
     go->last_result = go->result;
     plan_free(go->plan);
@@ -400,8 +682,43 @@ static void after_cb(uv_work_t *w, int status)
     go->sel = NULL;
     free(go->message);
     go->message = NULL;
+    free(go->notes);
+    go->notes = NULL;
     if (!go->stopping && (go->pend_all || go->n_pend))
         schedule(go, go->result == 0 ? GITOPS_COALESCE_MS : GITOPS_RETRY_MS);
+}
+
+/*
+ * The commit message of a batch of n changes whose lines are notes: the line
+ * itself for one change; else the first line with "(+N more changes)" as
+ * subject, a blank line, and every line (at most NOTES_MAX, then a count).
+ */
+static char *compose_message(const char *notes, size_t n)
+{
+    struct re_buf b;
+    size_t first = strcspn(notes, "\n");
+    if (n <= 1)
+        return strdup(notes);
+    re_buf_init(&b, MSG_MAX + 256);
+    re_buf_printf(&b, "%.*s (+%zu more changes)\n\n%s", (int)first, notes, n - 1, notes);
+    if (n > NOTES_MAX)
+        re_buf_printf(&b, "\n(and %zu more changes)", n - NOTES_MAX);
+    return b.len ? re_buf_steal(&b) : strdup(notes);
+}
+
+/* Puts a failed batch's changes back among the pending ones. */
+static void readd_notes(struct gitops *go, const char *actor, const char *notes, size_t n)
+{
+    size_t lines = 0;
+    char line[SUMMARY_MAX + 16];
+    for (const char *p = notes; p && *p; lines++) {
+        size_t len = strcspn(p, "\n");
+        snprintf(line, sizeof(line), "%.*s", (int)len, p);
+        add_note(go, actor, line);
+        p += len + (p[len] == '\n');
+    }
+    if (n > lines)
+        go->pend_changes += n - lines;
 }
 
 static void dispatch(uv_timer_t *t)
@@ -429,9 +746,9 @@ static void dispatch(uv_timer_t *t)
         }
     }
     snprintf(go->actor, sizeof(go->actor), "%s", go->pend_actor[0] ? go->pend_actor : "resedge-hub");
-    if (go->pend_changes > 20)
-        re_buf_printf(&go->pend_msg, "\n(and %zu more changes)", go->pend_changes - 20);
-    go->message = strdup(go->pend_msg.len ? go->pend_msg.ptr : "inventory changed");
+    go->notes = strdup(go->pend_msg.len ? go->pend_msg.ptr : "inventory changed");
+    go->notes_changes = go->pend_changes ? go->pend_changes : 1;
+    go->message = go->notes ? compose_message(go->notes, go->notes_changes) : NULL;
     go->pend_all = false;
     go->n_pend = 0;
     go->pend_changes = 0;
@@ -439,6 +756,8 @@ static void dispatch(uv_timer_t *t)
     re_buf_reset(&go->pend_msg);
     metrics_set(hub->metrics, "resedge_gitops_pending_clusters", 0);
     if (!go->message) {
+        free(go->notes);
+        go->notes = NULL;
         go->pend_all = true;
         schedule(go, GITOPS_RETRY_MS);
         plan_free(go->plan);
@@ -522,12 +841,41 @@ static bool is_pinned(sqlite3 *db, int64_t id)
     return pinned;
 }
 
-static int on_preview(void *ctx, struct hub *hub, const struct inventory_change *c, cJSON *answer)
+/* Adds the diff of the cluster named want: an empty "patch" when it would
+ * not change (not affected, pinned, or rendered the same), with a "note"
+ * when there is no such cluster. */
+static int add_chosen_patch(struct gitops *go, struct hub *hub, struct plan *p,
+                            const struct bitset *cand, const char *want, cJSON *answer)
+{
+    struct render_tree *now = NULL, *then = NULL;
+    size_t i = fleet_index_of_name(p->fleet, want);
+    int r;
+    if (i == FLEET_NONE || !bitset_test(cand, i) ||
+        is_pinned(hub->db, fleet_cluster_id(p->fleet, i)) ||
+        desired_render(&now, p, hub->db, i, go->git_base[0] ? go->git_base : NULL, NULL) < 0) {
+        cJSON *d = cJSON_AddObjectToObject(answer, "diff");
+        if (!d || !cJSON_AddStringToObject(d, "cluster", want) ||
+            !cJSON_AddStringToObject(d, "patch", ""))
+            return -RE_ENOMEM;
+        if (i == FLEET_NONE)
+            cJSON_AddStringToObject(d, "note", "no such cluster");
+        return 0;
+    }
+    if (gitstore_read_tree(&then, go->rd, want, NULL) < 0)
+        then = NULL;
+    r = add_patch(answer, want, then, now); /* equal trees: an empty patch */
+    render_tree_free(now);
+    render_tree_free(then);
+    return r;
+}
+
+static int on_preview(void *ctx, struct hub *hub, const struct inventory_change *c,
+                      const char *want, cJSON *answer)
 {
     struct gitops *go = ctx;
     struct plan *p = NULL;
     struct bitset *cand = NULL;
-    bool all = false, exact = true, diffed = false;
+    bool all = false, exact = true, diffed = want != NULL;
     size_t count = 0, seen = 0;
     cJSON *names;
     int r;
@@ -565,6 +913,8 @@ static int on_preview(void *ctx, struct hub *hub, const struct inventory_change 
         render_tree_free(now);
         render_tree_free(then);
     }
+    if (want && (r = add_chosen_patch(go, hub, p, cand, want, answer)) < 0)
+        goto out;
     cJSON_AddNumberToObject(answer, "clusters_count", (double)count);
     cJSON_AddBoolToObject(answer, "exact", exact);
     r = 0;
@@ -605,6 +955,10 @@ cJSON *gitops__status_json(struct hub *hub)
         cJSON_AddStringToObject(o, "last_error", go->last_error);
     else
         cJSON_AddNullToObject(o, "last_error");
+    if (go->mirror)
+        cJSON_AddItemToObject(o, "mirror", mirror_status_json(go->mirror));
+    else
+        cJSON_AddNullToObject(o, "mirror");
     return o;
 }
 
@@ -654,6 +1008,14 @@ int gitops_start(struct hub *hub)
         log_err("gitops: cannot open '%s': %s", go->git_dir, err.len ? err.ptr : re_strerror(r));
         goto out;
     }
+    if (hub->cfg.mirror_url) {
+        struct mirror_config mc = { hub->cfg.mirror_url, hub->cfg.mirror_credentials,
+                                    hub->cfg.mirror_retry_max_ms };
+        if ((r = mirror_start(&go->mirror, go->git_dir, &mc, hub->metrics, &err)) < 0) {
+            log_err("gitops: cannot start the push mirror: %s", err.len ? err.ptr : re_strerror(r));
+            goto out;
+        }
+    }
     uv_timer_init(hub->loop, &go->timer);
     go->timer.data = go;
     hub->gitops = go;
@@ -661,6 +1023,8 @@ int gitops_start(struct hub *hub)
     inventory_set_hooks(&h);
     if (hub->server)
         server_ready_add(hub->server, "gitops", ready, go);
+    if (hub->server && go->mirror)
+        server_ready_add(hub->server, "mirror", mirror_ready, go->mirror);
     metrics_describe(hub->metrics, "resedge_gitops_renders_total", "counter",
                      "clusters rendered by the GitOps writer");
     metrics_describe(hub->metrics, "resedge_gitops_commits_total", "counter",
@@ -704,12 +1068,14 @@ void gitops_stop(struct hub *hub)
     uv_close((uv_handle_t *)&go->timer, NULL);
     uv_run(hub->loop, UV_RUN_NOWAIT);
     hub->gitops = NULL;
+    mirror_stop(go->mirror);
     gitstore_free(go->gs);
     gitstore_free(go->rd);
     db_close(go->wdb);
     plan_free(go->plan);
     bitset_free(go->sel);
     free(go->message);
+    free(go->notes);
     free(go->pend_ids);
     re_buf_release(&go->pend_msg);
     free(go);

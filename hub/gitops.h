@@ -14,15 +14,28 @@
  *   coalesced (GITOPS_COALESCE_MS) and rendered off the event loop on
  *   libuv's thread pool with the worker's own SQLite connection; one batch
  *   (one pack) per run; only clusters whose tree changed get a commit,
- *   authored by the change's actor, with the change summary as message.
+ *   authored by the change's actor.
+ * - Commit messages say what changed, one line (at most 200 bytes) per
+ *   change, built from the change's before/after objects:
+ *   "application pos-api: version 2 to /g/rings/beta", "namespace pos:
+ *   expression /g/stores -> /g/stores/central", "config tax-rate=8.25 on
+ *   /stores/central (was 8.0)", "cluster store-1: metadata ring=prod".
+ *   A batch of several changes has "<first> (+N more changes)" as subject
+ *   and every line (up to 20) in the body.
  * - A pinned cluster (POST .../revert) keeps the reverted tree until unpinned.
  * - Dry runs: the preview hook adds "clusters" (names that would change,
  *   first GITOPS_PREVIEW_NAMES), "clusters_count", "exact" (false when more
  *   than GITOPS_PREVIEW_MAX candidates were not all rendered) and "diff":
- *   {"cluster", "patch"} (unified diff of the first cluster that would change).
+ *   {"cluster", "patch"}: the unified diff of the cluster the request named
+ *   with ?diff=NAME (an empty patch when that cluster would not change, plus
+ *   "note" when there is no such cluster), else of the first cluster that
+ *   would change.
+ * - Push mirror ([gitops] mirror in hub.conf): mirror.h; notified after each
+ *   batch that committed something and after a revert, and at start-up.
  *
  * Routes (api_gitops.c, gitops_routes): see there. /readyz fails when the last
- * batch failed; /metrics: resedge_gitops_* counters.
+ * batch failed ("gitops" check) or the last mirror push failed ("mirror");
+ * /metrics: resedge_gitops_* and resedge_mirror_* series.
  */
 #ifndef HUB_GITOPS_H
 #define HUB_GITOPS_H

@@ -32,6 +32,10 @@ struct hub_config {
     unsigned cert_lifetime_days;    /* issued client certificates */
     unsigned ticket_rotate_s;       /* TLS session ticket key rotation */
     struct hub_limits limits;
+    /* [gitops] push mirror (mirror.h); read at start, not on SIGHUP. */
+    char *mirror_url;               /* mirror: https://, ssh://, file:// or a path; NULL: none */
+    char *mirror_credentials;       /* mirror_credentials: file with "user:token" or a token */
+    unsigned mirror_retry_max_ms;   /* mirror_retry_max: backoff cap (default 5 min) */
 };
 
 struct hub {

@@ -29,6 +29,8 @@
  *   Every mutating call takes ?dry_run=true: it runs in a transaction that is
  *   rolled back and answers 200 {"dry_run": true, "status": <status it would
  *   have>, "result": <object or null>, ...what the preview hook adds}.
+ *   &diff=CLUSTER asks the preview for that cluster's diff (400 field "diff"
+ *   when it is not a DNS-1123 label).
  *
  * Sources of applications: {"git": {"url", "ref", "path"}} or {"base":
  * {"files": {"relative/path.yaml": "content", ...}, "image": "registry/name"}}
@@ -74,10 +76,11 @@ struct inventory_hooks {
     /* After COMMIT, on the loop thread. */
     void (*committed)(void *ctx, struct hub *hub, const struct inventory_change *c);
     /* In a dry run, inside the transaction before ROLLBACK: may add members to
-     * answer (e.g. "clusters": which clusters would change). A negative
-     * return fails the request with 500. */
+     * answer (e.g. "clusters": which clusters would change). diff_cluster is
+     * the request's ?diff=NAME (already checked to be a DNS-1123 label), or
+     * NULL when not given. A negative return fails the request with 500. */
     int (*preview)(void *ctx, struct hub *hub, const struct inventory_change *c,
-                   cJSON *answer);
+                   const char *diff_cluster, cJSON *answer);
 };
 
 /* Installs the hooks (copied); NULL removes them. */
