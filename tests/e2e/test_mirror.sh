@@ -180,5 +180,62 @@ pushed_02() { [ "$(git --git-dir="$T/later.git" rev-parse refs/heads/store-02)" 
 check "... while the other branches are pushed" wait_for "the others" 10 pushed_02
 check_eq "... and the diverged one is left alone" "$(git --git-dir="$T/later.git" rev-parse refs/heads/store-01)" "$rogue"
 
+# ---- smart HTTP with credentials from a file, read at each push ----
+# A tiny git server: `git http-backend` behind HTTP basic auth (libgit2
+# sends push bodies chunked, so the wrapper de-chunks them).
+cat >"$T/gitd.py" <<'PY'
+import base64, http.server, os, subprocess, sys
+root, port, user, token = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+want = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                n = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if n == 0:
+                    self.rfile.readline(); return out
+                out += self.rfile.read(n); self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+    def serve(self):
+        data = self.body() if self.command == "POST" else b""
+        if self.headers.get("Authorization") != want:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0"); self.end_headers(); return
+        path, _, query = self.path.partition("?")
+        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL="1", PATH_INFO=path,
+                   QUERY_STRING=query, REQUEST_METHOD=self.command, REMOTE_USER=user,
+                   REMOTE_ADDR="127.0.0.1", CONTENT_TYPE=self.headers.get("Content-Type", ""),
+                   CONTENT_LENGTH=str(len(data)))
+        out = subprocess.run(["git", "http-backend"], input=data, env=env, capture_output=True).stdout
+        head, _, rest = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.split(b"\r\n"):
+            k, _, v = line.decode().partition(":")
+            if k.lower() == "status": status = int(v.split()[0])
+            elif k: headers.append((k, v.strip()))
+        self.send_response(status)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rest))); self.end_headers(); self.wfile.write(rest)
+    do_GET = do_POST = serve
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+GITD_PORT=$(free_port)
+mkdir -p "$T/http" && git init -q --bare "$T/http/m.git"
+python3 "$T/gitd.py" "$T/http" "$GITD_PORT" x-access-token 'GOOD-t0ken' &
+_pids+=("$!")
+hub_stop
+printf 'WRONG-t0ken\n' >"$T/cred"
+hub_conf gitops.mirror "http://127.0.0.1:$GITD_PORT/m.git"
+hub_start || exit 1
+check "wrong credentials make the mirror fail" wait_for "/readyz 503" 30 readyz_is 503
+check_match "... saying so" "$(cat "$T/ready")" 'refused the credentials.*check mirror_credentials'
+printf 'GOOD-t0ken\n' >"$T/cred"
+check "the right token, read at the next push, fixes it" wait_for "the mirror to recover" 30 mirror_state_is idle
+check "... every branch pushed over smart HTTP" mirror_matches "$T/http/m.git"
+check_not "no token in the hub's log" grep -q -e 'WRONG-t0ken' -e 'GOOD-t0ken' "$T/hub.log"
+
 check "the hub stops cleanly" hub_stop
 done_testing
