@@ -569,6 +569,8 @@ static int spawn_git(struct mirrorserve *ms, struct conn *c)
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    /* Not every descriptor of the agent is close-on-exec (libcurl's). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     int e = posix_spawnp(&c->pid, ms->git, &fa, &attr, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);

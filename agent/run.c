@@ -347,6 +347,22 @@ out:
     re_buf_release(&err);
 }
 
+static void pull_error(struct agent *a, const char *msg);
+
+/* Mode mirror: Flux objects pointing at the local mirror. -RE_ENOENT when
+ * there is no URL to give Flux (logged). */
+static int mirror_flux(struct agent *a)
+{
+    char murl[1100];
+    if (mirror_flux_url(a, murl, sizeof(murl)) < 0) {
+        pull_error(a, "mode mirror with mirror_listen = none needs mirror_url (where Flux "
+                      "reaches the local mirror)");
+        return -RE_ENOENT;
+    }
+    sync_flux(a, murl, false);
+    return 0;
+}
+
 /* The revision Flux last applied, from our Kustomization's status
  * ("main@sha1:<hex>"). */
 static void flux_applied(struct agent *a)
@@ -401,8 +417,15 @@ static void sync_desired(struct agent *a)
     bool published = pull_published(a->mirror, a->answer.branch, want);
     /* Done already, unless the mode changed (then it is applied the new way). */
     if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0 && published &&
-        strcmp(a->status.mode, agent_mode_name(a->cfg.mode)) == 0)
+        strcmp(a->status.mode, agent_mode_name(a->cfg.mode)) == 0) {
+        /* Mode mirror: the URL Flux uses may have changed (SIGHUP); the Flux
+         * objects are rewritten and applied only when they differ. */
+        int64_t applied_at = a->status.applied_at;
+        if (a->cfg.mode == AGENT_MODE_MIRROR && mirror_flux(a) == 0 &&
+            a->status.applied_at != applied_at)
+            save_status(a);
         goto out;
+    }
     if (strcmp(want, a->status.pulled) != 0 || strcmp(want, cur) != 0 ||
         (!published && !pull_has_commit(a->mirror, want))) {
         re_buf_reset(&err);
@@ -476,17 +499,10 @@ static void sync_desired(struct agent *a)
         }
         break;
     }
-    case AGENT_MODE_MIRROR: {
-        char murl[1100];
-        if (mirror_flux_url(a, murl, sizeof(murl)) < 0) {
-            pull_error(a, "mode mirror with mirror_listen = none needs mirror_url (where Flux "
-                          "reaches the local mirror)");
-            break;
-        }
-        sync_flux(a, murl, false);
-        memcpy(a->status.applied, want, 41);
+    case AGENT_MODE_MIRROR:
+        if (mirror_flux(a) == 0)
+            memcpy(a->status.applied, want, 41);
         break;
-    }
     case AGENT_MODE_FLUX:
         break;
     }

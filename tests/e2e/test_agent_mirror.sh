@@ -155,7 +155,20 @@ rss_report "agent in mode mirror, hub down, after serving clones" "$AGENT_PID"
 hub_start || exit 1
 check "after the hub is back the agent recovers" wait_for 20 log_has "check-in succeeded again"
 
-# ---- SIGHUP to another address, SIGTERM ----------------------------------------------
+# ---- SIGHUP moves the server to another address, SIGTERM ------------------------------
+stop_agent
+mconf() { printf '[agent]\nmode = mirror\ninterval = 1s\nbackoff_cap = 2s\nmirror_listen = 127.0.0.1:%s\napply_command = true\n' "$1" >"$T/agent.conf"; }
+mconf "$MPORT"
+start_agent --config "$T/agent.conf"
+check "from a config file: serving on mirror_listen" wait_for 10 git ls-remote "$M"
+MPORT2=$(free_port)
+M2=http://127.0.0.1:$MPORT2/$C.git
+mconf "$MPORT2"
+kill -HUP "$AGENT_PID"
+check "SIGHUP with a new mirror_listen moves the server" wait_for 10 git ls-remote "$M2"
+check_not "... the old address is closed" curl -sS --max-time 2 "$M/info/refs?service=git-upload-pack"
+check "... and Flux is pointed at the new URL" wait_for 10 grep -q "url: $M2\$" "$A/flux/source.yaml"
+M=$M2
 start=$(date +%s%N)
 stop_agent
 rc=$?
@@ -206,8 +219,7 @@ PY
 _pids+=("$!")
 wait_for 5 bash -c "curl -sk https://127.0.0.1:$FAKE_PORT/ -o /dev/null"
 sed -i "s#^hub = .*#hub = https://127.0.0.1:$FAKE_PORT#" "$A/agent.state"
-start_agent --interval 1s --backoff-cap 2s --mode mirror --mirror-listen "127.0.0.1:$MPORT" \
-    --apply-command "true"
+start_agent --config "$T/agent.conf"
 check "a branch that does not match the assignment is refused" \
     wait_for 15 log_has "branch 'main' is at ${REV3:0:12} but the hub assigned $REV1: not applying it"
 check_eq "... the fetched commit sits on the hidden staging ref" \
