@@ -2,7 +2,8 @@
  *   flux    writes a Flux GitRepository (the hub's git endpoint), a Flux
  *           Kustomization and the TLS Secret Flux needs into STATE/flux/ and
  *           applies them with the apply command (default `kubectl apply -f {dir}`);
- *   mirror  the same, with Flux pointed at the local mirror (mirror_url);
+ *   mirror  the same, with Flux pointed at the local mirror the agent serves
+ *           itself (mirrorserve.h; mirror_url overrides the URL), no Secret;
  *   apply   runs the apply command (e.g. `kubectl apply -k {dir}`) on each new
  *           materialized revision;
  *   none    materializes only.

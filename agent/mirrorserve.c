@@ -37,6 +37,7 @@
 #define ENV_MAX         24
 #define ENV_BYTES       8192
 #define POLL_MAX_MS     1000
+#define HEADER_MS       10000          /* a request's header must arrive by then */
 
 enum conn_state {
     C_READ,                            /* reading the request */
@@ -55,7 +56,8 @@ struct conn {
     struct mirrorserve *ms;
     int fd;
     enum conn_state st;
-    uint64_t deadline;                 /* monotonic ms */
+    uint64_t accepted;                 /* monotonic ms */
+    uint64_t deadline;                 /* header by HEADER_MS, all by timeout_ms */
     http_parser parser;
     size_t header_bytes;
     bool headers_done, message_done, continue_sent;
@@ -373,6 +375,7 @@ static int on_headers_complete(http_parser *p)
     const char *allow = NULL;
     int st;
     c->headers_done = true;
+    c->deadline = c->accepted + ms->timeout_ms;
     if ((st = route_request(c, ms, &allow)) != 0) {
         c->fail = st;
         reply(c, st, allow, st == 403 ? "this is a read-only mirror"
@@ -674,7 +677,8 @@ static void accept_one(struct mirrorserve *ms)
     c->fd = fd;
     c->in_fd = c->out_fd = -1;
     c->st = C_READ;
-    c->deadline = re_mono_ms() + ms->timeout_ms;
+    c->accepted = re_mono_ms();
+    c->deadline = c->accepted + (ms->timeout_ms < HEADER_MS ? ms->timeout_ms : HEADER_MS);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     re_buf_init(&c->body, ms->max_body);
@@ -1018,6 +1022,7 @@ int mirrorserve_start(struct mirrorserve **out, const struct mirrorserve_opts *o
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGCHLD);
+    sigaddset(&block, SIGPIPE);        /* a git child gone early: EPIPE, not a signal */
     pthread_sigmask(SIG_BLOCK, &block, &old);
     int e = pthread_create(&ms->thread, NULL, server_main, ms);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -28,7 +28,8 @@
 #define MIRRORSERVE_DEFAULT_LISTEN   "0.0.0.0:8480"
 #define MIRRORSERVE_MAX_BODY         (1024u * 1024)   /* request body bytes */
 #define MIRRORSERVE_MAX_HEADER       (8u * 1024)      /* request line + header bytes */
-#define MIRRORSERVE_TIMEOUT_MS       30000u           /* whole request, per connection */
+#define MIRRORSERVE_TIMEOUT_MS       30000u           /* whole request, per connection
+                                                         (its header: within 10 s) */
 #define MIRRORSERVE_MAX_PROCS        4u               /* git processes at once */
 #define MIRRORSERVE_MAX_CONNS        16u              /* open connections */
 #define MIRRORSERVE_HOST_MAX         256
