@@ -22,6 +22,8 @@
 #define PROTO_HDR_MAX     256
 #define RETRY_AFTER_S     2
 #define HEAD_CACHE_SLOTS  65536         /* 4 MB */
+#define V2_CAPS_TTL_MS    60000         /* re-asked from git this often */
+#define V2_CAPS_MAX       4096
 
 /* What git 2.39's upload-pack advertises in stateless-rpc mode, in its
  * order; the POST goes to the real upload-pack, so the two must agree. */
@@ -43,6 +45,8 @@ struct gitserve {
     size_t max_output;              /* 0: GITSERVE_MAX_OUTPUT */
     struct job *jobs;               /* running children, for shutdown */
     char (*head_ok)[VALIDATE_LABEL_MAX + 1]; /* HEAD_CACHE_SLOTS names, see head_cached */
+    struct re_buf v2_caps;          /* git's v2 capability advertisement, see h_info_refs */
+    uint64_t v2_caps_at;            /* uv_now when it was taken */
     bool libgit2_up;
 };
 
@@ -58,6 +62,7 @@ struct job {
     int open_handles;               /* closed when it reaches 0 */
     bool exited, out_eof, err_eof, finished;
     bool timed_out, too_big, killed_by_shutdown;
+    bool keep_v2_caps;              /* store a good answer in gs.v2_caps */
     int spawn_err;                  /* uv_spawn's error, 0 when it ran */
     int64_t exit_status;
     int term_signal;
@@ -188,14 +193,18 @@ static int pkt_flush(struct re_buf *out)
     return re_buf_append(out, "0000", 4);
 }
 
-int gitserve__advertise_v0(struct re_buf *out, git_repository *repo, const char *cluster)
+/* The tip of cluster's main as hex, and whether the namespace's HEAD is the
+ * symref to main (as the GitOps writer creates it; clients need it to clone).
+ * -RE_ENOENT when there is no branch. */
+static int branch_lookup(git_repository *repo, const char *cluster,
+                         char hex[GIT_OID_HEXSZ + 1], bool *have_head)
 {
-    char main_ref[128], head_ref[128], hex[GIT_OID_HEXSZ + 1];
+    char main_ref[128], head_ref[128];
     git_oid main_id;
     git_reference *head = NULL;
-    bool have_head = false;
     int rc, grc;
 
+    *have_head = false;
     if (validate_dns_label(re_str_c(cluster), NULL) < 0)
         return -RE_EINVAL;
     if ((rc = re_snprintf(main_ref, sizeof(main_ref), "refs/namespaces/%s/refs/heads/main",
@@ -207,24 +216,33 @@ int gitserve__advertise_v0(struct re_buf *out, git_repository *repo, const char 
         return -RE_ENOENT;
     if (grc < 0)
         return -RE_EGIT;
-    git_oid_tostr(hex, sizeof(hex), &main_id);
+    git_oid_tostr(hex, GIT_OID_HEXSZ + 1, &main_id);
 
-    /* HEAD is advertised (with symref) when it is the namespace's symref to
-     * main, as the GitOps writer creates it; clients need it to clone. */
-    if (head_cached(repo, cluster))
-        have_head = true;
-    else if ((grc = git_reference_lookup(&head, repo, head_ref)) == 0 &&
-             git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
-             strcmp(git_reference_symbolic_target(head), main_ref) == 0) {
-        have_head = true;
-        head_remember(repo, cluster);
-    } else if (grc < 0 && grc != GIT_ENOTFOUND) {
-        rc = -RE_EGIT;
-        goto out;
+    if (head_cached(repo, cluster)) {
+        *have_head = true;
+    } else if ((grc = git_reference_lookup(&head, repo, head_ref)) == 0) {
+        if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+            strcmp(git_reference_symbolic_target(head), main_ref) == 0) {
+            *have_head = true;
+            head_remember(repo, cluster);
+        }
+        git_reference_free(head);
+    } else if (grc != GIT_ENOTFOUND) {
+        return -RE_EGIT;
     }
+    return 0;
+}
 
+int gitserve__advertise_v0(struct re_buf *out, git_repository *repo, const char *cluster)
+{
+    char hex[GIT_OID_HEXSZ + 1];
+    bool have_head;
+    int rc = branch_lookup(repo, cluster, hex, &have_head);
+
+    if (rc < 0)
+        return rc;
     if ((rc = pkt_line(out, "# service=git-upload-pack\n")) < 0 || (rc = pkt_flush(out)) < 0)
-        goto out;
+        return rc;
     if (have_head) {
         rc = pkt_line(out, "%s HEAD%c" CAPS_BEFORE_SYMREF " symref=HEAD:refs/heads/main "
                       CAPS_AFTER_SYMREF "\n", hex, '\0');
@@ -236,8 +254,114 @@ int gitserve__advertise_v0(struct re_buf *out, git_repository *repo, const char 
     }
     if (rc == 0)
         rc = pkt_flush(out);
-out:
-    git_reference_free(head);
+    return rc;
+}
+
+/* ---- protocol v2 ls-refs ---- */
+
+#define LS_REFS_MAX_PREFIXES 64
+
+struct ls_refs_args {
+    bool symrefs;
+    struct re_str prefixes[LS_REFS_MAX_PREFIXES];
+    size_t n_prefixes;
+};
+
+/* Next pkt-line of *in: 0 and *line (payload, one trailing '\n' dropped),
+ * 1 for a flush-pkt, 2 for a delim-pkt, -1 when malformed or at the end. */
+static int pkt_next(struct re_str *in, struct re_str *line)
+{
+    unsigned long long n;
+    char hex[5];
+
+    if (in->len < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        char c = in->ptr[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return -1;
+        hex[i] = c;
+    }
+    hex[4] = '\0';
+    n = strtoull(hex, NULL, 16);
+    if (n == 0 || n == 1) {
+        in->ptr += 4;
+        in->len -= 4;
+        return n == 0 ? 1 : 2;
+    }
+    if (n < 5 || n > in->len)
+        return -1;
+    *line = (struct re_str){ in->ptr + 4, (size_t)n - 4 };
+    if (line->len && line->ptr[line->len - 1] == '\n')
+        line->len--;
+    in->ptr += n;
+    in->len -= n;
+    return 0;
+}
+
+/*
+ * Parses a v2 request that is exactly an ls-refs command with the arguments
+ * this module answers itself (symrefs, peel, unborn, ref-prefix). Returns
+ * 0, or -1 when anything else is asked: git then answers it.
+ * peel needs nothing: the writer's branches point at commits, never tags;
+ * unborn needs nothing: a cluster without a branch is a 404 before this.
+ */
+static int parse_ls_refs(struct re_str body, struct ls_refs_args *a)
+{
+    struct re_str line;
+    int k;
+
+    memset(a, 0, sizeof(*a));
+    if (pkt_next(&body, &line) != 0 || !re_str_eq_c(line, "command=ls-refs"))
+        return -1;
+    while ((k = pkt_next(&body, &line)) == 0) {          /* capabilities */
+        if (!re_str_startswith_c(line, "agent=") && !re_str_eq_c(line, "object-format=sha1"))
+            return -1;
+    }
+    if (k == 2) {
+        while ((k = pkt_next(&body, &line)) == 0) {      /* arguments */
+            if (re_str_eq_c(line, "symrefs"))
+                a->symrefs = true;
+            else if (re_str_eq_c(line, "peel") || re_str_eq_c(line, "unborn"))
+                ;
+            else if (re_str_startswith_c(line, "ref-prefix ") &&
+                     a->n_prefixes < LS_REFS_MAX_PREFIXES)
+                a->prefixes[a->n_prefixes++] = (struct re_str){ line.ptr + 11, line.len - 11 };
+            else
+                return -1;
+        }
+    }
+    return k == 1 && body.len == 0 ? 0 : -1;
+}
+
+static bool ref_wanted(const struct ls_refs_args *a, const char *name)
+{
+    if (!a->n_prefixes)
+        return true;
+    for (size_t i = 0; i < a->n_prefixes; i++)
+        if (strlen(name) >= a->prefixes[i].len &&
+            memcmp(name, a->prefixes[i].ptr, a->prefixes[i].len) == 0)
+            return true;
+    return false;
+}
+
+/* The ls-refs answer for one cluster, as `git upload-pack` gives it in its
+ * namespace (git 2.39 lists HEAD twice there; once is enough). */
+static int ls_refs(struct re_buf *out, git_repository *repo, const char *cluster,
+                   const struct ls_refs_args *a)
+{
+    char hex[GIT_OID_HEXSZ + 1];
+    bool have_head;
+    int rc = branch_lookup(repo, cluster, hex, &have_head);
+
+    if (rc < 0)
+        return rc;
+    if (have_head && ref_wanted(a, "HEAD"))
+        rc = pkt_line(out, "%s HEAD%s\n", hex, a->symrefs ? " symref-target:refs/heads/main" : "");
+    if (rc == 0 && ref_wanted(a, "refs/heads/main"))
+        rc = pkt_line(out, "%s refs/heads/main\n", hex);
+    if (rc == 0)
+        rc = pkt_flush(out);
     return rc;
 }
 
@@ -413,6 +537,14 @@ have_body:
     res->status = 200;
     res->content_type = ctype;
     http_response_header(res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
+    if (j->keep_v2_caps && j->out_buf.len <= V2_CAPS_MAX) {
+        re_buf_release(&gs.v2_caps);
+        re_buf_init(&gs.v2_caps, V2_CAPS_MAX);
+        if (re_buf_append(&gs.v2_caps, j->out_buf.ptr, j->out_buf.len) == 0)
+            gs.v2_caps_at = uv_now(j->x->hub->loop);
+        else
+            re_buf_release(&gs.v2_caps);
+    }
     re_buf_release(&res->body);
     res->body = j->out_buf;
     re_buf_init(&j->out_buf, 0);
@@ -602,7 +734,7 @@ static int job_env(struct job *j, bool post, struct re_str proto, struct re_str 
 
 /* Starts git http-backend for x; HTTP_DEFERRED, or 0 with an error response. */
 static int delegate(struct http_exchange *x, const char *cluster, bool post,
-                    struct re_str proto, struct re_str encoding)
+                    struct re_str proto, struct re_str encoding, bool keep_v2_caps)
 {
     uv_loop_t *loop = x->hub->loop;
     struct job *j;
@@ -630,6 +762,7 @@ static int delegate(struct http_exchange *x, const char *cluster, bool post,
     if (!j)
         goto nomem;
     j->x = x;
+    j->keep_v2_caps = keep_v2_caps;
     memcpy(j->cluster, cluster, strlen(cluster) + 1);
     re_buf_init(&j->out_buf, gs.max_output);
     re_buf_init(&j->err_buf, STDERR_MAX);
@@ -726,8 +859,17 @@ static int h_info_refs(struct http_exchange *x)
         http_response_error(&x->res, 400, "invalid", "Git-Protocol", "bad Git-Protocol header");
         return 0;
     }
-    if (wants_v2(proto))
-        return delegate(x, cluster, false, proto, RE_STR_NULL);
+    if (wants_v2(proto)) {
+        /* The v2 capability advertisement names no ref: it is the same for
+         * every cluster, so git is asked once a minute, not per poll. */
+        if (gs.v2_caps.len && uv_now(x->hub->loop) - gs.v2_caps_at < V2_CAPS_TTL_MS) {
+            http_response_text(&x->res, 200, "application/x-git-upload-pack-advertisement",
+                               re_buf_str(&gs.v2_caps));
+            http_response_header(&x->res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
+            return 0;
+        }
+        return delegate(x, cluster, false, proto, RE_STR_NULL, true);
+    }
 
     /* v0/v1: the no-change poll, in-process. */
     rc = gitserve__advertise_v0(&x->res.body, gs.repo, cluster);
@@ -780,7 +922,21 @@ static int h_upload_pack(struct http_exchange *x)
     }
     if (check_branch(x, cluster))
         return 0;
-    return delegate(x, cluster, true, proto, enc);
+    /* v2 ls-refs is the second half of a v2 poll: answered in-process too. */
+    struct ls_refs_args lr;
+    if (wants_v2(proto) && !enc.len && parse_ls_refs(x->req.body, &lr) == 0) {
+        int rc = ls_refs(&x->res.body, gs.repo, cluster, &lr);
+        if (rc < 0) {
+            re_buf_reset(&x->res.body);
+            http_response_from_err(&x->res, rc, NULL, "cannot read the git repository");
+            return 0;
+        }
+        x->res.status = 200;
+        x->res.content_type = "application/x-git-upload-pack-result";
+        http_response_header(&x->res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
+        return 0;
+    }
+    return delegate(x, cluster, true, proto, enc, false);
 }
 
 static int h_receive_pack(struct http_exchange *x)
@@ -829,5 +985,7 @@ void gitserve_shutdown(struct hub *hub)
     gs.root = NULL;
     free(gs.head_ok);
     gs.head_ok = NULL;
+    re_buf_release(&gs.v2_caps);
+    gs.v2_caps_at = 0;
     /* libgit2 stays initialized: other modules may hold it too */
 }

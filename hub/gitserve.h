@@ -11,12 +11,22 @@
  * Routes (git_routes):
  *   GET  /git/{cluster}.git/info/refs?service=git-upload-pack
  *        protocol v0/v1: answered in-process from the ref (libgit2), no child
- *        process: this is the no-change poll every store makes;
- *        protocol v2 (request header Git-Protocol: version=2): delegated.
+ *        process: this is the no-change poll every store makes (Flux's
+ *        go-git and libgit2 speak only v0/v1);
+ *        protocol v2 (request header Git-Protocol: version=2): git's
+ *        capability list, asked from git once a minute and kept (it names
+ *        no ref, so it is the same for every cluster).
  *   POST /git/{cluster}.git/git-upload-pack
- *        delegated to `git http-backend` (which runs `git upload-pack
- *        --stateless-rpc`) with GIT_NAMESPACE=<cluster>, spawned with libuv
- *        so the loop never blocks; gzip request bodies are inflated by git.
+ *        v2 ls-refs (the rest of a v2 no-change poll): in-process;
+ *        everything else (fetch, other v2 commands, gzip bodies): delegated
+ *        to `git http-backend` (which runs `git upload-pack --stateless-rpc`)
+ *        with GIT_NAMESPACE=<cluster>, spawned with libuv so the loop never
+ *        blocks; git inflates gzip request bodies itself.
+ *
+ * The in-process answers assume the writer's layout: a namespace holds only
+ * refs/heads/main (pointing at a commit) and HEAD; they are byte for byte
+ * what `git upload-pack` sends in that namespace, except agent=resedge/...
+ * (and git 2.39's duplicate HEAD line in a namespaced ls-refs).
  *   info/refs?service=git-receive-pack, POST git-receive-pack: 403 (read-only).
  *
  * Limits: request bodies as hub->cfg.limits.max_body_bytes, a child's output

@@ -57,6 +57,14 @@ for v in 2 1 0; do
         "$(git -C "$dst" ls-remote origin 2>/dev/null | grep -c namespaces)" "0"
 done
 
+# ---- ls-remote (v2: capabilities from the cache, ls-refs in-process) ----
+for v in 2 0; do
+    out=$(gitc "$ADMIN" -c protocol.version=$v ls-remote --symref "$HUB_URL/git/store-b.git" 2>&1)
+    check_match "ls-remote over v$v lists HEAD -> main" "$out" "ref: refs/heads/main"$'\t'"HEAD"
+    check_match "ls-remote over v$v lists main at the server's commit" "$out" "$(server_tip store-b)"$'\t'"refs/heads/main"
+    check_eq "ls-remote over v$v lists no namespace refs" "$(echo "$out" | grep -c namespaces)" "0"
+done
+
 # ---- the advertisement itself ----
 code=$(status acurl -H 'Git-Protocol: version=0' "$HUB_URL/git/store-a.git/info/refs?service=git-upload-pack")
 check_eq "v0 info/refs answers 200" "$code" "200"
