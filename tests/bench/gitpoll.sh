@@ -2,15 +2,15 @@
 # gitpoll.sh - no-change polls of the hub's git endpoint per second: many
 # stores asking GET /git/<cluster>.git/info/refs (protocol v0, what Flux does
 # every interval) over keep-alive mutual-TLS connections, against a
-# repository holding CLUSTERS namespaced branches (packed refs). Also times a
-# few protocol v2 polls, which spawn git, for contrast.
+# repository holding CLUSTERS namespaced branches (packed refs). Also times
+# v2 ls-refs (in-process) and real fetches (spawned git), for contrast.
 #   CLUSTERS=10000 REQUESTS=20000 CONCURRENCY=64 bash tests/bench/gitpoll.sh
 . "$(dirname "$0")/../e2e/lib.sh"
 
 CLUSTERS=${CLUSTERS:-10000}
 REQUESTS=${REQUESTS:-20000}
 CONCURRENCY=${CONCURRENCY:-64}
-V2_REQUESTS=${V2_REQUESTS:-200}
+V2_REQUESTS=${V2_REQUESTS:-200}   # fetches
 
 hub_init || exit 1
 REPO=$HUB_DIR/git
@@ -73,23 +73,34 @@ printf 'hub CPU per poll: %.0f us (TLS, HTTP, auth and the ref lookup): %.0f pol
 printf 'goal: 2000 polls/s (100,000 stores every minute need 1,700/s): %s\n' \
     "$( (( $(printf '%.0f' "$rate") >= 2000 )) && echo met || echo NOT met)"
 
-# Protocol v2 polls spawn `git http-backend`: the figure a spawned poll reaches.
-cfg2=$T/curl2.cfg
-{
-    head -5 "$cfg"
-    echo "header = \"Git-Protocol: version=2\""
-    for i in $(seq 1 "$V2_REQUESTS"); do
-        echo "url = \"$HUB_URL/git/store-$(( i % CLUSTERS + 1 )).git/info/refs?service=git-upload-pack\""
-        echo "output = /dev/null"
-    done
-} >"$cfg2"
-start=$(date +%s.%N)
-curl --parallel --parallel-max 4 -K "$cfg2" >"$T/codes2" 2>>"$T/curl.err"
-end=$(date +%s.%N)
-okn=$(grep -c '^200$' "$T/codes2")
-busy=$(grep -c '^503$' "$T/codes2")
-secs=$(echo "$end - $start" | bc -l)
-printf 'git v2 info/refs (spawned git): %d of %d answered 200 (%d 503 busy) in %.2f s: %.0f polls/s\n' \
-    "$okn" "$V2_REQUESTS" "$busy" "$secs" "$(echo "$okn / $secs" | bc -l)"
+# The rest of a v2 poll: POST ls-refs, answered in-process too.
+# post_run NAME N PARALLEL BODY-FILE [HEADER]: POSTs BODY N times.
+post_run() {
+    local name=$1 n=$2 par=$3 body=$4 hdr=${5:-}
+    local c=$T/post.cfg i
+    {
+        head -5 "$cfg"
+        echo "header = \"Content-Type: application/x-git-upload-pack-request\""
+        [ -n "$hdr" ] && echo "header = \"$hdr\""
+        echo "data-binary = \"@$body\""
+        for i in $(seq 1 "$n"); do
+            echo "url = \"$HUB_URL/git/store-$(( i % CLUSTERS + 1 )).git/git-upload-pack\""
+            echo "output = /dev/null"
+        done
+    } >"$c"
+    local s0 s1 okn busy
+    s0=$(date +%s.%N)
+    curl --parallel --parallel-max "$par" -K "$c" >"$T/codes2" 2>>"$T/curl.err"
+    s1=$(date +%s.%N)
+    okn=$(grep -c '^200$' "$T/codes2")
+    busy=$(grep -c '^503$' "$T/codes2")
+    printf '%s: %d of %d answered 200 (%d 503 busy) in %.2f s: %.0f/s\n' "$name" "$okn" "$n" \
+        "$busy" "$(echo "$s1 - $s0" | bc -l)" "$(echo "$okn / ($s1 - $s0)" | bc -l)"
+}
+printf '0014command=ls-refs\n0015agent=git/2.39.5\n0017object-format=sha1\n0001000csymrefs\n0014ref-prefix HEAD\n001bref-prefix refs/heads/\n0000' >"$T/lsrefs"
+post_run "git v2 ls-refs (in-process)" "$((REQUESTS / 4))" "$CONCURRENCY" "$T/lsrefs" "Git-Protocol: version=2"
+# A real fetch (want the tip, done) spawns git http-backend + upload-pack.
+printf '0032want %s\n00000009done\n' "$TIP" >"$T/fetch"
+post_run "git fetch of one commit (spawned git, at most 2 per core)" "$V2_REQUESTS" 4 "$T/fetch"
 echo "# hub RSS: $(ps -o rss= -p "$HUB_PID" | tr -d ' ') KB"
 hub_stop
