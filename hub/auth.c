@@ -7,45 +7,31 @@
 #include "hub.h"
 #include "routes.h"
 
-static int resolve_user(sqlite3 *db, struct http_peer *peer)
+/* Looks peer up with sql, which selects (cert_serial, revoked, role) by
+ * name; role is NULL for clusters, whose certificates bring ROLE_AGENT. The
+ * certificate must be the identity's current one and the identity not
+ * revoked. A database error is an error, not an unknown identity. */
+static int resolve(sqlite3 *db, struct http_peer *peer, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    int r = -RE_EUNAUTH;
-    if (sqlite3_prepare_v2(db, "SELECT role, cert_serial, revoked FROM users WHERE name = ?",
-                           -1, &st, NULL) != SQLITE_OK)
+    int r, rc;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return -RE_EDB;
     sqlite3_bind_text(st, 1, peer->name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *role = (const char *)sqlite3_column_text(st, 0);
-        const char *serial = (const char *)sqlite3_column_text(st, 1);
-        if (sqlite3_column_int(st, 2) || !serial || strcmp(serial, peer->serial) != 0) {
-            r = -RE_EDENIED;
-        } else {
-            peer->role = role_parse(role ? role : "");
-            r = peer->role ? 0 : -RE_EDENIED;
-        }
-    }
-    sqlite3_finalize(st);
-    return r;
-}
-
-/* An agent's certificate must be its cluster's current one. */
-static int resolve_cluster(sqlite3 *db, struct http_peer *peer)
-{
-    sqlite3_stmt *st = NULL;
-    int r = -RE_EUNAUTH;
-    if (sqlite3_prepare_v2(db, "SELECT cert_serial, revoked FROM clusters WHERE name = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -RE_EDB;
-    sqlite3_bind_text(st, 1, peer->name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         const char *serial = (const char *)sqlite3_column_text(st, 0);
-        if (sqlite3_column_int(st, 1) || !serial || strcmp(serial, peer->serial) != 0) {
+        const char *role = (const char *)sqlite3_column_text(st, 2);
+        int granted = role ? role_parse(role) : ROLE_AGENT;
+        if (sqlite3_column_int(st, 1) || !serial || strcmp(serial, peer->serial) != 0 ||
+            !granted) {
             r = -RE_EDENIED;
         } else {
-            peer->role = ROLE_AGENT;
+            peer->role = granted;
             r = 0;
         }
+    } else {
+        r = rc == SQLITE_DONE ? -RE_EUNAUTH : db_err(rc);
     }
     sqlite3_finalize(st);
     return r;
@@ -57,9 +43,10 @@ int auth_resolve(struct hub *hub, struct http_peer *peer)
     if (!peer->authenticated)
         return -RE_EUNAUTH;
     if (strcmp(peer->kind, "user") == 0)
-        return resolve_user(hub->db, peer);
+        return resolve(hub->db, peer, "SELECT cert_serial, revoked, role FROM users WHERE name = ?");
     if (strcmp(peer->kind, "cluster") == 0)
-        return resolve_cluster(hub->db, peer);
+        return resolve(hub->db, peer,
+                       "SELECT cert_serial, revoked, NULL FROM clusters WHERE name = ?");
     return -RE_EUNAUTH;
 }
 
