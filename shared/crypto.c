@@ -252,6 +252,20 @@ static int write_general_name(unsigned char **p, unsigned char *start, unsigned 
     return (int)len;
 }
 
+/* Closes a SEQUENCE whose len content bytes were written (backwards) just
+ * before *p: its length and tag go in front; *out_len is the whole. */
+static int end_sequence(size_t *out_len, unsigned char **p, unsigned char *buf, size_t len)
+{
+    int ret;
+    if ((ret = mbedtls_asn1_write_len(p, buf, len)) < 0)
+        return map_err(ret);
+    len += (size_t)ret;
+    if ((ret = mbedtls_asn1_write_tag(p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
+        return map_err(ret);
+    *out_len = len + (size_t)ret;
+    return 0;
+}
+
 /* SubjectAltName ::= GeneralNames, in order URI, DNS..., IP...; *out_len 0
  * when there is nothing to encode. The value ends at buf + size. */
 static int encode_sans(size_t *out_len, unsigned char *buf, size_t size, const char *uri,
@@ -299,14 +313,7 @@ static int encode_sans(size_t *out_len, unsigned char *buf, size_t size, const c
         *out_len = 0;
         return 0;
     }
-    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0)
-        return map_err(ret);
-    len += (size_t)ret;
-    if ((ret = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
-        return map_err(ret);
-    len += (size_t)ret;
-    *out_len = len;
-    return 0;
+    return end_sequence(out_len, &p, buf, len);
 }
 
 /* ExtKeyUsageSyntax ::= SEQUENCE OF KeyPurposeId */
@@ -328,14 +335,7 @@ static int encode_eku(size_t *out_len, unsigned char *buf, size_t size, bool ser
             return map_err(ret);
         len += (size_t)ret;
     }
-    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0)
-        return map_err(ret);
-    len += (size_t)ret;
-    if ((ret = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
-        return map_err(ret);
-    len += (size_t)ret;
-    *out_len = len;
-    return 0;
+    return end_sequence(out_len, &p, buf, len);
 }
 
 /* "YYYYMMDDhhmmss" in UTC, as mbedtls_x509write_crt_set_validity wants. */
