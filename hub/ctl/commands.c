@@ -620,13 +620,29 @@ static int print_change(struct ctl *c, const cJSON *v, const char *verb,
     return CTL_OK;
 }
 
+/* Sends a change (create, update, delete) to path, as a dry run with
+ * --dry-run (If-Match from --if-match), and prints what it did as verb. */
+static int send_change(struct ctl *c, const struct ctl_args *a, const char *method,
+                       struct re_buf *path, const cJSON *body, const char *verb,
+                       const struct ctl_resource *res, const char *name)
+{
+    cJSON *v = NULL;
+    int ret;
+    if (ctl_flag(a, "dry-run") && ctl_query_add(path, "dry_run", "true") < 0)
+        return oom();
+    if ((ret = ctl_call(c, method, path->ptr, body, ctl_arg(a, "if-match"), &v)) == CTL_OK)
+        ret = print_change(c, v, verb, res, name, a);
+    cJSON_Delete(v);
+    return ret;
+}
+
 static int cmd_create(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
                       const char *const *pos, size_t npos)
 {
     const struct ctl_resource *res = cmd->res;
     const char *name = npos ? pos[0] : NULL;
     struct re_buf path;
-    cJSON *body = NULL, *v = NULL;
+    cJSON *body = NULL;
     bool changed;
     int ret = CTL_EUSAGE;
 
@@ -637,16 +653,13 @@ static int cmd_create(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
     }
     if (!(body = build_body(res, a, name, &changed)))
         goto out;
-    if (re_buf_append_str(&path, res->api) < 0 ||
-        (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0)) {
+    if (re_buf_append_str(&path, res->api) < 0) {
         ret = oom();
         goto out;
     }
-    if ((ret = ctl_call(c, "POST", path.ptr, body, NULL, &v)) == CTL_OK)
-        ret = print_change(c, v, "created", res, name, a);
+    ret = send_change(c, a, "POST", &path, body, "created", res, name);
 out:
     cJSON_Delete(body);
-    cJSON_Delete(v);
     re_buf_release(&path);
     return ret;
 }
@@ -656,7 +669,7 @@ static int cmd_update(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
 {
     const struct ctl_resource *res = cmd->res;
     struct re_buf path;
-    cJSON *body = NULL, *v = NULL;
+    cJSON *body = NULL;
     bool changed;
     int ret = CTL_EUSAGE;
 
@@ -668,16 +681,13 @@ static int cmd_update(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
               stderr);
         goto out;
     }
-    if (item_path(&path, res, pos[0]) < 0 ||
-        (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0)) {
+    if (item_path(&path, res, pos[0]) < 0) {
         ret = oom();
         goto out;
     }
-    if ((ret = ctl_call(c, "PATCH", path.ptr, body, ctl_arg(a, "if-match"), &v)) == CTL_OK)
-        ret = print_change(c, v, "updated", res, pos[0], a);
+    ret = send_change(c, a, "PATCH", &path, body, "updated", res, pos[0]);
 out:
     cJSON_Delete(body);
-    cJSON_Delete(v);
     re_buf_release(&path);
     return ret;
 }
@@ -686,20 +696,14 @@ static int cmd_delete(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
                       const char *const *pos, size_t npos)
 {
     struct re_buf path;
-    cJSON *v = NULL;
     int ret;
 
     re_buf_init(&path, 64 * 1024);
     if (item_path(&path, cmd->res, pos[0]) < 0 ||
-        (ctl_flag(a, "cascade") && ctl_query_add(&path, "cascade", "true") < 0) ||
-        (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0)) {
+        (ctl_flag(a, "cascade") && ctl_query_add(&path, "cascade", "true") < 0))
         ret = oom();
-        goto out;
-    }
-    if ((ret = ctl_call(c, "DELETE", path.ptr, NULL, ctl_arg(a, "if-match"), &v)) == CTL_OK)
-        ret = print_change(c, v, "deleted", cmd->res, pos[0], a);
-out:
-    cJSON_Delete(v);
+    else
+        ret = send_change(c, a, "DELETE", &path, NULL, "deleted", cmd->res, pos[0]);
     re_buf_release(&path);
     return ret;
 }

@@ -116,6 +116,9 @@ char *ctl_profile_default_path(const char *flag);
  * profile does not exist it is not an error if the flags give everything.
  * Returns CTL_OK or CTL_EUSAGE (message printed). */
 int ctl_profile_load(struct ctl *c, const struct ctl_args *a);
+/* Strips trailing '/' from the hub URL in place (paths are joined to it);
+ * 0, or -1 with a message on stderr when it does not start with https://. */
+int ctl_hub_url_check(char *hub);
 void ctl_release(struct ctl *c);
 
 struct ctl_req {

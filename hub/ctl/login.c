@@ -99,13 +99,8 @@ int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_arg
         fputs("error: no profile path: pass --config FILE (HOME is not set)\n", stderr);
         goto out;
     }
-    size_t n = strlen(c->hub);
-    while (n > 0 && c->hub[n - 1] == '/')
-        c->hub[--n] = '\0';
-    if (strncmp(c->hub, "https://", 8) != 0) {
-        fprintf(stderr, "error: hub URL '%s' must start with https://\n", c->hub);
+    if (ctl_hub_url_check(c->hub) < 0)
         goto out;
-    }
     /* Files next to the profile: NAME.key, NAME.crt, NAME-ca.crt. */
     const char *slash = strrchr(c->profile_path, '/');
     const char *file = slash ? slash + 1 : c->profile_path;

@@ -61,6 +61,18 @@ static int set_str(char **dst, char *val)
     return 0;
 }
 
+int ctl_hub_url_check(char *hub)
+{
+    size_t n = strlen(hub);
+    while (n > 0 && hub[n - 1] == '/')
+        hub[--n] = '\0';
+    if (strncmp(hub, "https://", 8) != 0) {
+        fprintf(stderr, "error: hub URL '%s' must start with https://\n", hub);
+        return -1;
+    }
+    return 0;
+}
+
 int ctl_profile_load(struct ctl *c, const struct ctl_args *a)
 {
     const char *flag = ctl_arg(a, "config");
@@ -115,12 +127,7 @@ int ctl_profile_load(struct ctl *c, const struct ctl_args *a)
             goto out;
         }
     }
-    /* Base URL without trailing slashes, so paths join cleanly. */
-    size_t n = strlen(c->hub);
-    while (n > 0 && c->hub[n - 1] == '/')
-        c->hub[--n] = '\0';
-    if (strncmp(c->hub, "https://", 8) != 0) {
-        fprintf(stderr, "error: hub URL '%s' must start with https://\n", c->hub);
+    if (ctl_hub_url_check(c->hub) < 0) {
         if (c->profile_loaded && !ctl_arg(a, "hub"))
             fprintf(stderr, "hint: check [hub] url in '%s'\n", c->profile_path);
         goto out;
