@@ -835,7 +835,7 @@ static int check_version(struct inv_req *q, const struct inv_entity *e, const cJ
                     (long long)version_of(before), (long long)want);
 }
 
-int inv_h_create(struct http_exchange *x)
+static int inv_h_create(struct http_exchange *x)
 {
     struct inv_req q;
     const struct inv_entity *e = entity_of(x);
@@ -888,7 +888,7 @@ static int load_target(struct inv_req *q, const struct inv_entity *e, enum inv_a
     return 0;
 }
 
-int inv_h_get(struct http_exchange *x)
+static int inv_h_get(struct http_exchange *x)
 {
     struct inv_req q;
     const struct inv_entity *e = entity_of(x);
@@ -990,7 +990,7 @@ out:
     return r;
 }
 
-int inv_h_update(struct http_exchange *x)
+static int inv_h_update(struct http_exchange *x)
 {
     struct inv_req q;
     const struct inv_entity *e = entity_of(x);
@@ -1023,7 +1023,7 @@ out:
     return 0;
 }
 
-int inv_h_delete(struct http_exchange *x)
+static int inv_h_delete(struct http_exchange *x)
 {
     struct inv_req q;
     const struct inv_entity *e = entity_of(x);
@@ -1214,7 +1214,7 @@ static int list_where(struct inv_req *q, const struct inv_entity *e, const cJSON
     return r;
 }
 
-int inv_h_list(struct http_exchange *x)
+static int inv_h_list(struct http_exchange *x)
 {
     struct inv_req q;
     const struct inv_entity *e = entity_of(x);

@@ -79,8 +79,7 @@ static bool match_pattern(const char *pattern, struct re_str path, struct match 
     return sp > path.len;
 }
 
-/* The matcher over any list of tables (NULL-terminated); routes_match uses
- * hub_route_tables. Exposed with a double underscore for tests. */
+/* The matcher over any list of tables; routes_match uses hub_route_tables. */
 const struct route *routes__match_in(const struct route *const *tables, struct http_exchange *x,
                                      int *path_matched)
 {

@@ -30,6 +30,9 @@ extern const struct route *const hub_route_tables[];
 /* Finds the route for method + path. Returns it and fills x->params,
  * or NULL with *path_matched set when only the method differed (405). */
 const struct route *routes_match(struct http_exchange *x, int *path_matched);
+/* The same over any NULL-terminated list of tables (for tests and fuzzers). */
+const struct route *routes__match_in(const struct route *const *tables, struct http_exchange *x,
+                                     int *path_matched);
 const char *role_name(int role);
 int role_parse(const char *s);   /* "admin" -> ROLE_ADMIN; 0 if unknown */
 

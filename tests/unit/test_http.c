@@ -10,8 +10,6 @@
 #include "routes.h"
 #include "testlib.h"
 
-const struct route *routes__match_in(const struct route *const *tables, struct http_exchange *x,
-                                     int *path_matched);
 
 static int h_dummy(struct http_exchange *x)
 {

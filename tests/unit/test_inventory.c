@@ -13,8 +13,6 @@
 #include "../../hub/inventory_plan.h"
 #include "../../hub/routes.h"
 
-const struct route *routes__match_in(const struct route *const *tables, struct http_exchange *x,
-                                     int *path_matched);
 
 static const struct route *const tables[] = {
     inventory_routes, config_routes, import_routes, audit_routes, plan_routes, NULL,
