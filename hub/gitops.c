@@ -696,11 +696,14 @@ static void after_cb(uv_work_t *w, int status)
 static char *compose_message(const char *notes, size_t n)
 {
     struct re_buf b;
-    size_t first = strcspn(notes, "\n");
+    char first[SUMMARY_MAX + 16];
     if (n <= 1)
         return strdup(notes);
+    snprintf(first, sizeof(first), "%.*s", (int)strcspn(notes, "\n"), notes);
     re_buf_init(&b, MSG_MAX + 256);
-    re_buf_printf(&b, "%.*s (+%zu more changes)\n\n%s", (int)first, notes, n - 1, notes);
+    /* the subject stays within SUMMARY_MAX too */
+    put_text(&b, first, SUMMARY_MAX - 30);
+    re_buf_printf(&b, " (+%zu more changes)\n\n%s", n - 1, notes);
     if (n > NOTES_MAX)
         re_buf_printf(&b, "\n(and %zu more changes)", n - NOTES_MAX);
     return b.len ? re_buf_steal(&b) : strdup(notes);
