@@ -13,6 +13,7 @@
 #include "db.h"
 #include "error.h"
 #include "fsutil.h"
+#include "gitserve.h"
 #include "gitops.h"
 #include "hub.h"
 #include "log.h"
@@ -269,6 +270,9 @@ static void on_watchdog(uv_timer_t *t)
 static void on_stopped(struct server *s, void *data)
 {
     struct hub *hub = data;
+    /* Requests in flight had their time; a git child still running would
+     * otherwise hold the loop open until its own timeout. */
+    gitserve_shutdown(hub);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
