@@ -16,7 +16,7 @@ check_match "apps status: the beta stores lag right after the rollout" "$text" '
 check_match "apps status: then every beta store runs version 2" "$text" '2 +3 +3 +0 +-'
 check_eq "beta stores are online with applied == desired" \
     "$(grep -E '^store-000[159] ' "$out" | awk '$3 == "online" && $4 == $5 {print $1}' | sort -u | wc -l)" 3
-check_match "history shows the rollout commit" "$text" 'user/admin +application pos-api updated'
+check_match "history says what the rollout changed" "$text" 'user/admin +application pos-api: version 2 to /g/rings/beta'
 check_match "revert pins the store" "$text" "cluster 'store-0001' reverted and pinned"
 check_eq "no demo state left behind" "$(ls -d "${TMPDIR:-/tmp}"/resedge-demo-* 2>/dev/null | wc -l)" 0
 done_testing
