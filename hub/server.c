@@ -543,7 +543,10 @@ static int on_headers_complete(http_parser *p)
         for (size_t i = 0; i < c->n_hoffs; i++) {
             if (hoff_is(c, &c->hoffs[i], "expect", "100-continue")) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                tls_conn_write(c->tls, cont, sizeof(cont) - 1);
+                if (tls_conn_write(c->tls, cont, sizeof(cont) - 1) < 0) {
+                    set_error(c, 503, "no_memory", "cannot answer Expect: 100-continue");
+                    return -1;
+                }
                 break;
             }
         }
@@ -1103,7 +1106,10 @@ int server_start(struct server **out, struct hub *hub, struct re_buf *err)
     if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) == 0)
         s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                   : ((struct sockaddr_in *)&ss)->sin_port);
-    server_ready_add(s, "database", db_ready, hub);
+    if ((r = server_ready_add(s, "database", db_ready, hub)) < 0) {
+        re_buf_printf(err, "out of memory");
+        goto out;
+    }
     hub->server = s;
     *out = s;
     return 0;
@@ -1124,13 +1130,14 @@ unsigned server_connections(const struct server *s)
 
 int server_ready_add(struct server *s, const char *name, server_ready_fn fn, void *arg)
 {
-    struct ready_check *n = realloc(s->ready, (s->n_ready + 1) * sizeof(*n));
-    if (!n)
+    char *copy = strdup(name);
+    struct ready_check *n = copy ? realloc(s->ready, (s->n_ready + 1) * sizeof(*n)) : NULL;
+    if (!n) {
+        free(copy);
         return -RE_ENOMEM;
+    }
     s->ready = n;
-    n[s->n_ready].name = strdup(name);
-    if (!n[s->n_ready].name)
-        return -RE_ENOMEM;
+    n[s->n_ready].name = copy;
     n[s->n_ready].fn = fn;
     n[s->n_ready].arg = arg;
     s->n_ready++;
