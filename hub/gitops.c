@@ -1027,7 +1027,7 @@ int gitops_start(struct hub *hub)
     if (hub->server)
         server_ready_add(hub->server, "gitops", ready, go);
     if (hub->server && go->mirror)
-        server_ready_add(hub->server, "mirror", mirror_ready, go->mirror);
+        server_ready_add_warning(hub->server, "mirror", mirror_ready, go->mirror);
     metrics_describe(hub->metrics, "resedge_gitops_renders_total", "counter",
                      "clusters rendered by the GitOps writer");
     metrics_describe(hub->metrics, "resedge_gitops_commits_total", "counter",

@@ -85,6 +85,7 @@ struct ready_check {
     char *name;
     server_ready_fn fn;
     void *arg;
+    bool warning;                /* degrades, never fails, readiness */
 };
 
 struct server {
@@ -1128,7 +1129,8 @@ unsigned server_connections(const struct server *s)
     return s ? s->n_conns : 0;
 }
 
-int server_ready_add(struct server *s, const char *name, server_ready_fn fn, void *arg)
+static int ready_add(struct server *s, const char *name, server_ready_fn fn, void *arg,
+                     bool warning)
 {
     char *copy = strdup(name);
     struct ready_check *n = copy ? realloc(s->ready, (s->n_ready + 1) * sizeof(*n)) : NULL;
@@ -1137,11 +1139,19 @@ int server_ready_add(struct server *s, const char *name, server_ready_fn fn, voi
         return -RE_ENOMEM;
     }
     s->ready = n;
-    n[s->n_ready].name = copy;
-    n[s->n_ready].fn = fn;
-    n[s->n_ready].arg = arg;
+    n[s->n_ready] = (struct ready_check){ copy, fn, arg, warning };
     s->n_ready++;
     return 0;
+}
+
+int server_ready_add(struct server *s, const char *name, server_ready_fn fn, void *arg)
+{
+    return ready_add(s, name, fn, arg, false);
+}
+
+int server_ready_add_warning(struct server *s, const char *name, server_ready_fn fn, void *arg)
+{
+    return ready_add(s, name, fn, arg, true);
 }
 
 /* ---- stopping ---- */
@@ -1233,22 +1243,42 @@ static int h_readyz(struct http_exchange *x)
 {
     struct server *s = x->hub->server;
     struct re_buf why;
+    cJSON *ans = NULL, *degraded = NULL;
     int r = 0;
     if (!s || s->stopping)
         return http_response_error(&x->res, 503, "not_ready", NULL, "the hub is shutting down");
     re_buf_init(&why, 4096);
-    for (size_t i = 0; i < s->n_ready && r == 0; i++) {
+    for (size_t i = 0; i < s->n_ready; i++) {
         re_buf_reset(&why);
-        if (s->ready[i].fn(s->ready[i].arg, &why) < 0) {
+        if (s->ready[i].fn(s->ready[i].arg, &why) == 0)
+            continue;
+        if (!s->ready[i].warning) {
             r = http_response_error(&x->res, 503, "not_ready", NULL, "%s: %s", s->ready[i].name,
                                     why.len ? why.ptr : "not ready");
-            re_buf_release(&why);
-            return r;
+            goto out;
         }
+        cJSON *d = cJSON_CreateObject();
+        if (!degraded)
+            degraded = cJSON_CreateArray();
+        cJSON_AddItemToArray(degraded, d);
+        cJSON_AddStringToObject(d, "check", s->ready[i].name);
+        cJSON_AddStringToObject(d, "message", why.len ? why.ptr : "degraded");
     }
+    if (!(ans = cJSON_CreateObject()) ||
+        !cJSON_AddStringToObject(ans, "status", degraded ? "degraded" : "ready")) {
+        r = http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
+        goto out;
+    }
+    if (degraded) {
+        cJSON_AddItemToObject(ans, "degraded", degraded);
+        degraded = NULL;
+    }
+    r = http_response_json(&x->res, 200, ans);
+out:
+    cJSON_Delete(ans);
+    cJSON_Delete(degraded);
     re_buf_release(&why);
-    return http_response_text(&x->res, 200, "application/json",
-                              RE_STR_LIT("{\"status\":\"ready\"}"));
+    return r;
 }
 
 static int h_metrics(struct http_exchange *x)

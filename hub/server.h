@@ -37,6 +37,10 @@ void server_free(struct server *s);
  * write a reason into why. Called on the loop thread for each request. */
 typedef int (*server_ready_fn)(void *arg, struct re_buf *why);
 int server_ready_add(struct server *s, const char *name, server_ready_fn fn, void *arg);
+/* A check that degrades but does not fail readiness (e.g. the push mirror:
+ * a load balancer must not take the hub out of service over it): /readyz
+ * stays 200 with {"status": "degraded", "degraded": [{"check", "message"}]}. */
+int server_ready_add_warning(struct server *s, const char *name, server_ready_fn fn, void *arg);
 
 /* Open connections right now. */
 unsigned server_connections(const struct server *s);
