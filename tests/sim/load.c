@@ -5,6 +5,8 @@
  * connections in flight (a cap) plus one saved session per agent; latencies
  * go into a fixed log-linear histogram. */
 #include <errno.h>
+#include <signal.h>
+#include <stdint.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -147,6 +149,7 @@ struct sim {
     size_t n_ready, cap_ready;
     unsigned long timers_pending;    /* retry timers not yet fired */
     unsigned long lag_max;
+    uint64_t first_ok_us;            /* since the phase began; 0: none yet */
     struct hist hist;
     uv_timer_t tick;
     uint64_t last_sample_us;
@@ -155,6 +158,7 @@ struct sim {
     long hub_rss_max;
     double sim_cpu0;
     bool finishing;
+    bool aborted;                    /* the hub process went away */
     int rc;
 };
 
@@ -495,7 +499,8 @@ static void on_success(struct conn *c)
     const struct tls_peer_info *pi = tls_conn_peer(c->tls);
     uint64_t us = now_us() - c->t0_us;
     c->done_counted = true;
-    s->ok++;
+    if (s->ok++ == 0)
+        s->first_ok_us = now_us() - s->ph_start_us;
     if (pi->resumed)
         s->resumed++;
     else
@@ -780,7 +785,7 @@ static void pump(struct sim *s)
 {
     const struct sim_phase *ph = s->ph;
     uint64_t now;
-    if (!ph || s->finishing)
+    if (!ph || s->finishing || s->aborted)
         return;
     now = now_us();
     while (s->active < (ph->concurrency ? ph->concurrency : s->o->concurrency)) {
@@ -835,14 +840,14 @@ static void print_phase(struct sim *s, double wall)
            "\"errors\":%lu,\"retries\":%lu,\"fallbacks\":%lu,\"resumed\":%lu,\"full\":%lu,"
            "\"wall_s\":%.3f,\"rate\":%.1f,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,"
            "\"max_ms\":%.2f,\"hub_cpu_s\":%.2f,\"hub_cpu_share\":%.4f,\"hub_rss_kb\":%ld,"
-           "\"hub_rss_max_kb\":%ld,\"sim_cpu_s\":%.2f,\"sim_rss_kb\":%ld,\"lag_max\":%lu",
+           "\"hub_rss_max_kb\":%ld,\"sim_cpu_s\":%.2f,\"sim_rss_kb\":%ld,\"lag_max\":%lu,\"first_ok_s\":%.3f",
            names[ph->kind], s->phase_i, s->n, s->target, s->ok, s->final_err, s->retries,
            s->fallbacks, s->resumed, s->full, wall, wall > 0 ? (double)s->ok / wall : 0,
            hist_pct_ms(&s->hist, 0.50), hist_pct_ms(&s->hist, 0.90),
            hist_pct_ms(&s->hist, 0.99), (double)s->hist.max_us / 1000.0, hcpu,
            hcpu >= 0 && wall > 0 ? hcpu / wall : -1, rss,
            rss > s->hub_rss_max ? rss : s->hub_rss_max, proc_cpu_self() - s->sim_cpu0,
-           proc_rss_kb(0), s->lag_max);
+           proc_rss_kb(0), s->lag_max, (double)s->first_ok_us / 1e6);
     printf(",\"err\":{");
     for (int k = 0; k < E_KINDS; k++)
         printf("%s\"%s\":%lu", k ? "," : "", err_names[k], s->errs[k]);
@@ -883,12 +888,13 @@ static void phase_maybe_done(struct sim *s)
     default:
         done = true;
     }
+    if (s->aborted && s->active == 0)
+        done = true;
     if (!done)
         return;
-    /* the time the last check-in completed, not when its connection closed */
     s->finishing = true;
     print_phase(s, wall);
-    s->phase_i++;
+    s->phase_i = s->aborted ? s->o->n_phases : s->phase_i + 1;
     phase_next(s);
 }
 
@@ -903,6 +909,14 @@ static void on_tick(uv_timer_t *t)
         long rss = s->hub_pid ? proc_rss_kb(s->hub_pid) : -1;
         if (rss > s->hub_rss_max)
             s->hub_rss_max = rss;
+        if (s->hub_pid > 0 && kill((pid_t)s->hub_pid, 0) < 0 && errno == ESRCH && !s->aborted) {
+            fprintf(stderr, "resedge-sim: the hub (pid %ld) exited: stopping\n", s->hub_pid);
+            s->aborted = true;
+            s->rc = -RE_EIO;
+            s->final_err += s->n_ready;
+            s->n_ready = 0;
+            s->next_agent = SIZE_MAX / 2;
+        }
     }
     if ((s->ph->kind == PH_PRIME || s->ph->kind == PH_STORM) &&
         (double)(now - s->ph_start_us) / 1e6 > s->o->storm_timeout) {
@@ -920,6 +934,7 @@ static void phase_begin(struct sim *s)
     s->active = 0;
     s->target = s->launched = s->ok = s->final_err = s->retries = s->fallbacks = 0;
     s->resumed = s->full = s->lag_max = 0;
+    s->first_ok_us = 0;
     memset(s->errs, 0, sizeof(s->errs));
     memset(&s->hist, 0, sizeof(s->hist));
     s->next_agent = 0;
@@ -1124,7 +1139,17 @@ int sim_run(const struct sim_run_opts *o)
         goto out;
     }
     re_snprintf(s->host_hdr, sizeof(s->host_hdr), "%s:%u", o->host, o->port);
-    if ((r = load_agents(s)) < 0)
+    bool need_agents = false;
+    for (size_t i = 0; i < o->n_phases; i++)
+        if (o->phases[i].kind != PH_ENROLL && o->phases[i].kind != PH_SLEEP &&
+            o->phases[i].kind != PH_RESTART)
+            need_agents = true;
+    if (need_agents && !o->ids_dir) {
+        fprintf(stderr, "resedge-sim: --ids is required for check-in phases\n");
+        r = -RE_EINVAL;
+        goto out;
+    }
+    if (need_agents && (r = load_agents(s)) < 0)
         goto out;
     for (size_t i = 0; i < o->n_phases; i++)
         if (o->phases[i].kind == PH_ENROLL && !s->enroll_req && (r = load_enroll(s)) < 0)

@@ -42,7 +42,7 @@ static const char usage_issue[] =
     "  --days D               certificate lifetime (default: the hub's)\n";
 
 static const char usage_run[] =
-    "usage: resedge-sim run --hub https://127.0.0.1:PORT --ca CA.crt --ids DIR\n"
+    "usage: resedge-sim run --hub https://127.0.0.1:PORT --ca CA.crt [--ids DIR]\n"
     "                       [--agents N] [--concurrency C] --phase SPEC...\n"
     "\n"
     "Simulated agents (identities from `resedge-sim issue`) check in with the\n"
@@ -74,7 +74,8 @@ static const char usage_run[] =
     "\n"
     "  --hub URL              https://127.0.0.1:PORT\n"
     "  --ca FILE              the hub's CA certificate\n"
-    "  --ids DIR              identities (DIR/index, DIR/NAME.crt, DIR/NAME.key)\n"
+    "  --ids DIR              identities (DIR/index, DIR/NAME.crt, DIR/NAME.key);\n"
+    "                         required unless the only phases are enroll/sleep\n"
     "  --agents N             the first N identities (default all)\n"
     "  --concurrency C        connections in flight at most (default 128)\n"
     "  --tls-name NAME        name to check in the server certificate (localhost)\n"
@@ -226,8 +227,8 @@ static int cmd_run(int argc, char **argv)
         default: fputs(usage_run, stderr); return 2;
         }
     }
-    if (!hub || !o.ca_file || !o.ids_dir || o.n_phases == 0 || optind != argc) {
-        fprintf(stderr, "resedge-sim: --hub, --ca, --ids and a --phase are required\n%s",
+    if (!hub || !o.ca_file || o.n_phases == 0 || optind != argc) {
+        fprintf(stderr, "resedge-sim: --hub, --ca and a --phase are required\n%s",
                 usage_run);
         return 2;
     }
