@@ -10,8 +10,8 @@
 . "$(dirname "$0")/../e2e/lib.sh"
 
 SIM=$RE_BIN/resedge-sim
-AGENTS=100
-if [ "${BENCH_SCALE:-}" = small ]; then COUNT=4000; else COUNT=20000; fi
+AGENTS=50
+if [ "${BENCH_SCALE:-}" = small ]; then COUNT=3000; else COUNT=20000; fi
 figure() { printf 'FIGURE\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
 calc() { python3 -c "print($1)"; }
 
