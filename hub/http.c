@@ -236,6 +236,8 @@ int http_status_from_err(int err)
         return 503;
     case RE_EUNSUPP:
         return 501;
+    case RE_ENOSPC:
+        return 507; /* Insufficient Storage: the operator must free disk space */
     default:
         return 500;
     }

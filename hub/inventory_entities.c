@@ -546,8 +546,9 @@ static int check_quota(struct inv_req *q, const struct inv_field *f, const cJSON
             if (validate_quantity(re_str_c(m->valuestring), &why) < 0)
                 return inv_fail(q, 400, "invalid", field, "%s %s", field, why);
         } else if (strcmp(m->string, "pods") == 0) {
-            if (!cJSON_IsNumber(m) || m->valuedouble != (double)(long long)m->valuedouble ||
-                m->valuedouble < 1 || m->valuedouble > 1000000)
+            /* Range first: casting an out-of-range double (1e400) is undefined. */
+            if (!cJSON_IsNumber(m) || !(m->valuedouble >= 1 && m->valuedouble <= 1000000) ||
+                m->valuedouble != (double)(long long)m->valuedouble)
                 return inv_fail(q, 400, "invalid", field, "%s must be an integer 1-1000000", field);
         } else {
             return inv_fail(q, 400, "unknown_field", field, "unknown field '%s'", field);

@@ -57,7 +57,7 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=4m tmpfs "$DISK" 2>"$T/mount.e
     gen_import "$T/full.json" full 3000
     st=$(status acurl -X POST --data-binary @"$T/full.json" "$HUB_URL/api/v1/clusters:import?create_groups=true")
     diag "import on a full disk: $st $(head -c 300 "$T/body")"
-    check_match "an import on a full disk fails with a server error" "$st" '^5[0-9][0-9]$'
+    check_eq "an import on a full disk fails with 507 Insufficient Storage" "$st" 507
     check_match "the error says the disk is full" "$(err_code) $(jq -r '.error.message // empty' "$T/body")" \
         'no_space|[Nn]o space|disk.*full|full'
     st=$(status acurl -X POST -d '{"name":"full-single"}' "$HUB_URL/api/v1/clusters")
