@@ -3,10 +3,17 @@
  * (mempack + packbuilder of the new objects only), refs moved by CAS. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <git2.h>
+#include <git2/sys/commit.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include "error.h"
@@ -17,25 +24,6 @@
 #define NAME_MAX_ 256
 /* Each locked ref holds a file descriptor until its transaction ends. */
 #define GITSTORE_REFS_PER_TX 200
-
-/*
- * Two views of one repository. `repo` is the real one (refs, reading).
- * `wrepo` is the writer: its object database holds only the in-memory
- * mempack (new objects) and a read-only proxy to the real object database
- * that looks objects up WITHOUT rescanning objects/pack. libgit2 rescans the
- * pack directory on every lookup miss, and every new object is a miss before
- * it is written: through the real odb that was one directory scan per new
- * tree or commit. The writer's odb has no backend that can refresh.
- */
-struct gitstore {
-    git_repository *repo;
-    git_odb *odb;               /* repo's odb: loose + packs */
-    git_repository *wrepo;
-    git_odb *wodb;              /* mempack + proxy */
-    git_odb_backend *mempack;   /* owned by wodb */
-    char *path;
-    bool batch_open;
-};
 
 struct proxy_backend {
     git_odb_backend parent;
@@ -120,11 +108,150 @@ static int proxy_new(git_odb_backend **out, git_odb *real)
     return 0;
 }
 
+/* ---- object id cache -------------------------------------------------------
+ * Content -> object id for blobs and trees written or seen recently, so the
+ * same file in 100,000 clusters is hashed (SHA-1) and looked up once. The key
+ * is the whole content (memcmp on a hit), never a hash alone: hostile
+ * metadata cannot make one cluster's file stand in for another's. Entries
+ * name objects that are on disk or in the open batch's mempack; the cache is
+ * emptied when a batch is aborted, when it grows past its bounds, and when
+ * objects/pack changed behind our back (gc, repack). */
+
+#define OIDC_SLOTS      (1u << 18)          /* power of two */
+#define OIDC_MAX_N      (OIDC_SLOTS / 2)
+#define OIDC_MAX_BYTES  (48u << 20)
+#define OIDC_MAX_KEY    (64u << 10)         /* larger objects are not cached */
+
+struct oidc_ent {
+    uint64_t h;
+    char *key;                  /* NULL: empty slot */
+    uint32_t len;
+    uint32_t type;
+    git_oid oid;
+};
+
+struct oidcache {
+    struct oidc_ent *v;         /* OIDC_SLOTS, allocated on first insert */
+    size_t n, bytes;
+    uint64_t hits, misses;
+};
+
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *s = p;
+    uint64_t h = seed ^ (0x9e3779b97f4a7c15ull * (n + 1)), w;
+    while (n >= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+static void oidc_clear(struct oidcache *c)
+{
+    if (!c->v)
+        return;
+    for (size_t i = 0; i < OIDC_SLOTS; i++)
+        free(c->v[i].key);
+    memset(c->v, 0, OIDC_SLOTS * sizeof(*c->v));
+    c->n = c->bytes = 0;
+}
+
+static void oidc_free(struct oidcache *c)
+{
+    oidc_clear(c);
+    free(c->v);
+    c->v = NULL;
+}
+
+static struct oidc_ent *oidc_slot(struct oidcache *c, uint32_t type, const void *key,
+                                  size_t len, uint64_t h)
+{
+    for (size_t i = (size_t)h & (OIDC_SLOTS - 1);; i = (i + 1) & (OIDC_SLOTS - 1)) {
+        struct oidc_ent *e = &c->v[i];
+        if (!e->key || (e->h == h && e->len == len && e->type == type &&
+                        memcmp(e->key, key, len) == 0))
+            return e;
+    }
+}
+
+static const git_oid *oidc_get(struct oidcache *c, uint32_t type, const void *key, size_t len)
+{
+    if (!c->v || len > OIDC_MAX_KEY)
+        return NULL;
+    struct oidc_ent *e = oidc_slot(c, type, key, len, hash_bytes(key, len, type));
+    if (e->key) {
+        c->hits++;
+        return &e->oid;
+    }
+    c->misses++;
+    return NULL;
+}
+
+/* Best effort: a full or failed cache only costs speed. */
+static void oidc_put(struct oidcache *c, uint32_t type, const void *key, size_t len,
+                     const git_oid *oid)
+{
+    if (len > OIDC_MAX_KEY)
+        return;
+    if (!c->v && !(c->v = calloc(OIDC_SLOTS, sizeof(*c->v))))
+        return;
+    if (c->n >= OIDC_MAX_N || c->bytes + len > OIDC_MAX_BYTES)
+        oidc_clear(c);
+    uint64_t h = hash_bytes(key, len, type);
+    struct oidc_ent *e = oidc_slot(c, type, key, len, h);
+    if (e->key)
+        return;
+    if (!(e->key = malloc(len ? len : 1)))
+        return;
+    memcpy(e->key, key, len);
+    e->h = h;
+    e->len = (uint32_t)len;
+    e->type = type;
+    e->oid = *oid;
+    c->n++;
+    c->bytes += len;
+}
+
+/* ---- the store ------------------------------------------------------------ */
+
+/*
+ * Two views of one repository. `repo` is the real one (refs, reading).
+ * `wrepo` is the writer: its object database holds only the in-memory
+ * mempack (new objects) and a read-only proxy to the real object database
+ * that looks objects up WITHOUT rescanning objects/pack. libgit2 rescans the
+ * pack directory on every lookup miss, and every new object is a miss before
+ * it is written: through the real odb that was one directory scan per new
+ * tree or commit. The writer's odb has no backend that can refresh.
+ */
+
+struct gitstore {
+    git_repository *repo;
+    git_odb *odb;               /* repo's odb: loose + packs */
+    git_repository *wrepo;
+    git_odb *wodb;              /* mempack + proxy */
+    git_odb_backend *mempack;   /* owned by wodb */
+    char *path;
+    const char *gitdir;         /* git_repository_path(repo), ends in '/' */
+    unsigned flags;
+    bool batch_open;
+    struct oidcache oids;
+    struct timespec pack_stamp; /* objects/pack mtime after our last pack */
+    struct gitstore_stats stats;
+};
+
 struct staged {
     char refname[NAME_MAX_];
-    char headname[NAME_MAX_];
+    char cluster[64];
     git_oid old;
     bool had_old;
+    bool loose;                 /* the branch is a loose ref file: moved by libgit2 */
     git_oid new_;
 };
 
@@ -134,6 +261,10 @@ struct gitstore_batch {
     size_t n_objs, cap_objs;
     struct staged *st;
     size_t n_st, cap_st;
+    char (*fix)[64];            /* clusters whose HEAD symref is missing */
+    size_t n_fix, cap_fix;
+    size_t chunk;               /* flush after this many commits */
+    size_t mem;                 /* bytes put into the mempack */
 };
 
 static int git_err(struct re_buf *err, const char *what, int gerr)
@@ -152,6 +283,36 @@ static int git_err(struct re_buf *err, const char *what, int gerr)
     return rc;
 }
 
+__attribute__((format(printf, 3, 4)))
+static int fail(struct re_buf *err, int rc, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        re_buf_reset(err);
+        re_buf_vprintf(err, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pack_dir_stamp(struct gitstore *gs, struct timespec *out)
+{
+    char dir[4096];
+    struct stat st;
+    memset(out, 0, sizeof(*out));
+    if (re_snprintf(dir, sizeof(dir), "%sobjects/pack", gs->gitdir) == 0 &&
+        stat(dir, &st) == 0)
+        *out = st.st_mtim;
+}
+
 int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
                   struct re_buf *err)
 {
@@ -165,6 +326,7 @@ int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
         rc = -RE_ENOMEM;
         goto out;
     }
+    gs->flags = flags;
     g = git_repository_open_bare(&gs->repo, path);
     if (g == GIT_ENOTFOUND) {
         git_repository_init_options o;
@@ -179,6 +341,13 @@ int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
     if (g < 0) {
         rc = git_err(err, "cannot open the git repository", g);
         goto out;
+    }
+    gs->gitdir = git_repository_path(gs->repo);
+    if (flags & GITSTORE_SOLE_WRITER) {
+        /* Left by a writer killed while it held the lock: nobody else writes. */
+        char lock[4096];
+        if (re_snprintf(lock, sizeof(lock), "%spacked-refs.lock", gs->gitdir) == 0)
+            unlink(lock);
     }
     git_odb_backend *proxy = NULL;
     if ((g = git_repository_odb(&gs->odb, gs->repo)) < 0 ||
@@ -204,6 +373,7 @@ int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
         rc = git_err(err, "cannot set up the writer", g);
         goto out;
     }
+    pack_dir_stamp(gs, &gs->pack_stamp);
     *out = gs;
     gs = NULL;
 out:
@@ -217,6 +387,7 @@ void gitstore_free(struct gitstore *gs)
         return;
     if (gs->mempack)
         git_mempack_reset(gs->mempack);
+    oidc_free(&gs->oids);
     git_repository_free(gs->wrepo);
     git_odb_free(gs->wodb);
     git_odb_free(gs->odb);
@@ -229,6 +400,13 @@ void gitstore_free(struct gitstore *gs)
 const char *gitstore_path(const struct gitstore *gs)
 {
     return gs->path;
+}
+
+void gitstore_get_stats(const struct gitstore *gs, struct gitstore_stats *out)
+{
+    *out = gs->stats;
+    out->cache_hits = gs->oids.hits;
+    out->cache_misses = gs->oids.misses;
 }
 
 static bool cluster_ok(const char *c)
@@ -263,19 +441,29 @@ int gitstore_batch_begin(struct gitstore_batch **out, struct gitstore *gs,
                          struct re_buf *err)
 {
     struct gitstore_batch *b;
-    if (gs->batch_open) {
-        if (err) {
-            re_buf_reset(err);
-            re_buf_append_str(err, "a batch is already open on this repository");
-        }
-        return -RE_EBUSY;
-    }
+    struct timespec now;
+    if (gs->batch_open)
+        return fail(err, -RE_EBUSY, "a batch is already open on this repository");
     if (!(b = calloc(1, sizeof(*b))))
         return -RE_ENOMEM;
+    /* Packs changed by someone else (gc, repack) may have dropped objects
+     * the cache names. */
+    pack_dir_stamp(gs, &now);
+    if (now.tv_sec != gs->pack_stamp.tv_sec || now.tv_nsec != gs->pack_stamp.tv_nsec) {
+        oidc_clear(&gs->oids);
+        git_odb_refresh(gs->odb);
+        gs->pack_stamp = now;
+    }
     b->gs = gs;
+    b->chunk = GITSTORE_CHUNK_COMMITS;
     gs->batch_open = true;
     *out = b;
     return 0;
+}
+
+void gitstore_batch_set_chunk(struct gitstore_batch *b, size_t commits)
+{
+    b->chunk = commits ? commits : 1;
 }
 
 size_t gitstore_batch_count(const struct gitstore_batch *b)
@@ -305,72 +493,131 @@ static int record_if_new(struct gitstore_batch *b, const git_oid *oid)
     return mp->exists(mp, oid) ? record(b, oid) : 0;
 }
 
-static int write_blob(struct gitstore_batch *b, const char *data, size_t len, git_oid *out)
+/* Writes an object unless it is known: earlier in this batch, or on disk. */
+static int write_object(struct gitstore_batch *b, git_object_t type, const char *data,
+                        size_t len, git_oid *out)
 {
-    git_odb_backend *mp = b->gs->mempack;
-    if (git_odb_hash(out, data, len, GIT_OBJECT_BLOB) < 0)
+    struct gitstore *gs = b->gs;
+    git_odb_backend *mp = gs->mempack;
+    const git_oid *known = oidc_get(&gs->oids, (uint32_t)type, data, len);
+    if (known) {
+        *out = *known;
+        return 0;
+    }
+    if (git_odb_hash(out, data, len, type) < 0)
         return -RE_EGIT;
-    /* Known already (earlier in this batch, or on disk): nothing to write.
-     * Asked of the backends, not of the writer odb, whose cache may still
+    /* Asked of the backends, not of the writer odb, whose cache may still
      * hold objects of a failed batch that never reached the disk. No
      * refresh: a pack added behind our back only costs a duplicate. */
-    if (mp->exists(mp, out) ||
-        git_odb_exists_ext(b->gs->odb, out, GIT_ODB_LOOKUP_NO_REFRESH))
-        return 0;
-    if (mp->write(mp, out, data, len, GIT_OBJECT_BLOB) < 0)
-        return -RE_EGIT;
-    return record(b, out);
+    if (!mp->exists(mp, out) &&
+        !git_odb_exists_ext(gs->odb, out, GIT_ODB_LOOKUP_NO_REFRESH)) {
+        if (mp->write(mp, out, data, len, type) < 0)
+            return -RE_EGIT;
+        b->mem += len + 64;
+        int rc = record(b, out);
+        if (rc < 0)
+            return rc;
+    }
+    oidc_put(&gs->oids, (uint32_t)type, data, len, out);
+    return 0;
 }
 
-/* Builds the tree of entries [lo, hi) whose paths share a prefix of off bytes. */
+struct tent {
+    const char *name;
+    size_t nlen;
+    git_filemode_t mode;
+    git_oid oid;
+};
+
+/* Appends "<mode> <name>\0<raw id>" (git's tree entry format) to key. */
+static int tree_key_add(struct re_buf *key, const struct tent *e)
+{
+    const char *mode = e->mode == GIT_FILEMODE_TREE ? "40000 " : "100644 ";
+    unsigned char raw[GIT_OID_RAWSZ];
+    memcpy(raw, e->oid.id, sizeof(raw));
+    int rc;
+    if ((rc = re_buf_append_str(key, mode)) < 0 ||
+        (rc = re_buf_append(key, e->name, e->nlen)) < 0 ||
+        (rc = re_buf_append(key, "", 1)) < 0)
+        return rc;
+    return re_buf_append(key, raw, sizeof(raw));
+}
+
+/* Builds the tree of entries [lo, hi) whose paths share a prefix of off
+ * bytes. A tree whose entries were seen before is not built again; a new
+ * one is built by libgit2's treebuilder (which checks names and order). */
 static int build_tree(struct gitstore_batch *b, const struct render_tree *t,
                       size_t lo, size_t hi, size_t off, git_oid *out)
 {
+    struct gitstore *gs = b->gs;
     git_treebuilder *bld = NULL;
-    git_oid oid;
-    char name[NAME_MAX_ * 16];
+    struct tent *ents = NULL;
+    size_t n = 0;
+    struct re_buf key;
     int rc = 0;
 
-    if (git_treebuilder_new(&bld, b->gs->wrepo, NULL) < 0)
-        return -RE_EGIT;
+    re_buf_init(&key, (size_t)1 << 30);
+    if (!(ents = malloc((hi - lo) * sizeof(*ents)))) {
+        rc = -RE_ENOMEM;
+        goto out;
+    }
     for (size_t i = lo; i < hi;) {
         const char *rest = t->v[i].path + off;
         const char *slash = strchr(rest, '/');
+        struct tent *e = &ents[n++];
+        e->name = rest;
         if (!slash) {
-            if ((rc = write_blob(b, t->v[i].data, t->v[i].len, &oid)) < 0)
+            e->nlen = strlen(rest);
+            e->mode = GIT_FILEMODE_BLOB;
+            if ((rc = write_object(b, GIT_OBJECT_BLOB, t->v[i].data, t->v[i].len,
+                                   &e->oid)) < 0)
                 goto out;
-            if (git_treebuilder_insert(NULL, bld, rest, &oid, GIT_FILEMODE_BLOB) < 0) {
-                rc = -RE_EINVAL;
-                goto out;
-            }
             i++;
-            continue;
+        } else {
+            size_t nlen = (size_t)(slash - rest), j = i + 1;
+            while (j < hi && strncmp(t->v[j].path + off, rest, nlen + 1) == 0)
+                j++;
+            e->nlen = nlen;
+            e->mode = GIT_FILEMODE_TREE;
+            if ((rc = build_tree(b, t, i, j, off + nlen + 1, &e->oid)) < 0)
+                goto out;
+            i = j;
         }
-        size_t nlen = (size_t)(slash - rest);
-        if (nlen >= sizeof(name)) {
+        if (e->nlen >= NAME_MAX_ || (rc = tree_key_add(&key, e)) < 0) {
+            rc = rc < 0 ? rc : -RE_EINVAL;
+            goto out;
+        }
+    }
+    const git_oid *known = oidc_get(&gs->oids, GIT_OBJECT_TREE, key.ptr, key.len);
+    if (known) {
+        *out = *known;
+        goto out;
+    }
+    if (git_treebuilder_new(&bld, gs->wrepo, NULL) < 0) {
+        rc = -RE_EGIT;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char name[NAME_MAX_];
+        memcpy(name, ents[i].name, ents[i].nlen);
+        name[ents[i].nlen] = '\0';
+        if (git_treebuilder_insert(NULL, bld, name, &ents[i].oid, ents[i].mode) < 0) {
             rc = -RE_EINVAL;
             goto out;
         }
-        memcpy(name, rest, nlen);
-        name[nlen] = '\0';
-        size_t j = i + 1;
-        while (j < hi && strncmp(t->v[j].path + off, rest, nlen + 1) == 0)
-            j++;
-        if ((rc = build_tree(b, t, i, j, off + nlen + 1, &oid)) < 0)
-            goto out;
-        if (git_treebuilder_insert(NULL, bld, name, &oid, GIT_FILEMODE_TREE) < 0) {
-            rc = -RE_EINVAL;
-            goto out;
-        }
-        i = j;
     }
     if (git_treebuilder_write(out, bld) < 0) {
         rc = -RE_EGIT;
         goto out;
     }
-    rc = record_if_new(b, out);
+    if ((rc = record_if_new(b, out)) < 0)
+        goto out;
+    b->mem += key.len + 64;
+    oidc_put(&gs->oids, GIT_OBJECT_TREE, key.ptr, key.len, out);
 out:
     git_treebuilder_free(bld);
+    free(ents);
+    re_buf_release(&key);
     return rc;
 }
 
@@ -400,6 +647,32 @@ static bool author_ok(const char *a)
     return true;
 }
 
+static int flush(struct gitstore_batch *b, struct re_buf *err);
+
+/* True when the cluster's HEAD symref file exists (it is always loose). */
+static bool head_exists(struct gitstore *gs, const char *cluster)
+{
+    char p[4096];
+    struct stat st;
+    if (re_snprintf(p, sizeof(p), "%s" HEAD_FMT, gs->gitdir, cluster) < 0)
+        return true;
+    return lstat(p, &st) == 0;
+}
+
+static int want_head_fix(struct gitstore_batch *b, const char *cluster)
+{
+    if (b->n_fix == b->cap_fix) {
+        size_t cap = b->cap_fix ? b->cap_fix * 2 : 16;
+        char (*v)[64] = realloc(b->fix, cap * sizeof(*v));
+        if (!v)
+            return -RE_ENOMEM;
+        b->fix = v;
+        b->cap_fix = cap;
+    }
+    re_snprintf(b->fix[b->n_fix++], 64, "%s", cluster);
+    return 0;
+}
+
 int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
                        const struct render_tree *tree, const char *author,
                        const char *message, const char *expected_old_hex,
@@ -409,7 +682,6 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
     struct staged s;
     git_oid tree_oid, commit_oid;
     git_commit *parent = NULL;
-    git_tree *gtree = NULL;
     git_signature *sig = NULL;
     char email[NAME_MAX_];
     int rc = 0, g;
@@ -418,7 +690,7 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
     if (!cluster_ok(cluster) || !tree->sorted || !author_ok(author) || !message)
         return -RE_EINVAL;
     re_snprintf(s.refname, sizeof(s.refname), REF_FMT, cluster);
-    re_snprintf(s.headname, sizeof(s.headname), HEAD_FMT, cluster);
+    re_snprintf(s.cluster, sizeof(s.cluster), "%s", cluster);
     g = git_reference_name_to_id(&s.old, gs->repo, s.refname);
     if (g == 0)
         s.had_old = true;
@@ -436,6 +708,10 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
                 return -RE_ECONFLICT;
         }
     }
+    /* A HEAD lost to a crash between the branch and its HEAD comes back with
+     * the next batch that renders the cluster, changed or not. */
+    if (s.had_old && !head_exists(gs, cluster) && (rc = want_head_fix(b, cluster)) < 0)
+        return rc;
     if ((rc = build_tree(b, tree, 0, tree->n, 0, &tree_oid)) < 0)
         goto out;
     if (s.had_old) {
@@ -449,23 +725,20 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
             goto out;
         }
     }
-    if ((g = git_tree_lookup(&gtree, gs->wrepo, &tree_oid)) < 0) {
-        rc = git_err(NULL, "read new tree", g);
-        goto out;
-    }
     author_email(email, sizeof(email), author);
     if ((g = git_signature_new(&sig, author, email, (git_time_t)time(NULL), 0)) < 0) {
         rc = -RE_EINVAL;
         goto out;
     }
-    const git_commit *parents[1] = { parent };
-    if ((g = git_commit_create(&commit_oid, gs->wrepo, NULL, sig, sig, "UTF-8", message,
-                               gtree, parent ? 1 : 0, parents)) < 0) {
+    const git_oid *parents[1] = { &s.old };
+    if ((g = git_commit_create_from_ids(&commit_oid, gs->wrepo, NULL, sig, sig, "UTF-8",
+                                        message, &tree_oid, parent ? 1 : 0, parents)) < 0) {
         rc = git_err(NULL, "create commit", g);
         goto out;
     }
     if ((rc = record_if_new(b, &commit_oid)) < 0)
         goto out;
+    b->mem += strlen(message) + 400;
     s.new_ = commit_oid;
     if (b->n_st == b->cap_st) {
         size_t cap = b->cap_st ? b->cap_st * 2 : 64;
@@ -482,9 +755,11 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
         *changed = true;
     if (out_hex)
         git_oid_tostr(out_hex, 41, &commit_oid);
+    /* Large batches go to disk in chunks, so memory stays bounded. */
+    if (b->n_st >= b->chunk || b->mem >= GITSTORE_CHUNK_BYTES)
+        rc = flush(b, NULL);
 out:
     git_signature_free(sig);
-    git_tree_free(gtree);
     git_commit_free(parent);
     return rc;
 }
@@ -494,6 +769,7 @@ static void batch_free(struct gitstore_batch *b)
     b->gs->batch_open = false;
     free(b->objs);
     free(b->st);
+    free(b->fix);
     free(b);
 }
 
@@ -502,6 +778,8 @@ void gitstore_batch_abort(struct gitstore_batch *b)
     if (!b)
         return;
     git_mempack_reset(b->gs->mempack);
+    /* The cache may name objects that were only in the mempack. */
+    oidc_clear(&b->gs->oids);
     batch_free(b);
 }
 
@@ -529,8 +807,7 @@ static int write_pack(struct gitstore_batch *b, struct re_buf *err)
 
     if (b->n_objs == 0)
         return 0;
-    if ((rc = re_snprintf(dir, sizeof(dir), "%sobjects/pack",
-                          git_repository_path(b->gs->repo))) < 0)
+    if ((rc = re_snprintf(dir, sizeof(dir), "%sobjects/pack", b->gs->gitdir)) < 0)
         return rc;
     if ((g = git_packbuilder_new(&pb, b->gs->wrepo)) < 0)
         return git_err(err, "cannot start a pack", g);
@@ -552,10 +829,327 @@ static int write_pack(struct gitstore_batch *b, struct re_buf *err)
         rc = git_err(err, "cannot write the pack", g);
         goto out;
     }
+    b->gs->stats.packs++;
+    b->gs->stats.objects += st.total_objects;
+    b->gs->stats.pack_bytes += pack.size;
 out:
     git_indexer_free(ix);
     git_buf_dispose(&pack);
     git_packbuilder_free(pb);
+    return rc;
+}
+
+/* ---- refs ------------------------------------------------------------------
+ * Branches live in packed-refs: one file, replaced by an atomic rename under
+ * git's own lock (packed-refs.lock), holding every branch at 100,000
+ * clusters with no file or directory per branch. A branch that is a loose
+ * ref file (written by git or an older hub) is moved by libgit2 instead,
+ * since a loose ref overrides packed-refs. Each cluster's HEAD is a symbolic
+ * ref, which packed-refs cannot hold: refs/namespaces/<cluster>/HEAD is
+ * written once, after its branch exists (a HEAD pointing at nothing fails
+ * `git fsck`); a crash in between is repaired by the next batch that puts
+ * the cluster. */
+
+struct pref {
+    const char *name;           /* into the file buffer, not NUL-terminated */
+    size_t nlen;
+    const char *line;           /* the record: "<hex> <name>\n" and any "^<hex>\n" */
+    size_t len;
+};
+
+static int cmp_pref(const void *a, const void *b)
+{
+    const struct pref *x = a, *y = b;
+    size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
+    int c = memcmp(x->name, y->name, n);
+    return c ? c : (x->nlen > y->nlen) - (x->nlen < y->nlen);
+}
+
+/* Compares a packed record's name with a NUL-terminated ref name. */
+static int pref_cmp_name(const struct pref *p, const char *name)
+{
+    size_t n = strlen(name), m = p->nlen < n ? p->nlen : n;
+    int c = memcmp(p->name, name, m);
+    return c ? c : (p->nlen > n) - (p->nlen < n);
+}
+
+static int read_file(char **out, size_t *len, const char *path)
+{
+    FILE *f = fopen(path, "rbe");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    int rc = 0;
+    if (!f) {
+        if (errno != ENOENT)
+            return re_from_errno(errno);
+        *out = NULL;
+        *len = 0;
+        return 0;
+    }
+    for (;;) {
+        if (cap - n < 65536) {
+            size_t ncap = cap ? cap * 2 : 1 << 20;
+            char *v = realloc(buf, ncap + 1);
+            if (!v) {
+                rc = -RE_ENOMEM;
+                goto out;
+            }
+            buf = v;
+            cap = ncap;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f))
+                rc = -RE_EIO;
+            break;
+        }
+    }
+out:
+    fclose(f);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static bool is_hex40(const char *s)
+{
+    for (int i = 0; i < 40; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Splits packed-refs text into its header line and records (sorted). */
+static int parse_packed(const char *text, size_t len, struct re_str *header,
+                        struct pref **out, size_t *n_out)
+{
+    struct pref *v = NULL;
+    size_t n = 0, cap = 0;
+    bool sorted = true;
+    const char *p = text, *end = text + len;
+    *header = RE_STR_NULL;
+    if (len > 0 && text[len - 1] != '\n')
+        return -RE_EPARSE;
+    if (p < end && *p == '#') {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        *header = (struct re_str){ p, (size_t)(nl - p) };
+        p = nl + 1;
+    }
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = (size_t)(nl - p);
+        if (*p == '^') {
+            if (n == 0 || ll != 41 || !is_hex40(p + 1))
+                goto bad;
+            v[n - 1].len += ll + 1;
+        } else {
+            if (ll < 42 || !is_hex40(p) || p[40] != ' ')
+                goto bad;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 1024;
+                struct pref *nv = realloc(v, cap * sizeof(*nv));
+                if (!nv) {
+                    free(v);
+                    return -RE_ENOMEM;
+                }
+                v = nv;
+            }
+            v[n] = (struct pref){ p + 41, ll - 41, p, ll + 1 };
+            if (n > 0 && cmp_pref(&v[n - 1], &v[n]) >= 0)
+                sorted = false;
+            n++;
+        }
+        p = nl + 1;
+    }
+    if (!sorted)
+        qsort(v, n, sizeof(*v), cmp_pref);
+    *out = v;
+    *n_out = n;
+    return 0;
+bad:
+    free(v);
+    return -RE_EPARSE;
+}
+
+struct obuf {
+    char *p;
+    size_t n, cap;
+};
+
+static int oput(struct obuf *o, const void *d, size_t len)
+{
+    if (o->cap - o->n < len) {
+        size_t cap = o->cap ? o->cap : 1 << 20;
+        while (cap - o->n < len)
+            cap *= 2;
+        char *v = realloc(o->p, cap);
+        if (!v)
+            return -RE_ENOMEM;
+        o->p = v;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->n, d, len);
+    o->n += len;
+    return 0;
+}
+
+static int put_ref_line(struct obuf *o, const struct staged *s)
+{
+    char hex[GIT_OID_HEXSZ + 1];
+    int rc;
+    git_oid_tostr(hex, sizeof(hex), &s->new_);
+    if ((rc = oput(o, hex, GIT_OID_HEXSZ)) < 0 || (rc = oput(o, " ", 1)) < 0 ||
+        (rc = oput(o, s->refname, strlen(s->refname))) < 0)
+        return rc;
+    return oput(o, "\n", 1);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return re_from_errno(errno);
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return re_from_errno(errno);
+    int rc = fsync(fd) < 0 ? re_from_errno(errno) : 0;
+    close(fd);
+    return rc;
+}
+
+/*
+ * Moves the staged branches that are not loose refs in one replacement of
+ * packed-refs: all or none. Under the lock: each is compared with the value
+ * it had at put time (compare-and-swap), any mismatch moves nothing.
+ */
+static int move_packed(struct gitstore_batch *b, struct re_buf *err)
+{
+    struct gitstore *gs = b->gs;
+    char path[4096], lock[4096];
+    char *text = NULL;
+    size_t len = 0, np = 0;
+    struct pref *recs = NULL;
+    struct re_str header;
+    struct obuf o = { 0 };
+    int rc = 0, fd = -1;
+    bool locked = false;
+
+    if (re_snprintf(path, sizeof(path), "%spacked-refs", gs->gitdir) < 0 ||
+        re_snprintf(lock, sizeof(lock), "%spacked-refs.lock", gs->gitdir) < 0)
+        return -RE_ETOOBIG;
+    fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return fail(err, -RE_ECONFLICT, "'%s' exists: another writer holds the refs "
+                        "(remove it if no git process runs)", lock);
+        return fail(err, re_from_errno(errno), "cannot create '%s': %s", lock,
+                    strerror(errno));
+    }
+    locked = true;
+    if ((rc = read_file(&text, &len, path)) < 0) {
+        fail(err, rc, "cannot read '%s'", path);
+        goto out;
+    }
+    if ((rc = parse_packed(text ? text : "", len, &header, &recs, &np)) < 0) {
+        fail(err, -RE_EGIT, "cannot parse '%s'", path);
+        rc = -RE_EGIT;
+        goto out;
+    }
+    /* Header: keep the file's traits, always sorted (readers then bisect). */
+    if (header.ptr) {
+        if ((rc = oput(&o, header.ptr, header.len)) < 0)
+            goto out;
+        if (header.len == 0 || header.ptr[header.len - 1] != ' ')
+            rc = oput(&o, " ", 1);
+        if (rc == 0 && !memmem(o.p, o.n, " sorted ", 8))
+            rc = oput(&o, "sorted ", 7);
+        if (rc == 0)
+            rc = oput(&o, "\n", 1);
+    } else if (np == 0) {
+        static const char h[] = "# pack-refs with: peeled fully-peeled sorted \n";
+        rc = oput(&o, h, sizeof(h) - 1);
+    } else {
+        static const char h[] = "# pack-refs with: sorted \n";
+        rc = oput(&o, h, sizeof(h) - 1);
+    }
+    if (rc < 0)
+        goto out;
+    /* Merge two sorted lists: the records and the staged branches. */
+    size_t i = 0;
+    for (size_t k = 0; k < b->n_st; k++) {
+        const struct staged *s = &b->st[k];
+        if (s->loose)
+            continue;
+        while (i < np && pref_cmp_name(&recs[i], s->refname) < 0) {
+            if ((rc = oput(&o, recs[i].line, recs[i].len)) < 0)
+                goto out;
+            i++;
+        }
+        bool present = i < np && pref_cmp_name(&recs[i], s->refname) == 0;
+        bool same = false;
+        if (present && s->had_old) {
+            char hex[GIT_OID_HEXSZ + 1];
+            git_oid_tostr(hex, sizeof(hex), &s->old);
+            same = memcmp(recs[i].line, hex, GIT_OID_HEXSZ) == 0;
+        }
+        if (present != s->had_old || (present && !same)) {
+            rc = fail(err, -RE_ECONFLICT, "'%s' moved since the change was prepared",
+                      s->refname);
+            goto out;
+        }
+        if ((rc = put_ref_line(&o, s)) < 0)
+            goto out;
+        if (present)
+            i++;
+    }
+    for (; i < np; i++)
+        if ((rc = oput(&o, recs[i].line, recs[i].len)) < 0)
+            goto out;
+    if ((rc = write_all(fd, o.p, o.n)) < 0 ||
+        ((gs->flags & GITSTORE_FSYNC) && fsync(fd) < 0 && (rc = re_from_errno(errno)) < 0)) {
+        fail(err, rc, "cannot write '%s': %s", lock, re_strerror(rc));
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = fail(err, re_from_errno(errno), "cannot write '%s'", lock);
+        goto out;
+    }
+    fd = -1;
+    /* The commit point of every branch in this chunk. */
+    if (rename(lock, path) < 0) {
+        rc = fail(err, re_from_errno(errno), "cannot rename '%s'", lock);
+        goto out;
+    }
+    locked = false;
+    if ((gs->flags & GITSTORE_FSYNC) && (rc = fsync_dir(gs->gitdir)) < 0)
+        fail(err, rc, "cannot sync '%s'", gs->gitdir);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (locked)
+        unlink(lock);
+    free(o.p);
+    free(recs);
+    free(text);
     return rc;
 }
 
@@ -565,29 +1159,28 @@ static int ref_moved(struct gitstore_batch *b, const struct staged *s, struct re
     int g = git_reference_name_to_id(&cur, b->gs->repo, s->refname);
     if (g < 0 && g != GIT_ENOTFOUND)
         return git_err(err, s->refname, g);
-    if ((g == 0) != s->had_old || (g == 0 && !git_oid_equal(&cur, &s->old))) {
-        if (err) {
-            re_buf_reset(err);
-            re_buf_printf(err, "'%s' moved since the change was prepared", s->refname);
-        }
-        return -RE_ECONFLICT;
-    }
+    if ((g == 0) != s->had_old || (g == 0 && !git_oid_equal(&cur, &s->old)))
+        return fail(err, -RE_ECONFLICT, "'%s' moved since the change was prepared",
+                    s->refname);
     return 0;
 }
 
-/* Moves staged[lo, hi) in one transaction: lock all, re-check, then update. */
-static int move_chunk(struct gitstore_batch *b, size_t lo, size_t hi, git_signature *sig,
-                      struct re_buf *err)
+/* Moves the loose staged[lo, hi) in one libgit2 transaction: lock all,
+ * re-check, then update. */
+static int move_loose_chunk(struct gitstore_batch *b, size_t lo, size_t hi,
+                            git_signature *sig, struct re_buf *err)
 {
     git_transaction *tx = NULL;
     int rc = 0, g;
+    size_t n = 0;
 
     if ((g = git_transaction_new(&tx, b->gs->repo)) < 0)
         return git_err(err, "cannot start a ref transaction", g);
     for (size_t i = lo; i < hi; i++) {
         struct staged *s = &b->st[i];
-        if ((g = git_transaction_lock_ref(tx, s->refname)) < 0 ||
-            (!s->had_old && (g = git_transaction_lock_ref(tx, s->headname)) < 0)) {
+        if (!s->loose)
+            continue;
+        if ((g = git_transaction_lock_ref(tx, s->refname)) < 0) {
             rc = git_err(err, s->refname, g);
             if (g == GIT_ELOCKED)
                 rc = -RE_ECONFLICT;
@@ -595,69 +1188,148 @@ static int move_chunk(struct gitstore_batch *b, size_t lo, size_t hi, git_signat
         }
         if ((rc = ref_moved(b, s, err)) < 0)
             goto out;
+        n++;
     }
     for (size_t i = lo; i < hi; i++) {
         struct staged *s = &b->st[i];
-        if ((g = git_transaction_set_target(tx, s->refname, &s->new_, sig, "resedge")) < 0 ||
-            (!s->had_old &&
-             (g = git_transaction_set_symbolic_target(tx, s->headname, s->refname, sig,
-                                                      "resedge")) < 0)) {
+        if (s->loose &&
+            (g = git_transaction_set_target(tx, s->refname, &s->new_, sig, "resedge")) < 0) {
             rc = git_err(err, s->refname, g);
             goto out;
         }
     }
-    if ((g = git_transaction_commit(tx)) < 0)
+    if (n && (g = git_transaction_commit(tx)) < 0)
         rc = git_err(err, "cannot update branches", g);
 out:
     git_transaction_free(tx);
     return rc;
 }
 
+/* Writes refs/namespaces/<cluster>/HEAD -> its branch, unless present. */
+static int write_head(struct gitstore *gs, const char *cluster, struct re_buf *err)
+{
+    char dir[4096], head[4096], lock[4096], text[NAME_MAX_ + 16];
+    struct stat st;
+    int rc = 0, fd;
+
+    if (re_snprintf(dir, sizeof(dir), "%srefs/namespaces/%s", gs->gitdir, cluster) < 0 ||
+        re_snprintf(head, sizeof(head), "%s/HEAD", dir) < 0 ||
+        re_snprintf(lock, sizeof(lock), "%s/HEAD.lock", dir) < 0 ||
+        re_snprintf(text, sizeof(text), "ref: " REF_FMT "\n", cluster) < 0)
+        return -RE_ETOOBIG;
+    if (lstat(head, &st) == 0)
+        return 0;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return fail(err, re_from_errno(errno), "cannot create '%s': %s", dir, strerror(errno));
+    fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fail(err, errno == EEXIST ? -RE_ECONFLICT : re_from_errno(errno),
+                    "cannot create '%s': %s", lock, strerror(errno));
+    rc = write_all(fd, text, strlen(text));
+    if (rc == 0 && (gs->flags & GITSTORE_FSYNC) && fsync(fd) < 0)
+        rc = re_from_errno(errno);
+    if (close(fd) < 0 && rc == 0)
+        rc = re_from_errno(errno);
+    if (rc == 0 && rename(lock, head) < 0)
+        rc = re_from_errno(errno);
+    if (rc < 0) {
+        unlink(lock);
+        return fail(err, rc, "cannot write '%s': %s", head, re_strerror(rc));
+    }
+    return 0;
+}
+
 static int move_refs(struct gitstore_batch *b, struct re_buf *err)
 {
+    struct gitstore *gs = b->gs;
     git_signature *sig = NULL;
+    char p[4096];
+    struct stat st;
+    size_t n_loose = 0;
     int rc = 0, g;
 
-    if (b->n_st == 0)
-        return 0;
-    /* Check everything before moving anything, so the usual conflict (another
-     * writer got there first) moves nothing. */
-    for (size_t i = 0; i < b->n_st; i++)
-        if ((rc = ref_moved(b, &b->st[i], err)) < 0)
-            return rc;
-    if ((g = git_signature_new(&sig, "resedge-hub", "hub@resedge", (git_time_t)time(NULL), 0)) < 0)
-        return git_err(err, "cannot make a signature", g);
-    for (size_t lo = 0; lo < b->n_st && rc == 0; lo += GITSTORE_REFS_PER_TX) {
-        size_t hi = lo + GITSTORE_REFS_PER_TX < b->n_st ? lo + GITSTORE_REFS_PER_TX : b->n_st;
-        rc = move_chunk(b, lo, hi, sig, err);
+    for (size_t i = 0; i < b->n_st; i++) {
+        struct staged *s = &b->st[i];
+        if (re_snprintf(p, sizeof(p), "%s%s", gs->gitdir, s->refname) < 0)
+            return -RE_ETOOBIG;
+        s->loose = lstat(p, &st) == 0;
+        if (s->loose) {
+            n_loose++;
+            /* Check everything before moving anything, so the usual conflict
+             * (another writer got there first) moves nothing. */
+            if ((rc = ref_moved(b, s, err)) < 0)
+                return rc;
+        }
     }
-    git_signature_free(sig);
+    if (n_loose < b->n_st && (rc = move_packed(b, err)) < 0)
+        return rc;
+    if (n_loose) {
+        if ((g = git_signature_new(&sig, "resedge-hub", "hub@resedge",
+                                   (git_time_t)time(NULL), 0)) < 0)
+            return git_err(err, "cannot make a signature", g);
+        for (size_t lo = 0; lo < b->n_st && rc == 0; lo += GITSTORE_REFS_PER_TX) {
+            size_t hi = lo + GITSTORE_REFS_PER_TX < b->n_st ? lo + GITSTORE_REFS_PER_TX
+                                                            : b->n_st;
+            rc = move_loose_chunk(b, lo, hi, sig, err);
+        }
+        git_signature_free(sig);
+        if (rc < 0)
+            return rc;
+    }
+    if (re_snprintf(p, sizeof(p), "%srefs/namespaces", gs->gitdir) < 0)
+        return -RE_ETOOBIG;
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return fail(err, re_from_errno(errno), "cannot create '%s': %s", p, strerror(errno));
+    for (size_t i = 0; i < b->n_st && rc == 0; i++)
+        if (!b->st[i].had_old)
+            rc = write_head(gs, b->st[i].cluster, err);
+    for (size_t i = 0; i < b->n_fix && rc == 0; i++)
+        rc = write_head(gs, b->fix[i], err);
+    if (rc == 0 && (gs->flags & GITSTORE_FSYNC))
+        rc = fsync_dir(p);
     return rc;
 }
 
-int gitstore_batch_commit(struct gitstore_batch *b, struct re_buf *err)
+/* Writes the staged objects as one pack, then moves the staged branches. */
+static int flush(struct gitstore_batch *b, struct re_buf *err)
 {
+    struct gitstore *gs = b->gs;
+    double t0 = now_s(), t1;
     int rc = 0;
 
     if (b->n_st > 1)
         qsort(b->st, b->n_st, sizeof(*b->st), cmp_staged);
     for (size_t i = 0; i + 1 < b->n_st; i++)
-        if (strcmp(b->st[i].refname, b->st[i + 1].refname) == 0) {
-            if (err) {
-                re_buf_reset(err);
-                re_buf_printf(err, "'%s' was put twice in one batch", b->st[i].refname);
-            }
-            rc = -RE_EINVAL;
-            goto out;
-        }
+        if (strcmp(b->st[i].refname, b->st[i + 1].refname) == 0)
+            return fail(err, -RE_EINVAL, "'%s' was put twice in one batch",
+                        b->st[i].refname);
     /* Objects first: once the pack's index is in place they are durable. */
     if ((rc = write_pack(b, err)) < 0)
-        goto out;
-    git_mempack_reset(b->gs->mempack);
-    git_odb_refresh(b->gs->odb);
+        return rc;
+    git_mempack_reset(gs->mempack);
+    git_odb_refresh(gs->odb);
+    pack_dir_stamp(gs, &gs->pack_stamp);
+    b->n_objs = 0;
+    b->mem = 0;
+    t1 = now_s();
+    gs->stats.pack_seconds += t1 - t0;
     rc = move_refs(b, err);
-out:
+    gs->stats.refs_seconds += now_s() - t1;
+    if (rc == 0) {
+        gs->stats.commits += b->n_st;
+        gs->stats.chunks += b->n_st > 0;
+        b->n_st = 0;
+        b->n_fix = 0;
+    }
+    return rc;
+}
+
+int gitstore_batch_commit(struct gitstore_batch *b, struct re_buf *err)
+{
+    int rc = flush(b, err);
     git_mempack_reset(b->gs->mempack);
+    if (rc < 0)
+        oidc_clear(&b->gs->oids);
     batch_free(b);
     return rc;
 }

@@ -20,11 +20,13 @@
 #define FLUX_SOURCE_NAME    "resedge-hub"
 #define FLUX_SOURCE_SECRET  "resedge-hub-tls"
 #define KUSTOMIZE_API       "kustomize.config.k8s.io/v1beta1"
+#define KUSTOMIZE_COMPONENT_API "kustomize.config.k8s.io/v1alpha1"
 #define FLUX_KS_API         "kustomize.toolkit.fluxcd.io/v1"
 #define FLUX_SRC_API        "source.toolkit.fluxcd.io/v1"
 #define LABEL_CLUSTER       "resedge.io/cluster"
 #define LABEL_APP           "resedge.io/app"
 #define LABEL_VERSION       "resedge.io/version"
+#define CLUSTER_DIR         "cluster"
 
 /* ---- render_tree ---------------------------------------------------------- */
 
@@ -742,9 +744,9 @@ static int render_app(struct rctx *x, const struct render_app *a)
     char dir[128], path[192];
     const char *name = a->name;
     const char *version = a->version ? a->version : "";
-    struct render_kv labels[3] = {
-        { LABEL_APP, name }, { LABEL_CLUSTER, x->c->name }, { LABEL_VERSION, version },
-    };
+    /* The cluster label comes from the cluster/ component, so these files
+     * are the same in every cluster that runs this version. */
+    struct render_kv labels[2] = { { LABEL_APP, name }, { LABEL_VERSION, version } };
     int rc;
 
     if (!is_label_value(version))
@@ -789,7 +791,7 @@ static int render_app(struct rctx *x, const struct render_app *a)
         d = manifest(x, FLUX_KS_API, "Kustomization", objname, FLUX_NS);
         spec = jobj(x, d, "spec");
         cJSON *cl = jobj(x, jobj(x, spec, "commonMetadata"), "labels");
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < 2; i++)
             jstr(x, cl, labels[i].key, labels[i].value);
         jstr(x, spec, "interval", "10m");
         jstr(x, spec, "path", gpath);
@@ -859,7 +861,8 @@ static int render_app(struct rctx *x, const struct render_app *a)
             jstr(x, img, "newTag", a->image_tag);
         }
     }
-    klabels(x, k, labels, 3);
+    jpush_str(x, jarr(x, k, "components"), "../../" CLUSTER_DIR);
+    klabels(x, k, labels, 2);
     re_snprintf(path, sizeof(path), "%s/kustomization.yaml", dir);
     rc = put_doc(x, path, k);
     k = NULL;
@@ -916,6 +919,51 @@ static int render_flux_dir(struct rctx *x, const struct render_app *const *apps,
         jpush_str(x, res, path);
     }
     return put_doc(x, "flux/kustomization.yaml", k);
+}
+
+/*
+ * cluster/kustomization.yaml: a kustomize Component holding everything that
+ * names the cluster, so the files that include it are the same in every
+ * cluster (git stores them once): the cluster label, and a patch adding it
+ * to the commonMetadata of the applications' Flux Kustomizations ("app-*"),
+ * which label what Flux applies from an app team's repository.
+ */
+static int render_cluster_component(struct rctx *x)
+{
+    struct re_buf pb, e;
+    int rc;
+    re_buf_init(&pb, RENDER_FILE_MAX);
+    re_buf_init(&e, 1024);
+    cJSON *p = jobj(x, NULL, NULL);
+    jstr(x, p, "apiVersion", FLUX_KS_API);
+    jstr(x, p, "kind", "Kustomization");
+    jstr(x, jobj(x, p, "metadata"), "name", "app");
+    jstr(x, jobj(x, jobj(x, jobj(x, p, "spec"), "commonMetadata"), "labels"),
+         LABEL_CLUSTER, x->c->name);
+    if (x->oom)
+        rc = -RE_ENOMEM;
+    else if ((rc = yamlout_doc(&pb, p, &e)) < 0)
+        fail(x, rc, "cluster component: %s", e.ptr ? e.ptr : re_strerror(rc));
+    cJSON_Delete(p);
+    if (rc < 0)
+        goto out;
+
+    cJSON *d = jobj(x, NULL, NULL);
+    jstr(x, d, "apiVersion", KUSTOMIZE_COMPONENT_API);
+    jstr(x, d, "kind", "Component");
+    struct render_kv cl = { LABEL_CLUSTER, x->c->name };
+    klabels(x, d, &cl, 1);
+    cJSON *patch = jpush_obj(x, jarr(x, d, "patches"));
+    cJSON *target = jobj(x, patch, "target");
+    jstr(x, target, "group", "kustomize.toolkit.fluxcd.io");
+    jstr(x, target, "kind", "Kustomization");
+    jstr(x, target, "name", "app-.*");
+    jstr(x, patch, "patch", pb.ptr ? pb.ptr : "");
+    rc = put_doc(x, CLUSTER_DIR "/kustomization.yaml", d);
+out:
+    re_buf_release(&pb);
+    re_buf_release(&e);
+    return rc;
 }
 
 int render_cluster(struct render_tree **out, const struct render_cluster *c,
@@ -998,6 +1046,9 @@ int render_cluster(struct render_tree **out, const struct render_cluster *c,
     bool flux = c->n_apps > 0 || c->hub_git_url;
     if (flux && (rc = render_flux_dir(&x, apps, c->n_apps)) < 0)
         goto out;
+    bool component = c->n_apps > 0;
+    if (component && (rc = render_cluster_component(&x)) < 0)
+        goto out;
 
     struct render_kv cl = { LABEL_CLUSTER, c->name };
     cJSON *k = kustomization(&x);
@@ -1010,7 +1061,10 @@ int render_cluster(struct render_tree **out, const struct render_cluster *c,
         jpush_str(&x, res, "policies");
     if (flux)
         jpush_str(&x, res, "flux");
-    klabels(&x, k, &cl, 1);
+    if (component)
+        jpush_str(&x, jarr(&x, k, "components"), CLUSTER_DIR);
+    else
+        klabels(&x, k, &cl, 1);
     if ((rc = put_doc(&x, "kustomization.yaml", k)) < 0)
         goto out;
     if ((rc = render_tree_finish(x.t)) < 0) {

@@ -5,7 +5,16 @@
  * `kubectl kustomize` on its own):
  *
  *   kustomization.yaml            root: namespaces/<ns>..., policies, flux;
- *                                 labels resedge.io/cluster=<cluster>
+ *                                 component cluster (or, in a cluster with no
+ *                                 application, labels resedge.io/cluster)
+ *   cluster/kustomization.yaml    kustomize Component (only with applications):
+ *                                 labels resedge.io/cluster=<cluster>, and a
+ *                                 patch adding that label to the
+ *                                 commonMetadata of the Flux Kustomizations
+ *                                 named app-*; the one file besides
+ *                                 flux/source.yaml and the ConfigMaps that
+ *                                 names the cluster, so everything else is
+ *                                 the same blob in every cluster
  *   namespaces/<ns>/              Namespace, ResourceQuota (when any quota is
  *                                 set), LimitRange, RoleBinding "resedge-owners"
  *                                 (ClusterRole admin to each owner as a User),
@@ -23,10 +32,12 @@
  *                                 application, path ./apps/<app>, sourceRef
  *                                 GitRepository "resedge-hub", prune: true (so
  *                                 one failing app never blocks another)
- *   apps/<app>/kustomization.yaml labels cluster, app, version; then either
+ *   apps/<app>/kustomization.yaml components [../../cluster], labels app and
+ *                                 version; then either
  *     git source:  apps/<app>/gitrepository.yaml (GitRepository "app-<app>")
  *                  apps/<app>/flux-kustomization.yaml (Kustomization "app-<app>"
- *                  with path, prune: true, targetNamespace, commonMetadata labels)
+ *                  with path, prune: true, targetNamespace, commonMetadata labels
+ *                  app and version; the component adds the cluster)
  *     hub base:    apps/<app>/base/... the base files (a kustomization.yaml is
  *                  generated listing its *.yaml files when the base has none),
  *                  overlay with namespace, resources: [base], images: newTag.
@@ -36,8 +47,10 @@
  * string (v1, 1.2.3, v2.0.0-rc1) -> ref.tag; anything else -> ref.branch.
  *
  * Output is deterministic: identical input gives byte-identical files, and
- * files that do not mention the cluster (most of them: cluster labels are set
- * by kustomize) are identical across clusters, so git stores them once.
+ * files that do not mention the cluster (all but the root kustomization of a
+ * cluster without applications, cluster/, flux/source.yaml and the
+ * ConfigMaps: cluster labels are set by kustomize) are identical across
+ * clusters, so git stores them once and writes few objects per cluster.
  */
 #ifndef HUB_RENDER_H
 #define HUB_RENDER_H

@@ -389,6 +389,167 @@ static void test_gitstore_log_and_read_back(void)
     gitstore_free(gs);
 }
 
+
+/* A batch larger than its chunk goes to disk in several packs as it is put;
+ * branches live in packed-refs (no file per branch), each namespace has its
+ * HEAD symref, and git finds the repository whole. */
+static void test_gitstore_chunked_batch_fsck(void)
+{
+    char path[512], cmd[1024], name[32];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    struct gitstore_batch *b = NULL;
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    gitstore_batch_set_chunk(b, 3);
+    for (size_t i = 0; i < 8; i++) {
+        snprintf(name, sizeof(name), "s%zu", i);
+        struct render_tree *t = make_tree(name, "v1", name);
+        CHECK_EQ_INT(gitstore_batch_put(b, name, t, "alice", "first", "", NULL, NULL), 0);
+        CHECK(gitstore_batch_count(b) < 3);
+        render_tree_free(t);
+    }
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), 0);
+    size_t packs, loose;
+    CHECK_EQ_INT(gitstore_count_objects(gs, &packs, &loose), 0);
+    CHECK_EQ_INT(packs, 3);
+    CHECK_EQ_INT(loose, 0);
+    struct gitstore_stats st;
+    gitstore_get_stats(gs, &st);
+    CHECK_EQ_INT(st.commits, 8);
+    CHECK_EQ_INT(st.chunks, 3);
+    CHECK(st.cache_hits > 0);
+
+    int rc;
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && test ! -e refs/namespaces/s1/refs && test ! -e packed-refs.lock && "
+             "test \"$(grep -c refs/heads/main packed-refs)\" = 8 && "
+             "head -1 packed-refs | grep -q ' sorted ' && "
+             "git --git-dir=. symbolic-ref refs/namespaces/s7/HEAD && "
+             "git --git-dir=. fsck --strict --no-dangling 2>&1", path);
+    char *out = run(cmd, &rc);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(strstr(out, "refs/namespaces/s7/refs/heads/main"));
+    free(out);
+
+    /* Second round: a packed branch moves by CAS; a loose one (git made it)
+     * moves through libgit2; a lost HEAD comes back even without a change. */
+    char h0[41], h1[41], h2[41];
+    CHECK_EQ_INT(gitstore_head(gs, "s0", h0), 0);
+    CHECK_EQ_INT(gitstore_head(gs, "s1", h1), 0);
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && mkdir -p refs/namespaces/s1/refs/heads && "
+             "echo %s >refs/namespaces/s1/refs/heads/main && rm refs/namespaces/s2/HEAD", path, h1);
+    out = run(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    free(out);
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "s%zu", i);
+        struct render_tree *t = make_tree(name, i < 2 ? "v2" : "v1", name);
+        bool changed = false;
+        CHECK_EQ_INT(gitstore_batch_put(b, name, t, "bob", "second", NULL, &changed, NULL), 0);
+        CHECK_EQ_INT(changed, i < 2);
+        render_tree_free(t);
+    }
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), 0);
+    CHECK_EQ_INT(gitstore_head(gs, "s0", h2), 0);
+    CHECK(strcmp(h0, h2) != 0);
+    CHECK_EQ_INT(gitstore_head(gs, "s1", h2), 0);
+    CHECK(strcmp(h1, h2) != 0);
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && test \"$(git --git-dir=. rev-parse refs/namespaces/s1/refs/heads/main)\" = %s && "
+             "git --git-dir=. symbolic-ref refs/namespaces/s2/HEAD && "
+             "git --git-dir=. log --format=%%s refs/namespaces/s0/refs/heads/main && "
+             "git --git-dir=. fsck --strict --no-dangling 2>&1", path, h2);
+    out = run(cmd, &rc);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(strstr(out, "second\nfirst\n"));
+    free(out);
+
+    /* A packed branch moved by someone else: the whole chunk is refused. */
+    CHECK_EQ_INT(gitstore_head(gs, "s3", h1), 0);
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    struct render_tree *t = make_tree("s3", "v3", "s3");
+    struct render_tree *t4 = make_tree("s4", "v3", "s4");
+    CHECK_EQ_INT(gitstore_batch_put(b, "s3", t, "bob", "third", NULL, NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "s4", t4, "bob", "third", NULL, NULL, NULL), 0);
+    snprintf(cmd, sizeof(cmd), "git --git-dir='%s' update-ref refs/namespaces/s3/refs/heads/main %s",
+             path, h0);
+    out = run(cmd, &rc);
+    CHECK_EQ_INT(rc, 0);
+    free(out);
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), -RE_ECONFLICT);
+    CHECK(strstr(err.ptr, "s3"));
+    CHECK_EQ_INT(gitstore_head(gs, "s4", h2), 0);
+    CHECK_EQ_INT(gitstore_head(gs, "s3", h2), 0);
+    CHECK_EQ_STR(h2, h0);
+    /* Someone else's lock on packed-refs: a conflict, nothing written. */
+    snprintf(cmd, sizeof(cmd), "touch '%s/packed-refs.lock'", path);
+    out = run(cmd, &rc);
+    free(out);
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "s9", t, "bob", "new", "", NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), -RE_ECONFLICT);
+    CHECK_EQ_INT(gitstore_head(gs, "s9", h2), -RE_ENOENT);
+    /* The sole writer clears a stale lock when it opens the store. */
+    struct gitstore *gs2 = NULL;
+    CHECK_EQ_INT(gitstore_open(&gs2, path, GITSTORE_SOLE_WRITER, &err), 0);
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs2, &err), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "s9", t, "bob", "new", "", NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_commit(b, &err), 0);
+    CHECK_EQ_INT(gitstore_head(gs2, "s9", h2), 0);
+    render_tree_free(t);
+    render_tree_free(t4);
+    gitstore_free(gs2);
+    gitstore_free(gs);
+    re_buf_release(&err);
+}
+
+/* The content cache never stands in for different bytes: two clusters whose
+ * inputs differ in one value get different files and objects, identical
+ * files the same blob. */
+static void test_gitstore_cache_not_stale(void)
+{
+    char path[512], cmd[1024];
+    struct gitstore *gs = open_store(path, sizeof(path));
+    struct gitstore_batch *b = NULL;
+    CHECK_EQ_INT(gitstore_batch_begin(&b, gs, NULL), 0);
+    /* Same cluster name shape, metadata differs in one character. */
+    struct render_tree *a = make_tree("c1", "v1", "note-a");
+    struct render_tree *c = make_tree("c2", "v1", "note-b");
+    CHECK_EQ_INT(gitstore_batch_put(b, "c1", a, "x", "m", NULL, NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_put(b, "c2", c, "x", "m", NULL, NULL, NULL), 0);
+    CHECK_EQ_INT(gitstore_batch_commit(b, NULL), 0);
+    struct render_tree *ra = NULL, *rc_ = NULL;
+    CHECK_EQ_INT(gitstore_read_tree(&ra, gs, "c1", NULL), 0);
+    CHECK_EQ_INT(gitstore_read_tree(&rc_, gs, "c2", NULL), 0);
+    CHECK(render_tree_equal(ra, a));
+    CHECK(render_tree_equal(rc_, c));
+    CHECK(!render_tree_equal(ra, rc_));
+    int st;
+    snprintf(cmd, sizeof(cmd),
+             "git --git-dir='%s' rev-parse refs/namespaces/c1/refs/heads/main:namespaces/pos/configmap.yaml"
+             " refs/namespaces/c2/refs/heads/main:namespaces/pos/configmap.yaml"
+             " refs/namespaces/c1/refs/heads/main:apps/pos-api"
+             " refs/namespaces/c2/refs/heads/main:apps/pos-api", path);
+    char *out = run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECK_EQ_INT(strlen(out), 4 * 41);
+    CHECK(strncmp(out, out + 41, 40) != 0);
+    CHECK(strncmp(out + 82, out + 123, 40) == 0);
+    free(out);
+    render_tree_free(a);
+    render_tree_free(c);
+    render_tree_free(ra);
+    render_tree_free(rc_);
+    gitstore_free(gs);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -465,5 +626,6 @@ static void test_gitstore_10k_clusters_timing(void)
 
 TEST_MAIN(T(test_gitstore_one_pack_shared_blobs_fsck), T(test_gitstore_unchanged_makes_no_commit),
           T(test_gitstore_cas_conflict), T(test_gitstore_abort_then_redo),
-          T(test_gitstore_log_and_read_back),
+          T(test_gitstore_log_and_read_back), T(test_gitstore_chunked_batch_fsck),
+          T(test_gitstore_cache_not_stale),
           T(test_gitstore_10k_clusters_timing))
