@@ -58,7 +58,10 @@ int inv_fail(struct inv_req *q, int status, const char *code, const char *field,
 
 int inv_fail_err(struct inv_req *q, int err)
 {
-    int status = err == -RE_EBUSY ? 503 : err == -RE_ENOMEM ? 503 : 500;
+    /* One mapping for the whole API (http.c); out of memory is transient. */
+    int status = err == -RE_ENOMEM ? 503 : http_status_from_err(err);
+    if (status < 500)
+        status = 500; /* a storage error here is never the client's fault */
     inv_fail(q, status, re_errcode(err), NULL, "%s", re_strerror(err));
     return err < 0 ? err : -RE_EDB;
 }

@@ -31,6 +31,7 @@ const struct ctl_optdef ctl_options[] = {
     { "file", 'f', CTL_OPT_ARG, "FILE", "read the request body from a JSON file (- for stdin); flags apply on top" },
     { "if-match", 0, CTL_OPT_ARG, "VERSION", "only change it if its version is still VERSION (else 412)" },
     { "dry-run", 0, 0, NULL, "show what would change, change nothing" },
+    { "diff", 0, CTL_OPT_ARG, "CLUSTER", "with --dry-run: show the diff of CLUSTER's files (implies --dry-run)" },
     { "create-groups", 0, 0, NULL, "create groups the file names that do not exist yet" },
     { "cascade", 0, 0, NULL, "also delete what the item still holds" },
     /* audit */

@@ -592,11 +592,17 @@ static void print_preview(const cJSON *v)
     cJSON_Delete(rest);
 }
 
+/* --diff CLUSTER implies --dry-run. */
+static bool is_dry_run(const struct ctl_args *a)
+{
+    return ctl_flag(a, "dry-run") || ctl_arg(a, "diff");
+}
+
 /* What a mutating command prints: the answer, or one line for people. */
 static int print_change(struct ctl *c, const cJSON *v, const char *verb,
                         const struct ctl_resource *res, const char *name, const struct ctl_args *a)
 {
-    if (ctl_flag(a, "dry-run")) {
+    if (is_dry_run(a)) {
         if (c->format != CTL_FMT_TABLE || !cJSON_IsObject(v))
             return print_value(c, v);
         /* {"dry_run": true, "status": N, "result": {...}, preview...} */
@@ -620,6 +626,19 @@ static int print_change(struct ctl *c, const cJSON *v, const char *verb,
     return CTL_OK;
 }
 
+/* ?dry_run=true, and ?diff=CLUSTER to see that cluster's diff (--diff implies
+ * --dry-run). -1 when out of memory. */
+static int add_dry_run(struct re_buf *path, const struct ctl_args *a)
+{
+    const char *diff = ctl_arg(a, "diff");
+    if (!is_dry_run(a))
+        return 0;
+    if (ctl_query_add(path, "dry_run", "true") < 0 ||
+        (diff && ctl_query_add(path, "diff", diff) < 0))
+        return -1;
+    return 0;
+}
+
 /* Sends a change (create, update, delete) to path, as a dry run with
  * --dry-run (If-Match from --if-match), and prints what it did as verb. */
 static int send_change(struct ctl *c, const struct ctl_args *a, const char *method,
@@ -628,7 +647,7 @@ static int send_change(struct ctl *c, const struct ctl_args *a, const char *meth
 {
     cJSON *v = NULL;
     int ret;
-    if (ctl_flag(a, "dry-run") && ctl_query_add(path, "dry_run", "true") < 0)
+    if (add_dry_run(path, a) < 0)
         return oom();
     if ((ret = ctl_call(c, method, path->ptr, body, ctl_arg(a, "if-match"), &v)) == CTL_OK)
         ret = print_change(c, v, verb, res, name, a);
@@ -791,7 +810,7 @@ static int cmd_call(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_a
 
     re_buf_init(&path, 64 * 1024);
     if (expand(&path, cmd->tmpl, pos, npos, true) < 0 ||
-        (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0) ||
+        add_dry_run(&path, a) < 0 ||
         (cmd->body && body_from_spec(&body, cmd->body, a, pos, npos) < 0)) {
         ret = oom();
         goto out;
@@ -809,7 +828,7 @@ static int cmd_call(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_a
         goto out;
     if (c->format != CTL_FMT_TABLE) {
         ret = print_value(c, v);
-    } else if (ctl_flag(a, "dry-run")) {
+    } else if (is_dry_run(a)) {
         fputs("dry run: nothing was changed\n", stderr);
         if (cJSON_IsObject(v))
             print_preview(v);
@@ -864,7 +883,7 @@ static int cmd_import(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
     }
     if (re_buf_append_str(&path, "/api/v1/clusters:import") < 0 ||
         (ctl_flag(a, "create-groups") && ctl_query_add(&path, "create_groups", "true") < 0) ||
-        (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0)) {
+        add_dry_run(&path, a) < 0) {
         ret = oom();
         goto out;
     }
@@ -879,8 +898,8 @@ static int cmd_import(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
         ret = CTL_ESERVER;
         goto out;
     }
-    if (c->format != CTL_FMT_TABLE || ctl_flag(a, "dry-run")) {
-        if (ctl_flag(a, "dry-run") && c->format == CTL_FMT_TABLE)
+    if (c->format != CTL_FMT_TABLE || is_dry_run(a)) {
+        if (is_dry_run(a) && c->format == CTL_FMT_TABLE)
             fputs("dry run: nothing was changed\n", stderr);
         ret = print_value(c, v);
         goto out;
@@ -1035,7 +1054,7 @@ static int cmd_config_set(struct ctl *c, const struct ctl_cmd *cmd, const struct
 
     re_buf_init(&path, 64 * 1024);
     if (config_path(&path, pos[0], pos[1]) < 0 ||
-        (ctl_flag(a, "dry-run") && ctl_query_add(&path, "dry_run", "true") < 0) ||
+        add_dry_run(&path, a) < 0 ||
         (set && (!(body = cJSON_CreateObject()) ||
                  !cJSON_AddStringToObject(body, "value", pos[2])))) {
         ret = oom();
@@ -1047,7 +1066,7 @@ static int cmd_config_set(struct ctl *c, const struct ctl_cmd *cmd, const struct
         ret = print_value(c, v);
         goto out;
     }
-    if (ctl_flag(a, "dry-run")) {
+    if (is_dry_run(a)) {
         fputs("dry run: nothing was changed\n", stderr);
         fputs("would ", stdout);
     }
@@ -1056,7 +1075,7 @@ static int cmd_config_set(struct ctl *c, const struct ctl_cmd *cmd, const struct
     printf(" on %s '", pos[0][0] == '/' ? "group" : "cluster");
     ctl_print_safe(stdout, pos[0]);
     fputs("'\n", stdout);
-    if (ctl_flag(a, "dry-run") && cJSON_IsObject(v))
+    if (is_dry_run(a) && cJSON_IsObject(v))
         print_preview(v);
 out:
     cJSON_Delete(body);
@@ -1126,7 +1145,7 @@ out:
 
 #define LIST_OPTS "limit search group expression metadata orderby all next"
 #define APP_LIST_OPTS LIST_OPTS " namespace"
-#define CHANGE_OPTS "set set-file metadata group expression file dry-run"
+#define CHANGE_OPTS "set set-file metadata group expression file dry-run diff"
 
 #define RESOURCE_CMDS(R, NOUN, ID, A_SING, LOPTS)                                                   \
     { NOUN " list", "", 0, 0, LOPTS, NULL, "list " NOUN " (one page; --all for every page)", \
@@ -1137,13 +1156,13 @@ out:
       NULL, NULL, NULL, false },                                                               \
     { NOUN " update", ID, 1, 1, CHANGE_OPTS " if-match", NULL, "change " A_SING, cmd_update, &R, \
       NULL, NULL, NULL, NULL, NULL, false },                                                   \
-    { NOUN " delete", ID, 1, 1, "cascade dry-run if-match", NULL, "delete " A_SING, cmd_delete, \
+    { NOUN " delete", ID, 1, 1, "cascade dry-run diff if-match", NULL, "delete " A_SING, cmd_delete, \
       &R, NULL, NULL, NULL, NULL, NULL, false }
 
 const struct ctl_cmd ctl_cmds[] = {
     RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS),
     RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS),
-    { "clusters import", "FILE", 1, 1, "create-groups dry-run", NULL,
+    { "clusters import", "FILE", 1, 1, "create-groups dry-run diff", NULL,
       "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed). "
       "CSV columns: name, groups (a;b), metadata (k=v;k=v), metadata.KEY, description, timezone",
       cmd_import, &res_clusters, NULL, NULL, NULL, NULL, NULL, false },
@@ -1161,7 +1180,7 @@ const struct ctl_cmd ctl_cmds[] = {
     { "clusters history", "NAME", 1, 1, "limit all next", NULL,
       "list the commits of the cluster's GitOps branch", cmd_list, &res_history, NULL,
       "/api/v1/clusters/{1}/history", NULL, NULL, history_cols, false },
-    { "clusters revert", "NAME", 1, 1, "to dry-run", "to",
+    { "clusters revert", "NAME", 1, 1, "to dry-run diff", "to",
       "restore the cluster's branch to --to REV (a commit or main~N) and pin it there", cmd_call, &res_clusters,
       "POST", "/api/v1/clusters/{1}/revert", "to",
       "cluster '{1}' reverted and pinned; release it with 'resedgectl clusters unpin {1}'", NULL,
@@ -1185,10 +1204,10 @@ const struct ctl_cmd ctl_cmds[] = {
       "show a cluster's effective configuration (where each value comes from, conflicts), "
       "or the values set on a group",
       cmd_config, &res_clusters, NULL, NULL, NULL, NULL, config_cols, false },
-    { "config set", "CLUSTER|/GROUP KEY VALUE", 3, 3, "dry-run", NULL,
+    { "config set", "CLUSTER|/GROUP KEY VALUE", 3, 3, "dry-run diff", NULL,
       "set a configuration value on a group (a path) or a cluster", cmd_config_set, NULL, NULL,
       NULL, NULL, NULL, NULL, false },
-    { "config unset", "CLUSTER|/GROUP KEY", 2, 2, "dry-run", NULL,
+    { "config unset", "CLUSTER|/GROUP KEY", 2, 2, "dry-run diff", NULL,
       "remove a configuration value from a group or a cluster", cmd_config_set, NULL, NULL,
       NULL, NULL, NULL, NULL, false },
     { "audit", "", 0, 0, "entity actor limit all next", NULL,
