@@ -12,7 +12,7 @@ figure() { printf 'FIGURE\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
 calc() { python3 -c "print($1)"; }
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 
-hub_init >/dev/null || { echo "hub init failed"; exit 1; }
+hub_init >"$T/init.out" || { echo "hub init failed:"; cat "$T/init.out"; exit 1; }
 hub_start || { echo "hub start failed"; exit 1; }
 acurl -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"store-a"}' \
     "$HUB_URL/api/v1/clusters" || exit 1

@@ -19,7 +19,7 @@ calc() { python3 -c "print($1)"; }
 # the ceiling before and after the timed phase (the machine's speed drifts)
 "$CEIL" "$CEIL_S" >"$T/ceiling.1" || { echo "crypto_ceiling failed"; exit 1; }
 
-hub_init >/dev/null || { echo "hub init failed"; exit 1; }
+hub_init >"$T/init.out" || { echo "hub init failed:"; cat "$T/init.out"; exit 1; }
 hub_start || { echo "hub start failed"; exit 1; }
 echo "$HUB_PID" >"$T/hub.pid"
 { echo "name,groups,metadata"; for i in $(seq 1 $M); do echo "site-$i,/stores/e,ring=prod"; done; } >"$T/f.csv"

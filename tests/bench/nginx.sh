@@ -37,7 +37,7 @@ nginx_cleanup() {
 trap nginx_cleanup EXIT
 
 # a hub with AGENTS clusters and identities
-hub_init >/dev/null || { echo "hub init failed"; exit 1; }
+hub_init >"$T/init.out" || { echo "hub init failed:"; cat "$T/init.out"; exit 1; }
 hub_start || { echo "hub start failed"; exit 1; }
 echo "$HUB_PID" >"$T/hub.pid"
 { echo "name,groups,metadata"; for i in $(seq 1 $AGENTS); do echo "store-$i,/stores/s,ring=prod"; done; } >"$T/f.csv"

@@ -38,7 +38,7 @@ trap restarted_cleanup EXIT
 ceil() { awk -v k="$1" '$1 == k {s += $2; n++} END {printf "%.1f\n", n ? s / n : 0}' "$T"/ceiling.*; }
 
 # ---- a hub with INVENTORY clusters, FLEET of them with identities ----
-hub_init >/dev/null || { echo "hub init failed"; exit 1; }
+hub_init >"$T/init.out" || { echo "hub init failed:"; cat "$T/init.out"; exit 1; }
 hub_conf server.max_body_bytes 268435456
 hub_conf server.body_timeout 120s
 hub_conf log.level warning
