@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -153,20 +155,21 @@ int render_tree_finish(struct render_tree *t)
     for (size_t i = 0; i + 1 < t->n; i++)
         if (strcmp(t->v[i].path, t->v[i + 1].path) == 0)
             return -RE_EEXIST;
-    /* A path that is also a directory ("a" and "a/b"). */
-    struct re_buf pre;
-    int rc = 0;
-    re_buf_init(&pre, 8192);
-    for (size_t i = 0; i < t->n && rc == 0; i++) {
-        re_buf_reset(&pre);
-        if ((rc = re_buf_printf(&pre, "%s/", t->v[i].path)) < 0)
-            break;
-        size_t j = lower_bound(t, pre.ptr);
-        if (j < t->n && strncmp(t->v[j].path, pre.ptr, pre.len) == 0)
-            rc = -RE_EEXIST;
+    /* A path that is also a directory ("a" and "a/b"): "a/" sorts right
+     * after "a" and its siblings that extend it ("a-b", "a.x"). */
+    for (size_t i = 0; i < t->n; i++) {
+        size_t n = strlen(t->v[i].path);
+        char pre[4098];
+        if (n + 1 >= sizeof(pre))
+            return -RE_EINVAL;
+        memcpy(pre, t->v[i].path, n);
+        pre[n] = '/';
+        pre[n + 1] = '\0';
+        size_t j = lower_bound(t, pre);
+        if (j < t->n && strncmp(t->v[j].path, pre, n + 1) == 0)
+            return -RE_EEXIST;
     }
-    re_buf_release(&pre);
-    return rc;
+    return 0;
 }
 
 const struct render_entry *render_tree_get(const struct render_tree *t, const char *path)
@@ -449,23 +452,249 @@ static void klabels(struct rctx *x, cJSON *k, const struct render_kv *kv, size_t
     jbool(x, e, "includeSelectors", false);
 }
 
-/* Emits docs (taking ownership) as the file at path. */
-static int put_docs(struct rctx *x, const char *path, cJSON **docs, size_t n)
+/* ---- memo of emitted files ------------------------------------------------
+ * Most files are the same in thousands of clusters (same namespace, same
+ * application version): libyaml emits each distinct document once. The key
+ * is the complete document tree, serialized unambiguously (type tags, length
+ * prefixes), so a hit is byte for byte what the emitter would write for
+ * these inputs, never a neighbour's file; no hash alone decides. Bounded:
+ * emptied when full. One mutex: render_cluster may run on several threads. */
+
+#define RCACHE_SLOTS     (1u << 16)         /* power of two */
+#define RCACHE_MAX_N     (RCACHE_SLOTS / 2)
+#define RCACHE_MAX_BYTES (64u << 20)
+#define RCACHE_MAX_KEY   (64u << 10)
+
+/* A key under construction: a plain growable array (re_buf's bounds checks
+ * and NUL upkeep cost more than the rest of a hit); past RCACHE_MAX_KEY the
+ * key is abandoned and the document is simply emitted. */
+struct kbuf {
+    char *p;
+    size_t n, cap;
+    bool bad;
+};
+
+struct rcache_ent {
+    uint64_t h;
+    char *key;                  /* NULL: empty slot */
+    size_t klen;
+    char *val;
+    size_t vlen;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct rcache_ent *v;
+    size_t n, bytes;
+    uint64_t hits, misses;
+    bool off;
+} rcache = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t rc_hash(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 0x9e3779b97f4a7c15ull * (n + 1), w;
+    while (n >= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+static void rcache_clear_locked(void)
+{
+    if (!rcache.v)
+        return;
+    for (size_t i = 0; i < RCACHE_SLOTS; i++) {
+        free(rcache.v[i].key);
+        free(rcache.v[i].val);
+    }
+    memset(rcache.v, 0, RCACHE_SLOTS * sizeof(*rcache.v));
+    rcache.n = rcache.bytes = 0;
+}
+
+static struct rcache_ent *rcache_slot(const char *key, size_t klen, uint64_t h)
+{
+    for (size_t i = (size_t)h & (RCACHE_SLOTS - 1);; i = (i + 1) & (RCACHE_SLOTS - 1)) {
+        struct rcache_ent *e = &rcache.v[i];
+        if (!e->key || (e->h == h && e->klen == klen && memcmp(e->key, key, klen) == 0))
+            return e;
+    }
+}
+
+/* A malloc'd copy of the file for key (NUL-terminated), or NULL. */
+static char *rcache_get(const struct kbuf *key, size_t *len)
+{
+    char *copy = NULL;
+    if (key->bad || key->n == 0)
+        return NULL;
+    uint64_t h = rc_hash(key->p, key->n);
+    pthread_mutex_lock(&rcache.mu);
+    if (rcache.v && !rcache.off) {
+        struct rcache_ent *e = rcache_slot(key->p, key->n, h);
+        if (e->key && (copy = malloc(e->vlen + 1))) {
+            memcpy(copy, e->val, e->vlen);
+            copy[e->vlen] = '\0';
+            *len = e->vlen;
+        }
+    }
+    if (copy)
+        rcache.hits++;
+    else
+        rcache.misses++;
+    pthread_mutex_unlock(&rcache.mu);
+    return copy;
+}
+
+/* Best effort: a failed insert only costs speed. */
+static void rcache_put(const struct kbuf *key, const char *val, size_t vlen)
+{
+    if (key->bad || key->n == 0)
+        return;
+    uint64_t h = rc_hash(key->p, key->n);
+    pthread_mutex_lock(&rcache.mu);
+    if (rcache.off)
+        goto out;
+    if (!rcache.v && !(rcache.v = calloc(RCACHE_SLOTS, sizeof(*rcache.v))))
+        goto out;
+    if (rcache.n >= RCACHE_MAX_N || rcache.bytes + key->n + vlen > RCACHE_MAX_BYTES)
+        rcache_clear_locked();
+    struct rcache_ent *e = rcache_slot(key->p, key->n, h);
+    if (e->key)
+        goto out;
+    char *k = malloc(key->n), *v = malloc(vlen ? vlen : 1);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        goto out;
+    }
+    memcpy(k, key->p, key->n);
+    memcpy(v, val, vlen);
+    *e = (struct rcache_ent){ h, k, key->n, v, vlen };
+    rcache.n++;
+    rcache.bytes += key->n + vlen;
+out:
+    pthread_mutex_unlock(&rcache.mu);
+}
+
+void render_cache_set_enabled(bool on)
+{
+    pthread_mutex_lock(&rcache.mu);
+    rcache.off = !on;
+    rcache_clear_locked();
+    pthread_mutex_unlock(&rcache.mu);
+}
+
+void render_cache_stats(uint64_t *hits, uint64_t *misses)
+{
+    pthread_mutex_lock(&rcache.mu);
+    *hits = rcache.hits;
+    *misses = rcache.misses;
+    pthread_mutex_unlock(&rcache.mu);
+}
+
+static void kput(struct kbuf *k, const void *d, size_t n)
+{
+    if (k->bad)
+        return;
+    if (k->n + n > RCACHE_MAX_KEY) {
+        k->bad = true;
+        return;
+    }
+    if (k->cap - k->n < n) {
+        size_t cap = k->cap ? k->cap : 1024;
+        while (cap - k->n < n)
+            cap *= 2;
+        char *v = realloc(k->p, cap);
+        if (!v) {
+            k->bad = true;
+            return;
+        }
+        k->p = v;
+        k->cap = cap;
+    }
+    memcpy(k->p + k->n, d, n);
+    k->n += n;
+}
+
+static void key_bytes(struct kbuf *k, char tag, const void *p, size_t n)
+{
+    unsigned char hdr[5] = { (unsigned char)tag, (unsigned char)n, (unsigned char)(n >> 8),
+                             (unsigned char)(n >> 16), (unsigned char)(n >> 24) };
+    if (n > UINT32_MAX)
+        k->bad = true;
+    kput(k, hdr, sizeof(hdr));
+    kput(k, p, n);
+}
+
+static void key_str(struct kbuf *k, char tag, const char *s)
+{
+    key_bytes(k, tag, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* The cache key of a cJSON tree: every type, name and value, in order. */
+static void key_json(struct kbuf *k, const cJSON *j)
+{
+    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        kput(k, cJSON_IsObject(j) ? "{" : "[", 1);
+        for (const cJSON *c = j->child; c && !k->bad; c = c->next) {
+            if (cJSON_IsObject(j))
+                key_str(k, 'k', c->string);
+            key_json(k, c);
+        }
+        kput(k, "}", 1);
+    } else if (cJSON_IsString(j)) {
+        key_str(k, 's', j->valuestring);
+    } else if (cJSON_IsNumber(j)) {
+        key_bytes(k, 'n', &j->valuedouble, sizeof(j->valuedouble));
+    } else if (cJSON_IsTrue(j)) {
+        kput(k, "t", 1);
+    } else if (cJSON_IsFalse(j)) {
+        kput(k, "f", 1);
+    } else if (cJSON_IsNull(j)) {
+        kput(k, "z", 1);
+    } else {
+        k->bad = true;          /* not cached; the emitter reports it */
+    }
+}
+
+/* Emits docs (taking ownership) as the file at path. shared: the document
+ * may be the same in other clusters (worth remembering). */
+static int put_docs_(struct rctx *x, const char *path, cJSON **docs, size_t n, bool shared)
 {
     struct re_buf out, e;
+    struct kbuf key = { NULL, 0, 0, !shared };
     int rc = 0;
+    char *hit = NULL;
+    size_t len = 0;
     re_buf_init(&out, RENDER_FILE_MAX);
     re_buf_init(&e, 1024);
     if (x->oom) {
         rc = -RE_ENOMEM;
         goto out;
     }
-    if ((rc = yamlout_docs(&out, (const cJSON *const *)docs, n, &e)) < 0) {
-        fail(x, rc, "%s: %s", path, e.ptr ? e.ptr : re_strerror(rc));
-        goto out;
+    kput(&key, "Y", 1);
+    for (size_t i = 0; i < n; i++) {
+        kput(&key, "D", 1);
+        key_json(&key, docs[i]);
     }
-    size_t len = out.len;
-    rc = render_tree_add_owned(x->t, path, re_buf_steal(&out), len);
+    hit = rcache_get(&key, &len);
+    if (!hit) {
+        if ((rc = yamlout_docs(&out, (const cJSON *const *)docs, n, &e)) < 0) {
+            fail(x, rc, "%s: %s", path, e.ptr ? e.ptr : re_strerror(rc));
+            goto out;
+        }
+        rcache_put(&key, out.ptr ? out.ptr : "", out.len);
+        len = out.len;
+        hit = re_buf_steal(&out);
+    }
+    rc = render_tree_add_owned(x->t, path, hit, len);
     if (rc == -RE_EINVAL)
         fail(x, rc, "invalid file path '%s'", path);
 out:
@@ -473,12 +702,19 @@ out:
         cJSON_Delete(docs[i]);
     re_buf_release(&out);
     re_buf_release(&e);
+    free(key.p);
     return rc;
 }
 
 static int put_doc(struct rctx *x, const char *path, cJSON *doc)
 {
-    return put_docs(x, path, &doc, 1);
+    return put_docs_(x, path, &doc, 1, true);
+}
+
+/* A file that names the cluster: never the same elsewhere, not remembered. */
+static int put_doc_own(struct rctx *x, const char *path, cJSON *doc)
+{
+    return put_docs_(x, path, &doc, 1, false);
 }
 
 /* ---- sorting inputs, so input order never changes output ----------------- */
@@ -698,6 +934,7 @@ static int render_policies(struct rctx *x, const struct render_policy *const *po
 {
     char path[128];
     struct re_buf out, e;
+    struct kbuf key = { 0 };
     int rc = 0;
     re_buf_init(&out, RENDER_FILE_MAX);
     re_buf_init(&e, 1024);
@@ -705,15 +942,24 @@ static int render_policies(struct rctx *x, const struct render_policy *const *po
     cJSON *res = jarr(x, k, "resources");
     for (size_t i = 0; i < n; i++) {
         const struct render_policy *p = pols[i];
+        char *hit = NULL;
+        size_t len = 0;
         re_buf_reset(&out);
-        if ((rc = yamlout_reemit_manifests(&out, p->yaml ? p->yaml : "",
-                                           p->yaml ? strlen(p->yaml) : 0, NULL, &e)) < 0) {
-            fail(x, rc, "policy '%s': %s", p->name, e.ptr ? e.ptr : re_strerror(rc));
-            goto out;
+        key.n = 0;
+        key.bad = false;
+        key_str(&key, 'P', p->yaml);
+        if (!(hit = rcache_get(&key, &len))) {
+            if ((rc = yamlout_reemit_manifests(&out, p->yaml ? p->yaml : "",
+                                               p->yaml ? strlen(p->yaml) : 0, NULL, &e)) < 0) {
+                fail(x, rc, "policy '%s': %s", p->name, e.ptr ? e.ptr : re_strerror(rc));
+                goto out;
+            }
+            rcache_put(&key, out.ptr ? out.ptr : "", out.len);
+            len = out.len;
+            hit = re_buf_steal(&out);
         }
         re_snprintf(path, sizeof(path), "policies/%s.yaml", p->name);
-        size_t len = out.len;
-        if ((rc = render_tree_add_owned(x->t, path, re_buf_steal(&out), len)) < 0)
+        if ((rc = render_tree_add_owned(x->t, path, hit, len)) < 0)
             goto out;
         re_snprintf(path, sizeof(path), "%s.yaml", p->name);
         jpush_str(x, res, path);
@@ -724,6 +970,7 @@ out:
     cJSON_Delete(k);
     re_buf_release(&out);
     re_buf_release(&e);
+    free(key.p);
     return rc;
 }
 
@@ -908,7 +1155,7 @@ static int render_flux_dir(struct rctx *x, const struct render_app *const *apps,
         jstr(x, jobj(x, spec, "ref"), "branch", "main");
         jstr(x, jobj(x, spec, "secretRef"), "name", FLUX_SOURCE_SECRET);
         jstr(x, spec, "url", x->c->hub_git_url);
-        if ((rc = put_doc(x, "flux/source.yaml", d)) < 0) {
+        if ((rc = put_doc_own(x, "flux/source.yaml", d)) < 0) {
             cJSON_Delete(k);
             return rc;
         }
@@ -959,7 +1206,7 @@ static int render_cluster_component(struct rctx *x)
     jstr(x, target, "kind", "Kustomization");
     jstr(x, target, "name", "app-.*");
     jstr(x, patch, "patch", pb.ptr ? pb.ptr : "");
-    rc = put_doc(x, CLUSTER_DIR "/kustomization.yaml", d);
+    rc = put_doc_own(x, CLUSTER_DIR "/kustomization.yaml", d);
 out:
     re_buf_release(&pb);
     re_buf_release(&e);
@@ -1065,7 +1312,7 @@ int render_cluster(struct render_tree **out, const struct render_cluster *c,
         jpush_str(&x, jarr(&x, k, "components"), CLUSTER_DIR);
     else
         klabels(&x, k, &cl, 1);
-    if ((rc = put_doc(&x, "kustomization.yaml", k)) < 0)
+    if ((rc = (component ? put_doc : put_doc_own)(&x, "kustomization.yaml", k)) < 0)
         goto out;
     if ((rc = render_tree_finish(x.t)) < 0) {
         fail(&x, rc, "two rendered files share a path");

@@ -57,6 +57,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "buf.h"
 
 struct render_kv {
@@ -160,6 +161,16 @@ bool render_tree_equal(const struct render_tree *a, const struct render_tree *b)
  */
 int render_cluster(struct render_tree **out, const struct render_cluster *c,
                    struct re_buf *err);
+
+/*
+ * render_cluster remembers the files it emitted (bounded, thread-safe), keyed
+ * by their complete content tree, so libyaml runs once per distinct document
+ * across a fleet; a hit is exactly what the emitter would write. Turning it
+ * off (or on) also empties it; for tests and measurements.
+ */
+void render_cache_set_enabled(bool on);
+/* Files served from the memo, and emitted (since start). */
+void render_cache_stats(uint64_t *hits, uint64_t *misses);
 
 /* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters. */
 bool render_is_dns_label(const char *s);

@@ -511,6 +511,61 @@ static void test_render_deterministic(void)
     render_tree_free(o);
 }
 
+
+/* The memo of emitted files never serves stale content: clusters whose
+ * inputs differ in one value (a metadata value, each hostile string in
+ * turn, a version, a namespace quota) get exactly the files the emitter
+ * writes with the memo off, and different files where an input differs. */
+static void test_render_cache_not_stale(void)
+{
+    struct render_cluster c = sample("store-0007");
+    size_t n = n_hostile();
+    struct render_tree *fresh[64] = { 0 }, *cached[64] = { 0 };
+    struct render_namespace ns2[2] = { g_ns[0], g_ns[1] };
+    struct render_app apps2[2] = { g_apps[0], g_apps[1] };
+    CHECK(n + 3 <= 64);
+    for (int pass = 0; pass < 2; pass++) {
+        render_cache_set_enabled(pass == 1);
+        struct render_tree **out = pass ? cached : fresh;
+        for (size_t i = 0; i < n + 3; i++) {
+            struct render_cluster ci = c;
+            ns2[0] = g_ns[0];
+            apps2[0] = g_apps[0];
+            ci.namespaces = ns2;
+            ci.apps = apps2;
+            if (i < n) {
+                /* The metadata value "region" takes each hostile string. */
+                g_meta[n].value = hostile[i];
+            } else if (i == n) {
+                g_meta[n].value = "central";
+                apps2[0].version = "v9";
+            } else if (i == n + 1) {
+                ns2[0].quota_cpu = "5";
+            } else {
+                ci.name = "store-0008";
+            }
+            CHECK_EQ_INT(render_cluster(&out[i], &ci, NULL), 0);
+            g_meta[n].value = "central";
+        }
+    }
+    uint64_t hits = 0, misses = 0;
+    render_cache_stats(&hits, &misses);
+    CHECK(hits > 0);
+    for (size_t i = 0; i < n + 3; i++) {
+        CHECK(render_tree_equal(fresh[i], cached[i]));
+        for (size_t j = 0; j < i; j++)
+            CHECK(!render_tree_equal(cached[i], cached[j]));
+    }
+    /* The hostile value is in the ConfigMap exactly as the emitter writes it. */
+    const struct render_entry *a = render_tree_get(cached[0], "namespaces/pos/configmap.yaml");
+    const struct render_entry *b = render_tree_get(cached[1], "namespaces/pos/configmap.yaml");
+    CHECK(a && b && (a->len != b->len || memcmp(a->data, b->data, a->len) != 0));
+    for (size_t i = 0; i < n + 3; i++) {
+        render_tree_free(fresh[i]);
+        render_tree_free(cached[i]);
+    }
+}
+
 static void test_render_rejects(void)
 {
     struct re_buf err;
@@ -598,4 +653,5 @@ static void test_render_minimal_cluster(void)
 
 TEST_MAIN(T(test_yamlout_hostile_roundtrip), T(test_yamlout_types_and_docs),
           T(test_yamlout_reemit), T(test_render_sample_builds), T(test_render_deterministic),
+          T(test_render_cache_not_stale),
           T(test_render_rejects), T(test_render_minimal_cluster))
