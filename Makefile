@@ -99,7 +99,7 @@ deps:
 # The README's test command: installs what is missing, builds with sanitizers, runs all.
 # VALGRIND=1: the daemons run under memcheck instead, so build without ASan.
 test: deps
-	$(MAKE) $(if $(filter 1,$(VALGRIND)),,SANITIZE=1) all unit-tests
+	$(MAKE) $(if $(filter 1,$(VALGRIND)),,SANITIZE=1) all unit-tests sim
 	RE_BIN=$(CURDIR)/$(if $(filter 1,$(VALGRIND)),bin,build/san/bin) \
 	RE_UNIT=$(CURDIR)/$(if $(filter 1,$(VALGRIND)),build/rel,build/san)/tests bash tests/run.sh
 check: test
@@ -190,6 +190,8 @@ $(BIN)/resedge-sim: $(call obj,$(SIM_SRC)) $(LIBHUB) $(LIBAGENT) $(LIBSHARED)
 $(BUILD)/bench/crypto_ceiling: $(call obj,tests/bench/crypto_ceiling.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+.PHONY: sim
+sim: $(BIN)/resedge-sim
 bench: $(PROGS) $(BIN)/resedge-sim $(BUILD)/bench/crypto_ceiling
 	RE_BIN=$(CURDIR)/$(BIN) CEILING=$(CURDIR)/$(BUILD)/bench/crypto_ceiling \
 	  BENCH_SCALE=$(BENCH_SCALE) bash tests/bench/run.sh
