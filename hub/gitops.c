@@ -1007,7 +1007,9 @@ int gitops_start(struct hub *hub)
         (r = re_snprintf(go->db_path, sizeof(go->db_path), "%s/" HUB_DB_FILE, hub->cfg.dir)) < 0)
         goto out;
     git_base_of(go, hub);
-    if ((r = gitstore_open(&go->rd, go->git_dir, 0, &err)) < 0) {
+    /* Opened first, before any batch or revert can write: this hub holds
+     * DIR/hub.lock, so a packed-refs.lock still here is a crashed writer's. */
+    if ((r = gitstore_open(&go->rd, go->git_dir, GITSTORE_SOLE_WRITER, &err)) < 0) {
         log_err("gitops: cannot open '%s': %s", go->git_dir, err.len ? err.ptr : re_strerror(r));
         goto out;
     }
