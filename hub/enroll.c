@@ -51,6 +51,10 @@ int enroll_ca_load(struct enroll_ca *out, const char *dir)
     memset(out, 0, sizeof(*out));
     re_sha256(out->code_key, seed.ptr, seed.len);
     memcpy(out->fingerprint, info.fingerprint, sizeof(out->fingerprint));
+    if ((r = re_ca_load(&out->issuer, crt.ptr, key.ptr)) < 0) {
+        memset(out, 0, sizeof(*out));
+        goto out;
+    }
     out->crt_pem = re_buf_steal(&crt);
     out->key_pem = re_buf_steal(&key);
 out:
@@ -68,6 +72,7 @@ void enroll_ca_release(struct enroll_ca *ca)
 {
     if (!ca)
         return;
+    re_ca_free(ca->issuer);
     free(ca->crt_pem);
     if (ca->key_pem) {
         memset(ca->key_pem, 0, strlen(ca->key_pem));
@@ -443,7 +448,9 @@ static int issue(struct enroll_result *out, const struct enroll_ca *ca,
         .not_before = now - ENROLL_BACKDATE_S, .not_after = now + life,
     };
     re_buf_reset(&out->cert);
-    if ((r = re_cert_issue(&out->cert, ca->crt_pem, ca->key_pem, pubkey, &spec)) < 0 ||
+    r = ca->issuer ? re_ca_issue(&out->cert, ca->issuer, pubkey, &spec)
+                   : re_cert_issue(&out->cert, ca->crt_pem, ca->key_pem, pubkey, &spec);
+    if (r < 0 ||
         (r = re_cert_parse(&info, out->cert.ptr, out->cert.len, false)) < 0)
         return r;
     memcpy(out->serial, info.serial, sizeof(out->serial));

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sqlite3.h>
 #include "buf.h"
+#include "crypto.h"
 
 #define ENROLL_ID_LEN            6
 #define ENROLL_SECRET_LEN        16          /* 16 x 5 bits = 80 bits */
@@ -36,9 +37,12 @@ struct enroll_ca {
     char *key_pem;
     char fingerprint[72];           /* "sha256:<hex of the CA certificate DER>" */
     uint8_t code_key[32];           /* keys the stored hash of code secrets */
+    struct re_ca *issuer;           /* parsed once by enroll_ca_load; NULL: crt_pem/key_pem
+                                     * are parsed on every issuance */
 };
 
-/* 0, or -RE_ENOENT/-RE_EIO when the files are missing, -RE_EPARSE. */
+/* 0, or -RE_ENOENT/-RE_EIO when the files are missing, -RE_EPARSE, -RE_EINVAL
+ * when ca.key is not the key of ca.crt (checked once, here). */
 int enroll_ca_load(struct enroll_ca *out, const char *dir);
 void enroll_ca_release(struct enroll_ca *ca);   /* NULL-safe; wipes the key */
 

@@ -637,27 +637,19 @@ out:
     return r;
 }
 
-int re_cert_issue(struct re_buf *out, const char *ca_cert_pem, const char *ca_key_pem,
-                  const char *subject_pubkey_pem, const struct re_cert_spec *spec)
+/* Signs subject_pubkey_pem with a parsed CA (cert + matching key, already
+ * checked as a pair). */
+static int issue_with(struct re_buf *out, mbedtls_x509_crt *ca, mbedtls_pk_context *ca_key,
+                      const char *subject_pubkey_pem, const struct re_cert_spec *spec)
 {
-    mbedtls_x509_crt ca;
-    mbedtls_pk_context ca_key, subject;
+    mbedtls_pk_context subject;
     mbedtls_x509write_cert crt;
     size_t n;
     int r;
 
-    mbedtls_x509_crt_init(&ca);
-    mbedtls_pk_init(&ca_key);
     mbedtls_pk_init(&subject);
     mbedtls_x509write_crt_init(&crt);
-    if ((r = spec_ok(spec)) < 0 || (r = parse_cert(&ca, ca_cert_pem)) < 0 ||
-        (r = parse_private_key(&ca_key, ca_key_pem)) < 0)
-        goto out;
-    if (!ca.ca_istrue || mbedtls_pk_check_pair(&ca.pk, &ca_key) != 0) {
-        r = -RE_EINVAL;
-        goto out;
-    }
-    if ((r = pem_len(&n, subject_pubkey_pem)) < 0)
+    if ((r = spec_ok(spec)) < 0 || (r = pem_len(&n, subject_pubkey_pem)) < 0)
         goto out;
     if (mbedtls_pk_parse_public_key(&subject, (const unsigned char *)subject_pubkey_pem, n) != 0) {
         r = -RE_EPARSE;
@@ -668,13 +660,95 @@ int re_cert_issue(struct re_buf *out, const char *ca_cert_pem, const char *ca_ke
         goto out;
     }
     mbedtls_x509write_crt_set_subject_key(&crt, &subject);
-    mbedtls_x509write_crt_set_issuer_key(&crt, &ca_key);
-    if ((r = set_cn(&crt.subject, spec->cn)) < 0 || (r = copy_name(&crt.issuer, &ca.subject)) < 0)
+    mbedtls_x509write_crt_set_issuer_key(&crt, ca_key);
+    if ((r = set_cn(&crt.subject, spec->cn)) < 0 || (r = copy_name(&crt.issuer, &ca->subject)) < 0)
         goto out;
     r = write_cert(out, &crt, spec);
 out:
     mbedtls_x509write_crt_free(&crt);
     mbedtls_pk_free(&subject);
+    return r;
+}
+
+/* ---- a loaded CA ---- */
+
+struct re_ca {
+    mbedtls_x509_crt crt;
+    mbedtls_pk_context key;
+    pthread_mutex_t lock;            /* signing may touch the key's group (lazy tables) */
+};
+
+/* Parses the CA certificate and key and checks that they belong together. */
+static int ca_parse(mbedtls_x509_crt *crt, mbedtls_pk_context *key, const char *ca_cert_pem,
+                    const char *ca_key_pem)
+{
+    int r;
+    if ((r = parse_cert(crt, ca_cert_pem)) < 0 || (r = parse_private_key(key, ca_key_pem)) < 0)
+        return r;
+    if (!crt->ca_istrue || mbedtls_pk_check_pair(&crt->pk, key) != 0)
+        return -RE_EINVAL;
+    return 0;
+}
+
+int re_ca_load(struct re_ca **out, const char *ca_cert_pem, const char *ca_key_pem)
+{
+    struct re_ca *ca;
+    int r;
+    if (!out)
+        return -RE_EINVAL;
+    *out = NULL;
+    if (!(ca = calloc(1, sizeof(*ca))))
+        return -RE_ENOMEM;
+    mbedtls_x509_crt_init(&ca->crt);
+    mbedtls_pk_init(&ca->key);
+    if (pthread_mutex_init(&ca->lock, NULL) != 0) {
+        mbedtls_pk_free(&ca->key);
+        free(ca);
+        return -RE_ENOMEM;
+    }
+    if ((r = ca_parse(&ca->crt, &ca->key, ca_cert_pem, ca_key_pem)) < 0) {
+        re_ca_free(ca);
+        return r;
+    }
+    *out = ca;
+    return 0;
+}
+
+int re_ca_issue(struct re_buf *out, struct re_ca *ca, const char *subject_pubkey_pem,
+                const struct re_cert_spec *spec)
+{
+    int r;
+    if (!ca)
+        return -RE_EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    r = issue_with(out, &ca->crt, &ca->key, subject_pubkey_pem, spec);
+    pthread_mutex_unlock(&ca->lock);
+    return r;
+}
+
+void re_ca_free(struct re_ca *ca)
+{
+    if (!ca)
+        return;
+    mbedtls_pk_free(&ca->key);       /* zeroizes the private key */
+    mbedtls_x509_crt_free(&ca->crt);
+    pthread_mutex_destroy(&ca->lock);
+    free(ca);
+}
+
+int re_cert_issue(struct re_buf *out, const char *ca_cert_pem, const char *ca_key_pem,
+                  const char *subject_pubkey_pem, const struct re_cert_spec *spec)
+{
+    mbedtls_x509_crt ca;
+    mbedtls_pk_context ca_key;
+    int r;
+
+    mbedtls_x509_crt_init(&ca);
+    mbedtls_pk_init(&ca_key);
+    if ((r = spec_ok(spec)) < 0 || (r = ca_parse(&ca, &ca_key, ca_cert_pem, ca_key_pem)) < 0)
+        goto out;
+    r = issue_with(out, &ca, &ca_key, subject_pubkey_pem, spec);
+out:
     mbedtls_pk_free(&ca_key);
     mbedtls_x509_crt_free(&ca);
     return r;

@@ -59,6 +59,17 @@ int re_cert_self_signed(struct re_buf *out, const char *key_pem, const struct re
 int re_cert_issue(struct re_buf *out, const char *ca_cert_pem, const char *ca_key_pem,
                   const char *subject_pubkey_pem, const struct re_cert_spec *spec);
 
+/* A CA parsed once for many issuances: re_ca_load parses ca_cert_pem and
+ * ca_key_pem and checks them as a pair (-RE_EINVAL when the certificate is
+ * not a CA or the key is not its key, -RE_EPARSE); re_ca_issue then signs like
+ * re_cert_issue without re-parsing. Issuing with one re_ca from several threads
+ * is safe (serialized). re_ca_free is NULL-safe and wipes the key. */
+struct re_ca;
+int re_ca_load(struct re_ca **out, const char *ca_cert_pem, const char *ca_key_pem);
+int re_ca_issue(struct re_buf *out, struct re_ca *ca, const char *subject_pubkey_pem,
+                const struct re_cert_spec *spec);
+void re_ca_free(struct re_ca *ca);
+
 struct re_cert_info {
     char subject_cn[128];
     char issuer_cn[128];

@@ -353,6 +353,50 @@ static void test_cert_bad_spec(void)
     re_buf_release(&out);
 }
 
+/* A loaded CA issues the same kind of certificate as re_cert_issue, refuses
+ * a mismatched key or a non-CA at load, and survives many issuances. */
+static void test_ca_loaded(void)
+{
+    struct pki p;
+    struct re_buf other, out;
+    struct re_cert_info info;
+    struct re_ca *ca = NULL;
+    struct re_cert_spec s = { .cn = "store-0042", .uri_san = SPIFFE, .client_auth = true,
+                              .not_before = T0, .not_after = T0 + DAY };
+    make_pki(&p, T0, T0 + DAY);
+    new_key(&other);
+    re_buf_init(&out, 64 * 1024);
+    CHECK_EQ_INT(re_ca_load(&ca, p.ca.ptr, other.ptr), -RE_EINVAL);
+    CHECK(ca == NULL);
+    CHECK_EQ_INT(re_ca_load(&ca, p.leaf.ptr, p.leaf_key.ptr), -RE_EINVAL);
+    CHECK(ca == NULL);
+    CHECK(re_ca_load(&ca, "junk", p.ca_key.ptr) < 0);
+    CHECK(re_ca_issue(&out, NULL, p.leaf_pub.ptr, &s) < 0);
+    CHECK_EQ_INT(re_ca_load(&ca, p.ca.ptr, p.ca_key.ptr), 0);
+    for (int i = 0; i < 3; i++) {
+        re_buf_reset(&out);
+        CHECK_EQ_INT(re_ca_issue(&out, ca, p.leaf_pub.ptr, &s), 0);
+        CHECK_EQ_INT(re_cert_verify(out.ptr, p.ca.ptr, T0 + 60), 0);
+        CHECK_EQ_INT(re_cert_parse(&info, out.ptr, out.len, false), 0);
+        CHECK_EQ_STR(info.subject_cn, "store-0042");
+        CHECK_EQ_STR(info.issuer_cn, "Res-Edge CA");
+        CHECK_EQ_STR(info.uri_san, SPIFFE);
+        CHECK(!info.is_ca);
+    }
+    /* bad spec and bad subject key are refused as by re_cert_issue */
+    re_buf_reset(&out);
+    s.not_after = s.not_before;
+    CHECK_EQ_INT(re_ca_issue(&out, ca, p.leaf_pub.ptr, &s), -RE_EINVAL);
+    s.not_after = T0 + DAY;
+    CHECK(re_ca_issue(&out, ca, "not a key", &s) < 0);
+    CHECK_EQ_INT(out.len, 0);
+    re_ca_free(ca);
+    re_ca_free(NULL);
+    re_buf_release(&other);
+    re_buf_release(&out);
+    free_pki(&p);
+}
+
 static void test_cert_ca_key_mismatch(void)
 {
     struct pki p;
@@ -560,6 +604,6 @@ static void test_threads(void)
 
 TEST_MAIN(T(test_key_csr_roundtrip), T(test_csr_tampered_signature), T(test_csr_tampered_subject),
           T(test_csr_malformed), T(test_csr_oversized), T(test_csr_unsupported_key),
-          T(test_cert_issue_parse), T(test_cert_bad_spec), T(test_cert_ca_key_mismatch),
+          T(test_cert_issue_parse), T(test_cert_bad_spec), T(test_cert_ca_key_mismatch), T(test_ca_loaded),
           T(test_cert_verify), T(test_cert_verify_now), T(test_cert_matches_key),
           T(test_openssl_interop), T(test_hash_hex_random), T(test_threads))
