@@ -243,7 +243,7 @@ static int parse_report(struct http_exchange *x, const cJSON *j, struct report *
 static void bind_opt_text(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
 }
@@ -252,8 +252,8 @@ static int cluster_id(sqlite3 *db, const char *name, int64_t *id)
 {
     sqlite3_stmt *st = NULL;
     int r;
-    if (sqlite3_prepare_v2(db, "SELECT id FROM clusters WHERE name = ?", -1, &st, NULL) !=
-        SQLITE_OK)
+    static const char sql[] = "SELECT id FROM clusters WHERE name = ?";
+    if (db_prepare_cached(db, sql, &st) < 0)
         return -RE_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     r = sqlite3_step(st);
@@ -263,7 +263,7 @@ static int cluster_id(sqlite3 *db, const char *name, int64_t *id)
     } else {
         r = r == SQLITE_DONE ? -RE_ENOENT : db_err(r);
     }
-    sqlite3_finalize(st);
+    db_release(st);
     return r;
 }
 
@@ -285,21 +285,20 @@ static int store_report(sqlite3 *db, int64_t id, const char *name, const struct 
         " applied_revision = excluded.applied_revision,"
         " apply_result = excluded.apply_result, kustomizations = excluded.kustomizations,"
         " interval_s = excluded.interval_s, checkins = checkins + 1";
+    static const char identity_sql[] = "SELECT identity FROM cluster_status WHERE cluster_id = ?";
     sqlite3_stmt *st = NULL;
     int r;
     *old_identity_changed = NULL;
     /* A different cluster identity behind the same certificate is worth a log line. */
-    if (rep->identity &&
-        sqlite3_prepare_v2(db, "SELECT identity FROM cluster_status WHERE cluster_id = ?", -1,
-                           &st, NULL) == SQLITE_OK) {
+    if (rep->identity && db_prepare_cached(db, identity_sql, &st) == 0) {
         sqlite3_bind_int64(st, 1, id);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
             strcmp((const char *)sqlite3_column_text(st, 0), rep->identity) != 0)
             *old_identity_changed = "changed";
-        sqlite3_finalize(st);
+        db_release(st);
         st = NULL;
     }
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (db_prepare_cached(db, sql, &st) < 0)
         return -RE_EDB;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -321,7 +320,7 @@ static int store_report(sqlite3 *db, int64_t id, const char *name, const struct 
     bind_opt_text(st, 15, rep->kustomizations);
     sqlite3_bind_int64(st, 16, rep->interval_s > 0 ? rep->interval_s : CHECKIN_INTERVAL_S);
     r = db_err(sqlite3_step(st));
-    sqlite3_finalize(st);
+    db_release(st);
     return r;
 }
 

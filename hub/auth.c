@@ -8,14 +8,15 @@
 #include "routes.h"
 
 /* Looks peer up with sql, which selects (cert_serial, revoked, role) by
- * name; role is NULL for clusters, whose certificates bring ROLE_AGENT. The
+ * name (a static string: the statement is cached); role is NULL for
+ * clusters, whose certificates bring ROLE_AGENT. The
  * certificate must be the identity's current one and the identity not
  * revoked. A database error is an error, not an unknown identity. */
 static int resolve(sqlite3 *db, struct http_peer *peer, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int r, rc;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (db_prepare_cached(db, sql, &st) < 0)
         return -RE_EDB;
     sqlite3_bind_text(st, 1, peer->name, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -33,9 +34,12 @@ static int resolve(sqlite3 *db, struct http_peer *peer, const char *sql)
     } else {
         r = rc == SQLITE_DONE ? -RE_EUNAUTH : db_err(rc);
     }
-    sqlite3_finalize(st);
+    db_release(st);
     return r;
 }
+
+static const char users_sql[] = "SELECT cert_serial, revoked, role FROM users WHERE name = ?";
+static const char clusters_sql[] = "SELECT cert_serial, revoked, NULL FROM clusters WHERE name = ?";
 
 int auth_resolve(struct hub *hub, struct http_peer *peer)
 {
@@ -43,10 +47,9 @@ int auth_resolve(struct hub *hub, struct http_peer *peer)
     if (!peer->authenticated)
         return -RE_EUNAUTH;
     if (strcmp(peer->kind, "user") == 0)
-        return resolve(hub->db, peer, "SELECT cert_serial, revoked, role FROM users WHERE name = ?");
+        return resolve(hub->db, peer, users_sql);
     if (strcmp(peer->kind, "cluster") == 0)
-        return resolve(hub->db, peer,
-                       "SELECT cert_serial, revoked, NULL FROM clusters WHERE name = ?");
+        return resolve(hub->db, peer, clusters_sql);
     return -RE_EUNAUTH;
 }
 

@@ -1,5 +1,7 @@
 /* db.c - opens the inventory database and applies schema migrations in order. */
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include "db.h"
 #include "error.h"
 
@@ -283,8 +285,96 @@ out:
     return r;
 }
 
+/* ---- prepared statement cache ----
+ * One small process-wide table of (connection, SQL text pointer) -> statement.
+ * A statement is lent out by db_prepare_cached and given back by db_release;
+ * while lent it is not handed out again (a nested use of the same SQL gets a
+ * statement of its own, finalized on release). */
+
+#define DB_CACHE_MAX 32
+
+struct cached_stmt {
+    sqlite3 *db;
+    const char *sql;
+    sqlite3_stmt *st;
+    bool lent;
+};
+
+static struct cached_stmt cache[DB_CACHE_MAX];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int db_prepare_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    struct cached_stmt *free_slot = NULL;
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < DB_CACHE_MAX; i++) {
+        struct cached_stmt *c = &cache[i];
+        if (!c->db) {
+            if (!free_slot)
+                free_slot = c;
+            continue;
+        }
+        if (c->db != db || c->sql != sql || c->lent)
+            continue;
+        c->lent = true;
+        *out = c->st;
+        pthread_mutex_unlock(&cache_lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return -RE_EDB;
+    pthread_mutex_lock(&cache_lock);
+    /* free_slot may have been taken meanwhile by another connection's thread */
+    if (free_slot && !free_slot->db) {
+        free_slot->db = db;
+        free_slot->sql = sql;
+        free_slot->st = st;
+        free_slot->lent = true;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    *out = st;
+    return 0;
+}
+
+void db_release(sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < DB_CACHE_MAX; i++) {
+        if (cache[i].st == st && cache[i].db) {
+            /* ends the statement's read or write; bindings pointed at caller memory */
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            cache[i].lent = false;
+            pthread_mutex_unlock(&cache_lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    sqlite3_finalize(st);
+}
+
+/* Finalizes db's cached statements (sqlite3_close refuses while any live). */
+static void cache_drop(sqlite3 *db)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < DB_CACHE_MAX; i++) {
+        if (cache[i].db == db) {
+            sqlite3_finalize(cache[i].st);
+            memset(&cache[i], 0, sizeof(cache[i]));
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
 void db_close(sqlite3 *db)
 {
-    if (db)
-        sqlite3_close(db);
+    if (!db)
+        return;
+    cache_drop(db);
+    sqlite3_close(db);
 }

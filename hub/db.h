@@ -10,6 +10,17 @@
  * busy timeout, and applies every pending schema migration in a transaction. */
 int db_open(sqlite3 **out, const char *path);
 void db_close(sqlite3 *db);
+/* Prepared statement cache for hot queries. db_prepare_cached lends the
+ * statement for sql (which must be a string with static storage: it is keyed
+ * by its address) on db, preparing it the first time; give it back with
+ * db_release, which resets it and clears its bindings (ending its implicit
+ * transaction) — never sqlite3_finalize it. A lent statement asked for again
+ * (nested use) or a full cache yields a private statement that db_release
+ * finalizes. db_close finalizes db's cached statements. Thread-safe; each
+ * connection stays with one thread at a time as usual. -RE_EDB when sql does
+ * not prepare. */
+int db_prepare_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+void db_release(sqlite3_stmt *st);    /* NULL-safe */
 /* Current schema version (PRAGMA user_version). */
 int db_schema_version(sqlite3 *db);
 
