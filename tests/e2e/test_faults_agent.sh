@@ -17,7 +17,9 @@ AGENT=$RE_BIN/resedge-agent
 A=$T/agent
 ALOG=$T/agent.log
 AGENT_PID=
-slow=1; [ -n "${RE_WRAP:-}" ] && slow=5
+# RE_WRAP_AGENT: a command the agents run under, e.g. valgrind (then
+# stop_agent returns memcheck's error exit code).
+slow=1; [ -n "${RE_WRAP:-}${RE_WRAP_AGENT:-}" ] && slow=5
 
 wait_for() {   # SECONDS COMMAND...: polls every 0.2 s
     local n=$(($1 * 5 * slow)); shift
