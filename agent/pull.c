@@ -1,6 +1,7 @@
 /* pull.c - fetches the cluster's branch into STATE/mirror.git with libgit2. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <git2.h>
 #include "error.h"
 #include "fsutil.h"
@@ -64,6 +65,31 @@ int pull_open_mirror(git_repository **out, const char *state_dir, struct re_buf 
         return -RE_EGIT;
     }
     *out = repo;
+    return 0;
+}
+
+int pull_check_mirror(git_repository *repo, struct re_buf *err)
+{
+    static const char *const parts[] = { "HEAD", "objects", "refs" };
+    const char *path = git_repository_path(repo); /* ends with '/' */
+    git_repository *again = NULL;
+    char p[4096];
+    struct stat sb;
+    int r;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if ((r = re_snprintf(p, sizeof(p), "%s%s", path, parts[i])) < 0)
+            return r;
+        if (stat(p, &sb) < 0) {
+            re_buf_printf(err, "'%s' is missing", p);
+            return -RE_ENOENT;
+        }
+    }
+    /* What a fresh open checks (format, config, HEAD) besides the files. */
+    if (git_repository_open_bare(&again, path) < 0) {
+        git_err(err, "it no longer opens");
+        return -RE_EGIT;
+    }
+    git_repository_free(again);
     return 0;
 }
 

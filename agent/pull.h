@@ -28,6 +28,11 @@ void pull_set_abort_flag(volatile sig_atomic_t *flag);
 
 /* Opens STATE/mirror.git, creating it (or recreating it when it is damaged). */
 int pull_open_mirror(struct git_repository **out, const char *state_dir, struct re_buf *err);
+/* Checks that the mirror repo was opened from is still there and opens
+ * again (it may be deleted or damaged under a running agent): 0, or
+ * -RE_ENOENT / -RE_EGIT with err saying what is wrong. The caller then frees
+ * repo and calls pull_open_mirror, which recreates it. */
+int pull_check_mirror(struct git_repository *repo, struct re_buf *err);
 /* Fetches branch from url into the mirror and writes the fetched commit id
  * into fetched_hex. The fetched commit lands on a hidden staging ref,
  * PULL_HIDDEN_REFS<branch>, never on refs/heads/<branch>: what the mirror

@@ -409,6 +409,15 @@ static void sync_desired(struct agent *a)
     if (!want[0])
         goto out; /* the hub has not rendered this cluster yet */
     materialize_current(cur, a->cfg.state_dir);
+    if (a->mirror && pull_check_mirror(a->mirror, &err) < 0) {
+        /* Deleted or damaged under us: every fetch into the open handle
+         * would fail. The hub has the history, so start a fresh mirror. */
+        log_warn("the local mirror '%s/mirror.git' is missing or damaged (%s): recreating it "
+                 "and fetching again", a->cfg.state_dir, err.ptr ? err.ptr : "unknown");
+        git_repository_free(a->mirror);
+        a->mirror = NULL;
+        re_buf_reset(&err);
+    }
     if (!a->mirror && pull_open_mirror(&a->mirror, a->cfg.state_dir, &err) < 0) {
         pull_error(a, err.ptr);
         goto out;

@@ -438,6 +438,28 @@ static void fetch_into_mirror(void)
     CHECK_EQ_STR(fetched, hex);
     re_buf_reset(&err);
     CHECK(pull_fetch(mirror, url, "no-such-branch", fetched, &err) < 0);
+    re_buf_reset(&err);
+    CHECK_EQ_INT(pull_check_mirror(mirror, &err), 0);
+    /* Deleted under an open handle: the check says so; a fresh open
+     * recreates it and fetches again. */
+    char mp[4096];
+    re_snprintf(mp, sizeof(mp), "%s/mirror.git", state);
+    CHECK_EQ_INT(re_remove_tree(mp), 0);
+    CHECK_EQ_INT(pull_check_mirror(mirror, &err), -RE_ENOENT);
+    CHECK(err.ptr && strstr(err.ptr, "mirror.git/HEAD") != NULL);
+    git_repository_free(mirror);
+    mirror = NULL;
+    CHECK_EQ_INT(pull_open_mirror(&mirror, state, &err), 0);
+    re_buf_reset(&err);
+    CHECK_EQ_INT(pull_check_mirror(mirror, &err), 0);
+    CHECK_EQ_INT(pull_fetch(mirror, url, "main", fetched, &err), 0);
+    CHECK_EQ_STR(fetched, hex);
+    CHECK(pull_has_commit(mirror, hex));
+    /* Only the objects gone: the check says so too. */
+    re_snprintf(mp, sizeof(mp), "%s/mirror.git/objects", state);
+    CHECK_EQ_INT(re_remove_tree(mp), 0);
+    re_buf_reset(&err);
+    CHECK_EQ_INT(pull_check_mirror(mirror, &err), -RE_ENOENT);
     git_repository_free(mirror);
     git_repository_free(src);
     pull_global_cleanup();
