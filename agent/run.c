@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <git2.h>
 #include "backoff.h"
 #include "checkin.h"
@@ -226,6 +227,14 @@ static void git_url_for(struct agent *a, char *out, size_t size)
     re_snprintf(out, size, "%s/git/%s.git", a->st.hub_url, a->st.cluster);
 }
 
+/* True when STATE/agent.state no longer exists (path into p). */
+static bool record_deleted(struct agent *a, char *p, size_t size)
+{
+    struct stat sb;
+    return state_file(p, size, a, AGENT_STATE_FILE) == 0 && stat(p, &sb) < 0 &&
+           errno == ENOENT;
+}
+
 static void save_status(struct agent *a)
 {
     int r = agent_status_save(&a->status, a->cfg.state_dir);
@@ -409,6 +418,9 @@ static void sync_desired(struct agent *a)
     if (!want[0])
         goto out; /* the hub has not rendered this cluster yet */
     materialize_current(cur, a->cfg.state_dir);
+    char rec[4096];
+    if (record_deleted(a, rec, sizeof(rec)))
+        goto out; /* not recreating a deleted state directory: the loop says why and stops */
     if (a->mirror && pull_check_mirror(a->mirror, &err) < 0) {
         /* Deleted or damaged under us: every fetch into the open handle
          * would fail. The hub has the history, so start a fresh mirror. */
@@ -682,6 +694,28 @@ static void maybe_renew(struct agent *a)
     re_buf_release(&err);
 }
 
+/* The enrollment record deleted under the running agent (the state
+ * directory removed, the node wiped): without it a restart cannot run, and
+ * the credentials beside it are likely gone too, so say how to enroll again
+ * and stop rather than carry on half-working. A truncated record is not
+ * this: the one in memory still serves until a restart. */
+static bool enrollment_gone(struct agent *a)
+{
+    char p[4096];
+    struct stat sb;
+    if (!record_deleted(a, p, sizeof(p)))
+        return false;
+    bool dir_gone = stat(a->cfg.state_dir, &sb) < 0 && errno == ENOENT;
+    log_err("the enrollment is gone: '%s' was deleted while the agent ran%s; get a new code "
+            "with 'resedgectl clusters enroll-code %s' and enroll again with 'resedge-agent "
+            "enroll --hub %s --code CODE --ca-fingerprint sha256:... --state-dir %s', then "
+            "start the agent; exiting", p, dir_gone ? " (the whole state directory is gone)" : "",
+            a->st.cluster, a->st.hub_url, a->cfg.state_dir);
+    set_status(a, "not enrolled: '%s' was deleted; enroll again with 'resedge-agent enroll "
+               "--hub %s --code CODE --ca-fingerprint sha256:...'", p, a->st.hub_url);
+    return true;
+}
+
 static void reload(struct agent *a)
 {
     struct agent_config next;
@@ -824,8 +858,13 @@ int agent_run_main(int argc, char **argv)
         }
         watchdog_tick();
         ensure_mirror_server(&a);
-        if (re_mono_ms() >= a.next_checkin)
+        if (re_mono_ms() >= a.next_checkin) {
+            if (enrollment_gone(&a)) {
+                rc = AGENT_EX_CONFIG;
+                goto out;
+            }
             checkin(&a);
+        }
         if (g_stop)
             break;
         if (!a.revoked)
