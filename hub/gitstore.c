@@ -16,6 +16,7 @@
 #include <git2/sys/commit.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
+#include "hash.h"
 #include "error.h"
 #include "gitstore.h"
 
@@ -136,23 +137,6 @@ struct oidcache {
     uint64_t hits, misses;
 };
 
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
-{
-    const unsigned char *s = p;
-    uint64_t h = seed ^ (0x9e3779b97f4a7c15ull * (n + 1)), w;
-    while (n >= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 29);
-}
-
 static void oidc_clear(struct oidcache *c)
 {
     if (!c->v)
@@ -185,7 +169,7 @@ static const git_oid *oidc_get(struct oidcache *c, uint32_t type, const void *ke
 {
     if (!c->v || len > OIDC_MAX_KEY)
         return NULL;
-    struct oidc_ent *e = oidc_slot(c, type, key, len, hash_bytes(key, len, type));
+    struct oidc_ent *e = oidc_slot(c, type, key, len, re_hash64(key, len, type));
     if (e->key) {
         c->hits++;
         return &e->oid;
@@ -204,7 +188,7 @@ static void oidc_put(struct oidcache *c, uint32_t type, const void *key, size_t 
         return;
     if (c->n >= OIDC_MAX_N || c->bytes + len > OIDC_MAX_BYTES)
         oidc_clear(c);
-    uint64_t h = hash_bytes(key, len, type);
+    uint64_t h = re_hash64(key, len, type);
     struct oidc_ent *e = oidc_slot(c, type, key, len, h);
     if (e->key)
         return;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "hash.h"
 #include "error.h"
 #include "render.h"
 #include "yamlout.h"
@@ -490,23 +491,6 @@ static struct {
     bool off;
 } rcache = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-static uint64_t rc_hash(const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    uint64_t h = 0x9e3779b97f4a7c15ull * (n + 1), w;
-    while (n >= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 29);
-}
-
 static void rcache_clear_locked(void)
 {
     if (!rcache.v)
@@ -534,7 +518,7 @@ static char *rcache_get(const struct kbuf *key, size_t *len)
     char *copy = NULL;
     if (key->bad || key->n == 0)
         return NULL;
-    uint64_t h = rc_hash(key->p, key->n);
+    uint64_t h = re_hash64(key->p, key->n, 0);
     pthread_mutex_lock(&rcache.mu);
     if (rcache.v && !rcache.off) {
         struct rcache_ent *e = rcache_slot(key->p, key->n, h);
@@ -557,7 +541,7 @@ static void rcache_put(const struct kbuf *key, const char *val, size_t vlen)
 {
     if (key->bad || key->n == 0)
         return;
-    uint64_t h = rc_hash(key->p, key->n);
+    uint64_t h = re_hash64(key->p, key->n, 0);
     pthread_mutex_lock(&rcache.mu);
     if (rcache.off)
         goto out;
