@@ -243,6 +243,26 @@ static void save_status(struct agent *a)
                  re_strerror(r));
 }
 
+static const char *status_damage(int r)
+{
+    return r == -RE_EPARSE ? "not a JSON object: truncated or garbage" : re_strerror(r);
+}
+
+/* status.json damaged under the running agent (truncated, overwritten):
+ * what it should say is in memory, so write it again. A missing file is
+ * left to the next change (it is also missing before the first revision). */
+static void check_status_file(struct agent *a)
+{
+    struct agent_status on_disk;
+    char rec[4096];
+    int r = agent_status_read(&on_disk, a->cfg.state_dir);
+    if (r == 0 || r == -RE_ENOENT || record_deleted(a, rec, sizeof(rec)))
+        return;
+    log_warn("'%s/%s' was damaged (%s): rewriting it", a->cfg.state_dir, AGENT_STATUS_FILE,
+             status_damage(r));
+    save_status(a);
+}
+
 static int read_state_file(struct re_buf *out, struct agent *a, const char *name)
 {
     char p[4096];
@@ -826,12 +846,17 @@ int agent_run_main(int argc, char **argv)
             err.ptr[--err.len] = '\0';
         log_notice("repaired the state directory: %s", err.ptr);
     }
-    agent_status_load(&a.status, a.cfg.state_dir);
+    r = agent_status_read(&a.status, a.cfg.state_dir);
     {
         /* What is on disk is what was last applied in the modes that materialize. */
         char cur[41];
         if (materialize_current(cur, a.cfg.state_dir) == 0 && !a.status.pulled[0])
             memcpy(a.status.pulled, cur, 41);
+    }
+    if (r < 0 && r != -RE_ENOENT) {
+        log_warn("'%s/%s' was damaged (%s): starting from an empty status and rewriting it",
+                 a.cfg.state_dir, AGENT_STATUS_FILE, status_damage(r));
+        save_status(&a);
     }
     backoff_init(&a.bo, 1000, a.cfg.backoff_cap_ms);
     backoff_init(&a.renew_bo, 5000, 3600 * 1000);
@@ -864,6 +889,7 @@ int agent_run_main(int argc, char **argv)
                 goto out;
             }
             checkin(&a);
+            check_status_file(&a);
         }
         if (g_stop)
             break;

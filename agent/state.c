@@ -140,19 +140,24 @@ static bool is_rev(const char *s)
     return true;
 }
 
-int agent_status_load(struct agent_status *s, const char *dir)
+int agent_status_read(struct agent_status *s, const char *dir)
 {
     char path[4096];
     struct re_buf b;
     cJSON *j = NULL;
     const char *v;
     long long at;
+    int r;
     memset(s, 0, sizeof(*s));
     re_buf_init(&b, 64 * 1024);
-    if (agent_state_path(path, sizeof(path), dir, AGENT_STATUS_FILE) < 0 ||
-        re_read_file(&b, path) < 0 ||
-        re_json_parse(&j, re_buf_str(&b), 4, NULL) < 0 || !cJSON_IsObject(j))
+    if ((r = agent_state_path(path, sizeof(path), dir, AGENT_STATUS_FILE)) < 0 ||
+        (r = re_read_file(&b, path)) < 0)
         goto out;
+    if (re_json_parse(&j, re_buf_str(&b), 4, NULL) < 0 || !cJSON_IsObject(j)) {
+        r = -RE_EPARSE;
+        goto out;
+    }
+    r = 0;
     if (re_json_get_string(&v, j, "pulled_revision") == 0 && is_rev(v))
         memcpy(s->pulled, v, 41);
     if (re_json_get_string(&v, j, "applied_revision") == 0 && is_rev(v))
@@ -167,6 +172,12 @@ int agent_status_load(struct agent_status *s, const char *dir)
 out:
     cJSON_Delete(j);
     re_buf_release(&b);
+    return r;
+}
+
+int agent_status_load(struct agent_status *s, const char *dir)
+{
+    agent_status_read(s, dir);
     return 0;
 }
 

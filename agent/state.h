@@ -52,7 +52,13 @@ int agent_state_save(const struct agent_state *st, const char *dir);
 /* dir/name into out (PATH_MAX-bounded). */
 int agent_state_path(char *out, size_t size, const char *dir, const char *name);
 
-/* Missing or damaged status.json gives an empty status (returns 0). */
+/* Reads status.json into s. On failure s is the empty status and the
+ * result says why: -RE_ENOENT (missing), -RE_EPARSE (not a JSON object:
+ * truncated or garbage), -RE_EIO/-RE_ETOOBIG (unreadable). Fields with bad
+ * values are left empty without an error. */
+int agent_status_read(struct agent_status *s, const char *dir);
+/* agent_status_read that always returns 0: a missing or damaged status.json
+ * gives an empty status. */
 int agent_status_load(struct agent_status *s, const char *dir);
 int agent_status_save(const struct agent_status *s, const char *dir);
 

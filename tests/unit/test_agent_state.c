@@ -197,6 +197,18 @@ static void status_roundtrip(void)
     CHECK_EQ_INT(re_write_file_atomic(p, "{\"pulled_revision\":\"../x\"", 25, 0644), 0);
     CHECK_EQ_INT(agent_status_load(&l, test_tmpdir()), 0);
     CHECK_EQ_STR(l.pulled, "");
+    /* agent_status_read says why: damaged, or missing. */
+    CHECK_EQ_INT(agent_status_read(&l, test_tmpdir()), -RE_EPARSE);
+    CHECK_EQ_STR(l.pulled, "");
+    CHECK_EQ_INT(re_write_file_atomic(p, "", 0, 0644), 0);
+    CHECK_EQ_INT(agent_status_read(&l, test_tmpdir()), -RE_EPARSE);
+    CHECK_EQ_INT(re_write_file_atomic(p, "[1]", 3, 0644), 0);
+    CHECK_EQ_INT(agent_status_read(&l, test_tmpdir()), -RE_EPARSE);
+    unlink(p);
+    CHECK_EQ_INT(agent_status_read(&l, test_tmpdir()), -RE_ENOENT);
+    CHECK_EQ_INT(agent_status_save(&s, test_tmpdir()), 0);
+    CHECK_EQ_INT(agent_status_read(&l, test_tmpdir()), 0);
+    CHECK_EQ_STR(l.pulled, s.pulled);
 }
 
 /* ---- git fixtures ---- */
