@@ -1139,7 +1139,10 @@ static int ready_add(struct server *s, const char *name, server_ready_fn fn, voi
         return -RE_ENOMEM;
     }
     s->ready = n;
-    n[s->n_ready] = (struct ready_check){ copy, fn, arg, warning };
+    n[s->n_ready].name = copy;
+    n[s->n_ready].fn = fn;
+    n[s->n_ready].arg = arg;
+    n[s->n_ready].warning = warning;
     s->n_ready++;
     return 0;
 }
