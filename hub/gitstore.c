@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -297,6 +298,41 @@ static void pack_dir_stamp(struct gitstore *gs, struct timespec *out)
         *out = st.st_mtim;
 }
 
+
+/* Files a writer killed mid-batch leaves behind: ref locks (packed-refs.lock,
+ * refs/.../HEAD.lock, branch locks) and half-written packs. Only called when
+ * this process is the sole writer, so none of them can belong to a live one. */
+static int remove_stale_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    size_t n = strlen(base);
+    bool lock = n > 5 && strcmp(base + n - 5, ".lock") == 0;
+    bool tmp_pack = strstr(path, "/objects/pack/") &&
+                    (strncmp(base, "tmp_", 4) == 0 || strncmp(base, "pack_git2_", 10) == 0);
+    if (type == FTW_F && (lock || tmp_pack))
+        unlink(path);
+    return 0;
+}
+
+static void remove_stale_files(const char *gitdir)
+{
+    static const char *const dirs[] = { "", "refs", "objects/pack", NULL };
+    char path[4096];
+    for (size_t i = 0; dirs[i]; i++) {
+        if (re_snprintf(path, sizeof(path), "%s%s", gitdir, dirs[i]) < 0)
+            continue;
+        if (i == 0) { /* the top level only: packed-refs.lock, HEAD.lock */
+            char lock[4200];
+            if (re_snprintf(lock, sizeof(lock), "%spacked-refs.lock", gitdir) == 0)
+                unlink(lock);
+            if (re_snprintf(lock, sizeof(lock), "%sHEAD.lock", gitdir) == 0)
+                unlink(lock);
+            continue;
+        }
+        nftw(path, remove_stale_one, 16, FTW_PHYS);
+    }
+}
+
 int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
                   struct re_buf *err)
 {
@@ -327,12 +363,8 @@ int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
         goto out;
     }
     gs->gitdir = git_repository_path(gs->repo);
-    if (flags & GITSTORE_SOLE_WRITER) {
-        /* Left by a writer killed while it held the lock: nobody else writes. */
-        char lock[4096];
-        if (re_snprintf(lock, sizeof(lock), "%spacked-refs.lock", gs->gitdir) == 0)
-            unlink(lock);
-    }
+    if (flags & GITSTORE_SOLE_WRITER)
+        remove_stale_files(gs->gitdir);
     git_odb_backend *proxy = NULL;
     if ((g = git_repository_odb(&gs->odb, gs->repo)) < 0 ||
         (g = git_odb_new(&gs->wodb)) < 0 ||
