@@ -17,8 +17,6 @@
 #  3. the lock files such a kill can leave (a cluster's HEAD.lock with its
 #     HEAD symref missing, packed-refs.lock): the writer gets past them and
 #     repairs the symref.
-# Behaviours known to be missing are "gap" checks: a "# GAP" line, or not ok
-# with FAULTS_STRICT=1.
 # "Matches the inventory" is checked three ways: the API's desired_revision
 # of every cluster equals `git rev-parse` of its branch; every branch holds
 # the rendered files (kustomization.yaml, namespaces/pos/namespace.yaml, and
@@ -112,14 +110,6 @@ restart_commits_nothing() {
     [ "$(gstatus | jq -r .last_batch_changed)" == 0 ] && [ "$c" == 0 ]
 }
 fsck() { G fsck --strict --no-dangling; }
-# gap DESCRIPTION COMMAND...: a behaviour known to be missing (reported, not
-# yet fixed): ok when it holds; else a "# GAP" line, or not ok with FAULTS_STRICT=1.
-gap() {
-    local d=$1; shift
-    if "$@" >"$T/.check.out" 2>&1; then ok "$d"
-    elif [ -n "${FAULTS_STRICT:-}" ]; then not_ok "$d"; sed 's/^/#   /' "$T/.check.out" | head -5
-    else diag "GAP (known, reported): $d"; fi
-}
 
 hub_init || { not_ok "hub init"; done_testing; exit 1; }
 hub_start || { not_ok "hub starts"; done_testing; exit 1; }
@@ -317,7 +307,7 @@ for phase in $phases; do
     wait_idle
     r=$?
     if [ -n "$locks" ]; then
-        gap "$phase: the writer gets past lock files left by the kill by itself" test "$r" -eq 0
+        check "$phase: the writer gets past lock files left by the kill by itself" test "$r" -eq 0
         if [ "$r" -ne 0 ]; then
             diag "$phase: writer stuck: $(gstatus | jq -r .last_error); removing the stale locks by hand"
             rm -f $locks
@@ -329,7 +319,7 @@ for phase in $phases; do
     check "$phase: every branch present and matching the inventory" branches_match
     check "$phase: git fsck --strict after the start-up pass" fsck
     leftovers=$(find "$HUB_DIR/git/objects" -name 'tmp*' -o -name 'pack_git2_*' | head -5)
-    gap "$phase: no temporary pack file of the killed batch is left in objects/pack" test -z "$leftovers"
+    check "$phase: no temporary pack file of the killed batch is left in objects/pack" test -z "$leftovers"
     check "$phase: another start-up pass commits nothing (branches = inventory)" restart_commits_nothing
 done
 [ -n "$phases" ] && check "at least one kill landed while a batch was rendering and before its branches moved" \
@@ -347,7 +337,7 @@ if [ -n "$phases" ]; then
     : >"$HUB_DIR/git/packed-refs.lock"
     hub_start || not_ok "stale locks: the hub starts"
     wait_idle 300; r=$?
-    gap "stale locks: the writer gets past HEAD.lock and packed-refs.lock left by a killed writer" \
+    check "stale locks: the writer gets past HEAD.lock and packed-refs.lock left by a killed writer" \
         test "$r" -eq 0
     if [ "$r" -ne 0 ]; then
         diag "stale locks: writer stuck: $(gstatus | jq -r .last_error); removing them by hand"
