@@ -260,7 +260,7 @@ fi
 #   pack   - while the batch's pack is being written (its temporary file exists);
 #   refs   - once the first of the new branches or their HEAD symrefs
 #            appears (branches moved, HEAD symrefs being written).
-N=${GITOPS_FAULT_N:-$([ "$slow" -gt 1 ] && echo 1000 || echo 5000)}
+N=${GITOPS_FAULT_N:-$([ "$slow" -gt 1 ] && echo 1000 || echo 2000)}
 killed_mid=0
 # caught PHASE PREFIX: polls (bash builtins only, so the hub keeps the CPU)
 # until the batch is in PHASE; 1 when the batch ended first or 120 s passed.
