@@ -3,12 +3,17 @@
 # full render + commit of BENCH_N clusters (default 10,000) with 5
 # applications each, the hub's peak RSS; a change selecting 1,000 clusters
 # committed by the hub vs the same change made with the git command line
-# (worktree, add, commit) in the same run, and the ratio.
+# (worktree, add, commit) in the same run, and the ratio; API latency
+# (GET /api/v1/clusters/NAME, admin certificate, one keep-alive curl client,
+# loopback) while the full render runs, against the same requests with the
+# hub idle right after it, and the ratio of the p99s.
+#   BENCH_N=2000 RE_BIN=$PWD/bin bash tests/bench/gitops.sh   (on its own)
+#   BENCH_ONLY=gitops make bench                           (in the table)
 . "$(dirname "$0")/../e2e/lib.sh"
 
 N=${BENCH_N:-10000}
 SEL=1000
-fig() { printf '%-62s %s\n' "$1" "$2"; }
+fig() { printf '%-62s  %s\n' "$1" "$2"; }   # two spaces at least: run.sh splits there
 req() { acurl -o "$T/body" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
         "$HUB_URL$2" ${3:+--data-binary "$3"}; }
 status_json() { acurl "$HUB_URL/api/v1/gitops/status"; }
@@ -21,6 +26,41 @@ wait_idle() {
     done
 }
 now() { date +%s.%N; }
+
+# API latency sampler: one client, one request in flight, keep-alive (curl
+# reuses its connection across a globbed URL; the hub closes it after
+# max_requests_per_connection and curl reconnects). Bounded: LAT_BATCH
+# requests per curl, at most LAT_MAX requests and LAT_SECONDS seconds.
+LAT_BATCH=200 LAT_MAX=${LAT_MAX:-50000} LAT_SECONDS=${LAT_SECONDS:-600}
+lat_batch() {   # lat_batch COUNT: COUNT GETs (at most N), "code seconds" per line
+    local hi=$(( ($1 < N ? $1 : N) - 1 ))
+    acurl --max-time 120 -o /dev/null -w '%{http_code} %{time_total} %{time_appconnect}\n' \
+        "$HUB_URL/api/v1/clusters/store-[000000-$(printf %06d "$hi")]" 2>/dev/null
+}
+# lat_until STOPFILE OUT: batches until STOPFILE exists (or the bounds).
+lat_until() {
+    local n=0 t_end=$((SECONDS + LAT_SECONDS))
+    while [ ! -e "$1" ] && [ "$n" -lt "$LAT_MAX" ] && [ "$SECONDS" -lt "$t_end" ]; do
+        lat_batch "$LAT_BATCH" >>"$2"
+        n=$(wc -l <"$2")
+    done
+}
+# lat_stats FILE: "p50 p99 count non200" (milliseconds; request to last
+# byte: the TLS handshake of each batch's first request is left out)
+lat_stats() {
+    python3 - "$1" <<'PY'
+import sys
+v, bad = [], 0
+for l in open(sys.argv[1]):
+    f = l.split()
+    if len(f) != 3: continue
+    if f[0] != "200": bad += 1
+    v.append((float(f[1]) - float(f[2])) * 1000)
+v.sort()
+pc = lambda q: v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
+print("%.2f %.2f %d %d" % (pc(0.50), pc(0.99), len(v), bad))
+PY
+}
 
 hub_init >/dev/null || { echo "hub init failed"; exit 1; }
 hub_conf server.max_body_bytes 268435456
@@ -45,13 +85,31 @@ t0=$(now)
 code=$(acurl --max-time 600 -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: text/csv' \
     --data-binary "@$T/fleet.csv" "$HUB_URL/api/v1/clusters:import?create_groups=true")
 [ "$code" = 201 ] || { echo "import failed: $code $(head -c 300 "$T/body")"; exit 1; }
+# the full render runs now (off the event loop): sample the API meanwhile
+: >"$T/lat.busy"
+lat_until "$T/lat.stop" "$T/lat.busy" &
+LAT_PID=$!
 wait_idle
 t1=$(now)
+touch "$T/lat.stop"
+wait "$LAT_PID"
+# the same requests, the hub idle with the same N clusters loaded (the
+# busy file's last batch may reach a few ms past the end of the render)
+lat_batch 1000 >"$T/lat.idle"
+read -r b50 b99 bn bbad < <(lat_stats "$T/lat.busy")
+read -r i50 i99 icnt ibad < <(lat_stats "$T/lat.idle")
 fig "clusters" "$N"
 fig "full render + commit, wall (import answered .. writer idle)" "$(echo "$t1 - $t0" | bc) s"
 fig "... writer batch alone" "$(status_json | jq -r .last_batch_seconds) s"
 fig "hub peak RSS (VmHWM)" "$(awk '/VmHWM/ {print $2/1024 " MB"}' /proc/"$HUB_PID"/status)"
 fig "repository size" "$(du -sh "$HUB_DIR/git" | cut -f1)"
+fig "API p99 latency while a full render runs" "$b99 ms"
+fig "... API p50 latency while a full render runs" "$b50 ms"
+fig "... requests during the render (non-200)" "$bn ($bbad)"
+fig "... API p99 latency, hub idle" "$i99 ms"
+fig "... API p50 latency, hub idle" "$i50 ms"
+fig "... requests idle (non-200)" "$icnt ($ibad)"
+fig "... ratio p99 during render / idle" "$(echo "scale=1; $b99 / $i99" | bc)x"
 
 # the change: app-1 v2 for /g/sel
 t0=$(now)
