@@ -163,15 +163,6 @@ static int cmd_status(int argc, char **argv)
     return 0;
 }
 
-/* libgit2 1.5 leaks pcre2 match data while git_remote_create_anonymous looks
- * up url.*.insteadOf (a few hundred bytes per fetch of a new revision); keep
- * sanitizer builds' leak reports about our own code. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:git_remote_create_with_opts\nleak:libpcre2-8.so\n";
-}
-
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;

@@ -530,11 +530,3 @@ static void flux_objects(void)
 TEST_MAIN(T(fingerprint_pinning), T(credential_swap), T(status_roundtrip),
           T(materialize_and_swap), T(repair_half_done_swap), T(fetch_into_mirror),
           T(flux_objects))
-
-/* libgit2 1.5 leaks pcre2 match data while git_remote_create_anonymous
- * looks up url.*.insteadOf in the configuration (not ours to fix). */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:git_remote_create_with_opts\nleak:libpcre2-8.so\n";
-}
