@@ -99,7 +99,7 @@ lat_batch 1000 >"$T/lat.idle"
 read -r b50 b99 bn bbad < <(lat_stats "$T/lat.busy")
 read -r i50 i99 icnt ibad < <(lat_stats "$T/lat.idle")
 fig "clusters" "$N"
-fig "full render + commit, wall (import answered .. writer idle)" "$(echo "$t1 - $t0" | bc) s"
+fig "full render + commit, wall (import answered .. writer idle)" "$(printf '%.2f' "$(echo "$t1 - $t0" | bc)") s"
 fig "... writer batch alone" "$(status_json | jq -r .last_batch_seconds) s"
 fig "hub peak RSS (VmHWM)" "$(awk '/VmHWM/ {print $2/1024 " MB"}' /proc/"$HUB_PID"/status)"
 fig "repository size" "$(du -sh "$HUB_DIR/git" | cut -f1)"
@@ -119,7 +119,7 @@ t1=$(now)
 hub_s=$(status_json | jq -r .last_batch_seconds)
 fig "change selecting $SEL clusters: commits" "$(status_json | jq -r .last_batch_changed)"
 fig "... hub, writer batch" "$hub_s s"
-fig "... hub, wall (PATCH .. idle)" "$(echo "$t1 - $t0" | bc) s"
+fig "... hub, wall (PATCH .. idle)" "$(printf '%.2f' "$(echo "$t1 - $t0" | bc)") s"
 
 # the same with the git command line: one worktree, a folder per cluster
 W=$T/work
