@@ -156,8 +156,9 @@ install-units:
 # (replayed by `make test`) and fails the target.
 # `make audit`: sslscan against a running hub (TLS 1.2 only, ECDHE + AEAD
 # only, no renegotiation, no compression).
-# `make test VALGRIND=1`: the e2e harness runs the hub under valgrind memcheck
-# (RE_WRAP, see tests/e2e/lib.sh hub_start).
+# `make test VALGRIND=1`: the e2e harness runs the hub, the agent and
+# resedgectl under valgrind memcheck (RE_WRAP, see tests/e2e/lib.sh); a
+# memcheck error or definite leak fails the script.
 FUZZ_SECONDS ?= 60
 FUZZ_DEPS := clang libclang-rt-14-dev libfuzzer-14-dev
 .PHONY: fuzz audit
@@ -173,7 +174,7 @@ audit: all
 
 ifeq ($(VALGRIND),1)
 export RE_WRAP := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-                   --suppressions=$(CURDIR)/tests/valgrind.supp
+                   --show-leak-kinds=definite --suppressions=$(CURDIR)/tests/valgrind.supp
 endif
 
 # ---- bench ----

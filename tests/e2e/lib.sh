@@ -9,8 +9,70 @@ TAP_FAILED=0
 HUB_PID=
 _pids=()
 
+# ---- memcheck (make test VALGRIND=1) ----
+# RE_WRAP is the command the hub runs under; RE_WRAP_AGENT (default: RE_WRAP)
+# the one for resedge-agent and RE_WRAP_CTL (default: RE_WRAP) for
+# resedgectl. Scripts run them as $RE_AGENT and $RE_CTL: the binaries
+# themselves, or wrapper scripts in $T/wrap that exec them under the wrapper.
+# Under valgrind every process writes its own log ($T/vg/NAME.PID.log, so
+# reports do not mix with what the tests read from the daemons' output), and
+# done_testing stops what still runs and fails one check per process whose
+# log holds a memcheck error; hub_stop also returns the 99 of
+# --error-exitcode.
+: "${RE_WRAP_AGENT=${RE_WRAP:-}}" "${RE_WRAP_CTL=${RE_WRAP:-}}"
+_VG_DIR= _VG_99=0 _VG_DONE=
+_is_vg() { [[ " $1 " == *" valgrind "* || "$1" == valgrind* ]]; }
+if _is_vg "${RE_WRAP:-}" || _is_vg "$RE_WRAP_AGENT" || _is_vg "$RE_WRAP_CTL"; then
+    _VG_DIR=$T/vg; mkdir -p "$_VG_DIR"
+fi
+_vg_wrap() {   # WRAP NAME: WRAP, with a per-process log when it is valgrind
+    if _is_vg "$1"; then echo "$1 --log-file=$_VG_DIR/$2.%p.log"; else echo "$1"; fi
+}
+[ -n "${RE_WRAP:-}" ] && RE_WRAP=$(_vg_wrap "$RE_WRAP" hub)
+RE_AGENT=$RE_BIN/resedge-agent RE_CTL=$RE_BIN/resedgectl
+for _w in agent:"$RE_WRAP_AGENT":resedge-agent ctl:"$RE_WRAP_CTL":resedgectl; do
+    IFS=: read -r _n _cmd _b <<<"$_w"
+    [ -n "$_cmd" ] || continue
+    mkdir -p "$T/wrap"
+    printf '#!/bin/sh\nexec %s %q "$@"\n' "$(_vg_wrap "$_cmd" "$_n")" "$RE_BIN/$_b" >"$T/wrap/$_b"
+    chmod +x "$T/wrap/$_b"
+    if [ "$_n" = agent ]; then RE_AGENT=$T/wrap/$_b; else RE_CTL=$T/wrap/$_b; fi
+done
+unset _w _n _cmd _b
+
+# _vg_check: with valgrind, stops the processes still running (memcheck's
+# leak check runs at exit) and reports the memcheck logs as one check each.
+_vg_check() {
+    [ -n "$_VG_DIR" ] && [ -z "$_VG_DONE" ] || return 0
+    _VG_DONE=1
+    [ -z "$HUB_PID" ] || hub_stop
+    local p f i n=0 bad=0
+    for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for i in $(seq 1 600); do          # up to 60 s for the leak checks
+        for p in "${_pids[@]}"; do kill -0 "$p" 2>/dev/null && break; done
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.1
+    done
+    for f in "$_VG_DIR"/*.log; do
+        [ -e "$f" ] || continue
+        n=$((n + 1))
+        # -q: a log holds nothing but errors (and the odd harmless warning).
+        if grep -vqE '^==[0-9]+== *(Warning: |WARNING: |$)' "$f"; then
+            bad=$((bad + 1))
+            not_ok "memcheck: no errors in $(basename "$f" .log)"
+            grep -vE '^==[0-9]+== *(Warning: |WARNING: )' "$f" | head -40 | sed 's/^/#   /'
+        fi
+    done
+    if [ "$_VG_99" -gt 0 ] && [ "$bad" -eq 0 ]; then
+        not_ok "memcheck: a hub exited 99 (--error-exitcode) with no log"
+    elif [ "$bad" -eq 0 ]; then
+        ok "memcheck: no errors in the $n valgrind process logs"
+    fi
+}
+
 _cleanup() {
     local p
+    _vg_check
     for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
     if [ "$TAP_FAILED" -eq 0 ] && [ -z "${RE_KEEP:-}" ]; then rm -rf "$T"; else echo "# state kept in $T"; fi
@@ -39,7 +101,7 @@ check_eq() {
 check_match() {
     if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1"; diag "'${2:0:400}' does not match /$3/"; fi
 }
-done_testing() { echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; }
+done_testing() { _vg_check; echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -107,6 +169,9 @@ hub_stop() {
     local rc=0
     wait "$HUB_PID" || rc=$?
     HUB_PID=
+    if [ "$rc" -eq 99 ] && [ -n "$_VG_DIR" ]; then
+        _VG_99=$((_VG_99 + 1)); echo "# hub: memcheck errors (exit 99), see $_VG_DIR" >&2
+    fi
     return $rc
 }
 
@@ -132,4 +197,4 @@ issue_user() {
 # jq_body FILTER: jq over the last body.
 jq_body() { jq -r "$1" "$T/body"; }
 # ctl ARGS...: resedgectl with the admin profile.
-ctl() { "$RE_BIN/resedgectl" --config "$CTL_CONF" "$@"; }
+ctl() { "$RE_CTL" --config "$CTL_CONF" "$@"; }

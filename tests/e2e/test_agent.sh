@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 _mounted=
 trap '[ -n "$_mounted" ] && umount "$_mounted"; _cleanup' EXIT
-AGENT=$RE_BIN/resedge-agent
+AGENT=$RE_AGENT          # under RE_WRAP_AGENT (valgrind) when set, see lib.sh
 A=$T/agent                      # the agent's state directory
 ALOG=$T/agent.log
 AGENT_PID=
@@ -16,9 +16,11 @@ AGENT_PID=
 hub_init || exit 1
 hub_start || exit 1
 
-# wait_for SECONDS COMMAND...: polls every 0.2 s until COMMAND succeeds.
+slow=1; [ -n "${RE_WRAP:-}${RE_WRAP_AGENT:-}" ] && slow=5   # valgrind: everything is slower
+# wait_for SECONDS COMMAND...: polls every 0.2 s until COMMAND succeeds
+# (SECONDS times slow).
 wait_for() {
-    local n=$(($1 * 5)); shift
+    local n=$(($1 * 5 * slow)); shift
     local i
     for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
     return 1
@@ -147,7 +149,7 @@ head_rev() { git -C "$GITDIR" rev-parse -q --verify refs/namespaces/store-1/refs
 # next_rev OLD: waits until the branch moves off OLD, prints the new head.
 next_rev() {
     local i r
-    for i in $(seq 1 100); do r=$(head_rev) && [ -n "$r" ] && [ "$r" != "$1" ] && { echo "$r"; return 0; }; sleep 0.1; done
+    for i in $(seq 1 $((100 * slow))); do r=$(head_rev) && [ -n "$r" ] && [ "$r" != "$1" ] && { echo "$r"; return 0; }; sleep 0.1; done
     return 1
 }
 REV0=$(next_rev none)

@@ -6,7 +6,7 @@
 # paths; Flux's GitRepository points at it; the served branch moves only to a
 # revision that matched the hub's assignment.
 . "$(dirname "$0")/lib.sh"
-AGENT=$RE_BIN/resedge-agent
+AGENT=$RE_AGENT          # under RE_WRAP_AGENT (valgrind) when set, see lib.sh
 A=$T/agent
 ALOG=$T/agent.log
 AGENT_PID=
@@ -15,8 +15,9 @@ C=store-m
 hub_init || exit 1
 hub_start || exit 1
 
-wait_for() {
-    local n=$(($1 * 5)); shift
+slow=1; [ -n "${RE_WRAP:-}${RE_WRAP_AGENT:-}" ] && slow=5   # valgrind: everything is slower
+wait_for() {   # SECONDS (times slow) COMMAND...: polls every 0.2 s
+    local n=$(($1 * 5 * slow)); shift
     local i
     for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
     return 1
@@ -47,7 +48,7 @@ GITDIR=$HUB_DIR/git
 head_rev() { git -C "$GITDIR" rev-parse -q --verify "refs/namespaces/$C/refs/heads/main" 2>/dev/null; }
 next_rev() {
     local i r
-    for i in $(seq 1 100); do r=$(head_rev) && [ -n "$r" ] && [ "$r" != "$1" ] && { echo "$r"; return 0; }; sleep 0.1; done
+    for i in $(seq 1 $((100 * slow))); do r=$(head_rev) && [ -n "$r" ] && [ "$r" != "$1" ] && { echo "$r"; return 0; }; sleep 0.1; done
     return 1
 }
 

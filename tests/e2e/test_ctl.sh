@@ -4,7 +4,7 @@
 # connection errors and exit codes.
 . "$(dirname "$0")/lib.sh"
 
-CTL="$RE_BIN/resedgectl"
+CTL="$RE_CTL"            # under RE_WRAP_CTL (valgrind) when set, see lib.sh
 
 # skip_if_no_route DESC METHOD PATH: true, and a failure, when the hub has no
 # such endpoint (every endpoint the CLI calls must exist): the block is skipped.

@@ -343,7 +343,7 @@ if ctl clusters enroll-code store-e --ttl 1h -o json >"$T/e.json" 2>"$T/e.err"; 
     # The agent refuses a wrong fingerprint and writes nothing (the code is not spent).
     bad_fp="sha256:$(printf '0%.0s' $(seq 64))"
     check_not "resedge-agent enroll refuses a wrong CA fingerprint" \
-        "$RE_BIN/resedge-agent" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$bad_fp" \
+        "$RE_AGENT" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$bad_fp" \
         --state-dir "$T/agent-bad"
     check_not "... and writes nothing" test -n "$(ls -A "$T/agent-bad" 2>/dev/null)"
     # A hub whose CA does not match the fingerprint given.
@@ -353,11 +353,11 @@ if ctl clusters enroll-code store-e --ttl 1h -o json >"$T/e.json" 2>"$T/e.err"; 
     _pids+=("$!")
     for i in $(seq 1 100); do curl -sk -o /dev/null "https://127.0.0.1:$PORT2/healthz" && break; sleep 0.1; done
     check_not "resedge-agent enroll refuses a hub whose CA does not match" \
-        "$RE_BIN/resedge-agent" enroll --hub "https://127.0.0.1:$PORT2" --code "$CODE" \
+        "$RE_AGENT" enroll --hub "https://127.0.0.1:$PORT2" --code "$CODE" \
         --ca-fingerprint "$FP" --state-dir "$T/agent-other"
     check_not "... and writes nothing" test -n "$(ls -A "$T/agent-other" 2>/dev/null)"
     check "resedge-agent enroll with the code" \
-        "$RE_BIN/resedge-agent" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$FP" \
+        "$RE_AGENT" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$FP" \
         --state-dir "$T/agent-e"
     crt=$(ls "$T"/agent-e/*.crt 2>/dev/null | grep -v '/ca.crt$' | head -1)
     key=${crt%.crt}.key
@@ -368,10 +368,10 @@ if ctl clusters enroll-code store-e --ttl 1h -o json >"$T/e.json" 2>"$T/e.err"; 
            "$HUB_URL/api/v1/clusters/store-e")" 200
     acurl -o "$T/body" -X POST -d '{"name":"carol","role":"appteam"}' "$HUB_URL/api/v1/users"
     check "resedgectl login with a user code writes a working profile" \
-        "$RE_BIN/resedgectl" login --hub "$HUB_URL" --code "$(jq -r .code "$T/body")" \
+        "$RE_CTL" login --hub "$HUB_URL" --code "$(jq -r .code "$T/body")" \
         --ca-fingerprint "$FP" --config "$T/carol/profile.conf"
     check "... which reads the inventory as carol" \
-        "$RE_BIN/resedgectl" --config "$T/carol/profile.conf" clusters list
+        "$RE_CTL" --config "$T/carol/profile.conf" clusters list
     [ -f "$T/carol/profile.crt" ] && echo "$T/carol/profile.crt" >>"$ISSUED"
 else
     not_ok "resedgectl clusters enroll-code -o json"; sed 's/^/#   /' "$T/e.err"

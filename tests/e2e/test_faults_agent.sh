@@ -13,12 +13,12 @@
 # (test_agent.sh covers a garbage agent.state and a full disk.)
 . "$(dirname "$0")/lib.sh"
 
-AGENT=$RE_BIN/resedge-agent
+AGENT=$RE_AGENT          # under RE_WRAP_AGENT (valgrind) when set, see lib.sh
 A=$T/agent
 ALOG=$T/agent.log
 AGENT_PID=
-# RE_WRAP_AGENT: a command the agents run under, e.g. valgrind (then
-# stop_agent returns memcheck's error exit code).
+# RE_WRAP_AGENT: a command the agents run under, e.g. valgrind (lib.sh wraps
+# $RE_AGENT in it; stop_agent then returns memcheck's error exit code).
 slow=1; [ -n "${RE_WRAP:-}${RE_WRAP_AGENT:-}" ] && slow=5
 
 wait_for() {   # SECONDS COMMAND...: polls every 0.2 s
@@ -31,8 +31,7 @@ wait_for() {   # SECONDS COMMAND...: polls every 0.2 s
 log_since() { tail -n +"$(($1 + 1))" "$ALOG" | grep -qE -- "$2"; }
 mark() { wc -l <"$ALOG"; }
 start_agent() {
-    # shellcheck disable=SC2086
-    ${RE_WRAP_AGENT:-} "$AGENT" run --state-dir "$A" --interval 1s --backoff-cap 2s --mode none "$@" >>"$ALOG" 2>&1 &
+    "$AGENT" run --state-dir "$A" --interval 1s --backoff-cap 2s --mode none "$@" >>"$ALOG" 2>&1 &
     AGENT_PID=$!
     _pids+=("$AGENT_PID")
 }
@@ -64,7 +63,7 @@ new_rev() {
 }
 # run_once ARGS...: a foreground run that should exit at once; output in $T/once.out.
 run_once() {
-    timeout 30 "$AGENT" run --state-dir "$A" --interval 1s --mode none "$@" >"$T/once.out" 2>&1
+    timeout $((30 * slow)) "$AGENT" run --state-dir "$A" --interval 1s --mode none "$@" >"$T/once.out" 2>&1
 }
 
 hub_init || exit 1
