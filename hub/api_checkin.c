@@ -5,6 +5,7 @@
 #include "api_checkin.h"
 #include "gitops.h"
 #include "auth.h"
+#include "checkin_batch.h"
 #include "clock.h"
 #include "db.h"
 #include "error.h"
@@ -240,14 +241,6 @@ static int parse_report(struct http_exchange *x, const cJSON *j, struct report *
 
 /* ---- storage ---- */
 
-static void bind_opt_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 static int cluster_id(sqlite3 *db, const char *name, int64_t *id)
 {
     sqlite3_stmt *st = NULL;
@@ -263,63 +256,6 @@ static int cluster_id(sqlite3 *db, const char *name, int64_t *id)
     } else {
         r = r == SQLITE_DONE ? -RE_ENOENT : db_err(r);
     }
-    db_release(st);
-    return r;
-}
-
-static int store_report(sqlite3 *db, int64_t id, const char *name, const struct report *rep,
-                        const char *remote, int64_t now, const char **old_identity_changed)
-{
-    static const char sql[] =
-        "INSERT INTO cluster_status (cluster_id, name, first_seen, last_seen, remote_addr,"
-        " identity, k8s_version, node_count, reported_labels, agent_version, mode, host,"
-        " pulled_revision, applied_revision, apply_result, kustomizations, interval_s,"
-        " checkins) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-        " ?15, ?16, 1)"
-        " ON CONFLICT(cluster_id) DO UPDATE SET name = excluded.name,"
-        " last_seen = excluded.last_seen, remote_addr = excluded.remote_addr,"
-        " identity = excluded.identity, k8s_version = excluded.k8s_version,"
-        " node_count = excluded.node_count, reported_labels = excluded.reported_labels,"
-        " agent_version = excluded.agent_version, mode = excluded.mode, host = excluded.host,"
-        " pulled_revision = excluded.pulled_revision,"
-        " applied_revision = excluded.applied_revision,"
-        " apply_result = excluded.apply_result, kustomizations = excluded.kustomizations,"
-        " interval_s = excluded.interval_s, checkins = checkins + 1";
-    static const char identity_sql[] = "SELECT identity FROM cluster_status WHERE cluster_id = ?";
-    sqlite3_stmt *st = NULL;
-    int r;
-    *old_identity_changed = NULL;
-    /* A different cluster identity behind the same certificate is worth a log line. */
-    if (rep->identity && db_prepare_cached(db, identity_sql, &st) == 0) {
-        sqlite3_bind_int64(st, 1, id);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
-            strcmp((const char *)sqlite3_column_text(st, 0), rep->identity) != 0)
-            *old_identity_changed = "changed";
-        db_release(st);
-        st = NULL;
-    }
-    if (db_prepare_cached(db, sql, &st) < 0)
-        return -RE_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_text(st, 4, remote, -1, SQLITE_STATIC);
-    bind_opt_text(st, 5, rep->identity);
-    bind_opt_text(st, 6, rep->k8s_version);
-    if (rep->node_count >= 0)
-        sqlite3_bind_int64(st, 7, rep->node_count);
-    else
-        sqlite3_bind_null(st, 7);
-    bind_opt_text(st, 8, rep->labels);
-    bind_opt_text(st, 9, rep->agent_version);
-    bind_opt_text(st, 10, rep->mode);
-    bind_opt_text(st, 11, rep->host);
-    bind_opt_text(st, 12, rep->pulled);
-    bind_opt_text(st, 13, rep->applied);
-    bind_opt_text(st, 14, rep->apply_result);
-    bind_opt_text(st, 15, rep->kustomizations);
-    sqlite3_bind_int64(st, 16, rep->interval_s > 0 ? rep->interval_s : CHECKIN_INTERVAL_S);
-    r = db_err(sqlite3_step(st));
     db_release(st);
     return r;
 }
@@ -357,11 +293,9 @@ static int param_cluster(struct http_exchange *x, char out[VALIDATE_LABEL_MAX + 
 static int h_checkin(struct http_exchange *x)
 {
     char name[VALIDATE_LABEL_MAX + 1], rev[41], url[400];
-    const char *changed = NULL;
     struct report rep = { 0 };
     cJSON *j = NULL, *ans = NULL;
     size_t errpos = 0;
-    int64_t id = 0;
     int r;
     if (param_cluster(x, name) < 0)
         goto out;
@@ -390,24 +324,23 @@ static int h_checkin(struct http_exchange *x)
             http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
         goto out;
     }
-    if ((r = cluster_id(x->hub->db, name, &id)) < 0) {
-        if (r == -RE_ENOENT)
-            http_response_error(&x->res, 404, "not_found", "name", "no cluster '%s'", name);
-        else
-            http_response_from_err(&x->res, r, NULL, "cannot read the inventory");
-        goto out;
-    }
-    if ((r = store_report(x->hub->db, id, name, &rep, x->req.peer.remote_addr, re_time(),
-                          &changed)) < 0) {
+    /* auth_resolve found the certificate's cluster (current, not revoked) */
+    struct checkin_row row = {
+        .cluster_id = x->req.peer.id, .name = name, .remote_addr = x->req.peer.remote_addr,
+        .seen = re_time(), .identity = rep.identity, .k8s_version = rep.k8s_version,
+        .labels = rep.labels, .agent_version = rep.agent_version, .mode = rep.mode,
+        .host = rep.host, .pulled = rep.pulled, .applied = rep.applied,
+        .apply_result = rep.apply_result, .kustomizations = rep.kustomizations,
+        .node_count = rep.node_count,
+        .interval_s = rep.interval_s > 0 ? rep.interval_s : CHECKIN_INTERVAL_S,
+    };
+    if ((r = checkin_batch_add(x->hub->db, &row)) < 0) {
         log_err("check-in of '%s': cannot store it: %s", name, re_strerror(r));
         http_response_from_err(&x->res, r, NULL, "cannot record the check-in");
         if (r == -RE_EBUSY)
             http_response_header(&x->res, "Retry-After", "%d", 5);
         goto out;
     }
-    if (changed)
-        log_warn("cluster '%s' reports a new identity '%s' (was different before): rebuilt "
-                 "cluster or copied credentials?", name, rep.identity);
     if (!(ans = cJSON_CreateObject()) || !cJSON_AddStringToObject(ans, "branch", "main")) {
         http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
         goto out;
@@ -468,6 +401,7 @@ int checkin_status_json_at(sqlite3 *db, const char *cluster, cJSON *into, int64_
         " kustomizations FROM cluster_status WHERE name = ?";
     sqlite3_stmt *st = NULL;
     int r;
+    checkin_batch_flush();          /* on failure: the data as of the last flush */
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return -RE_EDB;
     sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);

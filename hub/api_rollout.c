@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include "api_checkin.h"
 #include "auth.h"
+#include "checkin_batch.h"
 #include "error.h"
 #include "gitops.h"
 #include "http.h"
@@ -31,6 +32,7 @@ static int load_applied(sqlite3 *db, const struct fleet *f, char (**out)[41])
     int rc;
     if (!applied)
         return -RE_ENOMEM;
+    checkin_batch_flush();          /* on failure: the data as of the last flush */
     if (sqlite3_prepare_v2(db, "SELECT cluster_id, applied_revision FROM cluster_status"
                            " WHERE applied_revision IS NOT NULL", -1, &st, NULL) != SQLITE_OK) {
         free(applied);

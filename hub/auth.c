@@ -7,7 +7,7 @@
 #include "hub.h"
 #include "routes.h"
 
-/* Looks peer up with sql, which selects (cert_serial, revoked, role) by
+/* Looks peer up with sql, which selects (cert_serial, revoked, role, id) by
  * name (a static string: the statement is cached); role is NULL for
  * clusters, whose certificates bring ROLE_AGENT. The
  * certificate must be the identity's current one and the identity not
@@ -29,6 +29,7 @@ static int resolve(sqlite3 *db, struct http_peer *peer, const char *sql)
             r = -RE_EDENIED;
         } else {
             peer->role = granted;
+            peer->id = sqlite3_column_int64(st, 3);
             r = 0;
         }
     } else {
@@ -38,12 +39,15 @@ static int resolve(sqlite3 *db, struct http_peer *peer, const char *sql)
     return r;
 }
 
-static const char users_sql[] = "SELECT cert_serial, revoked, role FROM users WHERE name = ?";
-static const char clusters_sql[] = "SELECT cert_serial, revoked, NULL FROM clusters WHERE name = ?";
+static const char users_sql[] =
+    "SELECT cert_serial, revoked, role, id FROM users WHERE name = ?";
+static const char clusters_sql[] =
+    "SELECT cert_serial, revoked, NULL, id FROM clusters WHERE name = ?";
 
 int auth_resolve(struct hub *hub, struct http_peer *peer)
 {
     peer->role = ROLE_NONE;
+    peer->id = 0;
     if (!peer->authenticated)
         return -RE_EUNAUTH;
     if (strcmp(peer->kind, "user") == 0)

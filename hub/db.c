@@ -267,7 +267,7 @@ int db_open(sqlite3 **out, const char *path)
         r = -RE_EDB;
         goto out;
     }
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
     if ((r = db_exec(db, "PRAGMA journal_mode=WAL")) < 0 ||
         (r = db_exec(db, "PRAGMA synchronous=NORMAL")) < 0 ||
         (r = db_exec(db, "PRAGMA foreign_keys=ON")) < 0 ||

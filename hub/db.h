@@ -8,6 +8,9 @@
 
 /* Opens (creating if needed) the database, WAL mode, foreign keys on,
  * busy timeout, and applies every pending schema migration in a transaction. */
+/* How long a statement waits for a lock another connection holds. */
+#define DB_BUSY_TIMEOUT_MS 5000
+
 int db_open(sqlite3 **out, const char *path);
 void db_close(sqlite3 *db);
 /* Prepared statement cache for hot queries. db_prepare_cached lends the

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
+#include "revcache.h"
 #include "server.h"
 
 #define MSG_MAX 4096
@@ -38,6 +39,7 @@ struct gitops {
     char db_path[PATH_MAX];
     char git_base[300];
     struct gitstore *rd;            /* loop thread: reads, revert, preview */
+    struct revcache *revs;          /* loop thread: heads for check-in answers */
     struct gitstore *gs;            /* worker */
     struct mirror *mirror;          /* NULL: no [gitops] mirror */
     sqlite3 *wdb;                   /* worker */
@@ -973,8 +975,11 @@ struct gitstore *gitops__reader(struct hub *hub)
 
 int gitops_desired_revision(struct hub *hub, const char *cluster, char out[41])
 {
-    struct gitstore *gs = gitops__reader(hub);
-    return gs ? gitstore_head(gs, cluster, out) : -RE_ENOENT;
+    struct gitops *go = hub ? hub->gitops : NULL;
+    if (!go || !go->rd)
+        return -RE_ENOENT;
+    return go->revs ? revcache_head(go->revs, go->rd, cluster, out)
+                    : gitstore_head(go->rd, cluster, out);
 }
 
 /* ---- start, stop ---- */
@@ -1013,6 +1018,8 @@ int gitops_start(struct hub *hub)
         log_err("gitops: cannot open '%s': %s", go->git_dir, err.len ? err.ptr : re_strerror(r));
         goto out;
     }
+    if (revcache_new(&go->revs) < 0)
+        go->revs = NULL;            /* check-ins read the branch each time */
     if (hub->cfg.mirror_url) {
         struct mirror_config mc = { hub->cfg.mirror_url, hub->cfg.mirror_credentials,
                                     hub->cfg.mirror_retry_max_ms };
@@ -1050,6 +1057,7 @@ int gitops_start(struct hub *hub)
 out:
     if (go) {
         gitstore_free(go->rd);
+        revcache_free(go->revs);
         re_buf_release(&go->pend_msg);
         free(go);
     }
@@ -1076,6 +1084,7 @@ void gitops_stop(struct hub *hub)
     mirror_stop(go->mirror);
     gitstore_free(go->gs);
     gitstore_free(go->rd);
+    revcache_free(go->revs);
     db_close(go->wdb);
     plan_free(go->plan);
     bitset_free(go->sel);

@@ -1,6 +1,7 @@
 /* gitstore.c - the hub's GitOps repository: a bare libgit2 repository with
  * one namespaced branch per cluster, written in batches into one pack each
  * (mempack + packbuilder of the new objects only), refs moved by CAS. */
+#include <stdatomic.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -440,6 +441,17 @@ static int head_oid(struct gitstore *gs, const char *cluster, git_oid *out)
     if (g == GIT_ENOTFOUND)
         return -RE_ENOENT;
     return g < 0 ? -RE_EGIT : 0;
+}
+
+int gitstore_ref_files(struct gitstore *gs, const char *cluster, char *loose, size_t loose_size,
+                       char *packed, size_t packed_size)
+{
+    int r;
+    if (!cluster_ok(cluster))
+        return -RE_EINVAL;
+    if ((r = re_snprintf(loose, loose_size, "%s" REF_FMT, gs->gitdir, cluster)) < 0)
+        return r;
+    return re_snprintf(packed, packed_size, "%spacked-refs", gs->gitdir);
 }
 
 int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[41])
@@ -1255,6 +1267,14 @@ static int write_head(struct gitstore *gs, const char *cluster, struct re_buf *e
     return 0;
 }
 
+/* Bumped whenever this process moves branches (any handle, any thread). */
+static atomic_uint_fast64_t refs_generation;
+
+uint64_t gitstore_refs_generation(void)
+{
+    return atomic_load(&refs_generation);
+}
+
 static int move_refs(struct gitstore_batch *b, struct re_buf *err)
 {
     struct gitstore *gs = b->gs;
@@ -1330,6 +1350,7 @@ static int flush(struct gitstore_batch *b, struct re_buf *err)
     t1 = now_s();
     gs->stats.pack_seconds += t1 - t0;
     rc = move_refs(b, err);
+    atomic_fetch_add(&refs_generation, 1);  /* also after a failure: some may have moved */
     gs->stats.refs_seconds += now_s() - t1;
     if (rc == 0) {
         gs->stats.commits += b->n_st;

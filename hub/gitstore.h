@@ -91,6 +91,13 @@ void gitstore_get_stats(const struct gitstore *gs, struct gitstore_stats *out);
 /* Current commit of a cluster's branch as 40 hex digits (+ NUL).
  * -RE_ENOENT when the cluster has no branch yet. */
 int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[41]);
+/* Increases every time this process moves branches (a batch's refs step, on
+ * any handle or thread): a cache of heads is stale when it changed. */
+uint64_t gitstore_refs_generation(void);
+/* The files cluster's branch can live in: its loose ref and packed-refs
+ * (for a cache that must notice writers other than this process). */
+int gitstore_ref_files(struct gitstore *gs, const char *cluster, char *loose, size_t loose_size,
+                       char *packed, size_t packed_size);
 
 /* ---- writing ---- */
 

@@ -19,6 +19,7 @@ struct http_peer {
     char serial[64];             /* certificate serial, lowercase hex */
     char remote_addr[64];        /* "127.0.0.1" */
     int role;                    /* enum hub_role, resolved by auth.c per request */
+    int64_t id;                  /* the user's or cluster's row id, set with role */
 };
 
 struct http_header {

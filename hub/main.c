@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkin_batch.h"
 #include "conf.h"
 #include "db.h"
 #include "error.h"
@@ -388,8 +389,11 @@ static int cmd_serve(int argc, char **argv)
         uv_timer_start(&watchdog, on_watchdog, re_notify_watchdog_ms(), re_notify_watchdog_ms());
     if ((r = gitops_start(&hub)) < 0)
         log_err("GitOps writer not started: %s", re_strerror(r));
+    if ((r = checkin_batch_start(&hub)) < 0)
+        log_err("check-ins are written one at a time: %s", re_strerror(r));
     re_notify("READY=1\nSTATUS=serving");
     uv_run(hub.loop, UV_RUN_DEFAULT);
+    checkin_batch_stop(&hub);       /* the held check-in reports, before the database closes */
     gitops_stop(&hub);
     log_notice("stopped");
     rc = 0;

@@ -320,6 +320,9 @@ static void conn_after_write(struct conn *c)
 
 /* ---- responses ---- */
 
+/* Responses up to this size (head and body) are sealed as one TLS record. */
+#define SMALL_RESPONSE_BYTES 16384
+
 static const char *http_date(void)
 {
     static char buf[40];
@@ -371,9 +374,14 @@ static void conn_respond(struct conn *c)
         r = re_buf_append(&head, res->headers.ptr, res->headers.len);
     if (r == 0)
         r = re_buf_append(&head, "\r\n", 2);
+    /* A small body goes in the head's TLS record: one record, one seal. */
+    bool body = r == 0 && !no_body && !head_only && res->body.len;
+    if (body && head.len + res->body.len <= SMALL_RESPONSE_BYTES &&
+        re_buf_append(&head, res->body.ptr, res->body.len) == 0)
+        body = false;
     if (r == 0)
         r = tls_conn_write(c->tls, head.ptr, head.len);
-    if (r == 0 && !no_body && !head_only && res->body.len)
+    if (r == 0 && body)
         r = tls_conn_write(c->tls, res->body.ptr, res->body.len);
     re_buf_release(&head);
 
@@ -388,9 +396,18 @@ static void conn_respond(struct conn *c)
         conn_close(c);
         return;
     }
-    c->state = CS_WRITING;
     read_stop(c);
-    timer_set(c, lim->idle_timeout_ms);       /* a peer that never reads is cut off */
+    if (c->close_after_write && !(c->linger && !c->peer_closed)) {
+        /* The last response carries the close_notify in the same write (one
+         * segment and one loop turn less per check-in); closed once sent. */
+        tls_conn_close_notify(c->tls);
+        c->state = CS_DRAINING;
+        c->close_when_flushed = true;
+        timer_set(c, 1000);                   /* bound the wait for the socket */
+    } else {
+        c->state = CS_WRITING;
+        timer_set(c, lim->idle_timeout_ms);   /* a peer that never reads is cut off */
+    }
     if (conn_flush(c) < 0)
         conn_close(c);
 }

@@ -198,7 +198,13 @@ out=$(ctl clusters revert store-05 --to "$rev" 2>&1); check_match "ctl clusters 
 check_eq "... restored" "$(git --git-dir="$HUB_DIR/git" rev-parse "$(head_of store-05)^{tree}")" \
     "$(git --git-dir="$HUB_DIR/git" rev-parse "$rev^{tree}")"
 out=$(ctl clusters unpin store-05 2>&1); check_match "ctl clusters unpin" "$out" 'unpinned'
-out=$(ctl clusters files store-05 2>&1); check_match "ctl clusters files" "$out" 'namespaces/pos/configmap.yaml'
+# unpinning re-renders the cluster in the writer's next batch: wait for it
+for _ in $(seq 1 100); do
+    out=$(ctl clusters files store-05 2>&1)
+    grep -q 'namespaces/pos/configmap.yaml' <<<"$out" && break
+    sleep 0.2
+done
+check_match "ctl clusters files" "$out" 'namespaces/pos/configmap.yaml'
 out=$(ctl clusters files store-01 namespaces/pos/configmap.yaml 2>&1)
 check_match "ctl clusters files PATH" "$out" 'cluster.note'
 wait_idle

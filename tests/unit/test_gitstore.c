@@ -10,6 +10,7 @@
 #include "error.h"
 #include "../../hub/gitstore.h"
 #include "../../hub/render.h"
+#include "../../hub/revcache.h"
 
 static const char *const owners[] = { "alice@example.com" };
 static const struct render_namespace nss[] = {
@@ -674,8 +675,55 @@ static void test_gitstore_10k_clusters_timing(void)
     re_buf_release(&err);
 }
 
+/* The check-in path's head cache: follows this process's batches, a loose
+ * ref another process wrote (git push), and a rewritten packed-refs. */
+static void test_revcache_follows_writes(void)
+{
+    char path[512], cmd[2048], h1[41], h2[41], got[41], other[41];
+    struct gitstore *gs = open_store(path, sizeof(path)), *reader = NULL;
+    struct revcache *rc = NULL;
+    struct re_buf err;
+    int st;
+    re_buf_init(&err, 1024);
+    CHECK_EQ_INT(gitstore_open(&reader, path, 0, &err), 0);
+    CHECK_EQ_INT(revcache_new(&rc), 0);
+    CHECK_EQ_INT(revcache_head(rc, reader, "c1", got), -RE_ENOENT);
+    put3(gs, "v1", true);
+    CHECK_EQ_INT(gitstore_head(gs, "c1", h1), 0);
+    CHECK_EQ_INT(revcache_head(rc, reader, "c1", got), 0);   /* "no branch" was forgotten */
+    CHECK_EQ_STR(got, h1);
+    CHECK_EQ_INT(revcache_head(rc, reader, "c1", got), 0);   /* from the cache */
+    CHECK_EQ_STR(got, h1);
+    put3(gs, "v2", true);
+    CHECK_EQ_INT(gitstore_head(gs, "c1", h2), 0);
+    CHECK(strcmp(h1, h2) != 0);
+    CHECK_EQ_INT(revcache_head(rc, reader, "c1", got), 0);
+    CHECK_EQ_STR(got, h2);
+    /* another process moves c2's branch with a loose ref */
+    CHECK_EQ_INT(gitstore_head(gs, "c2", other), 0);
+    CHECK_EQ_INT(revcache_head(rc, reader, "c2", got), 0);
+    CHECK_EQ_STR(got, other);
+    snprintf(cmd, sizeof(cmd), "git --git-dir='%s' update-ref refs/namespaces/c2/refs/heads/main %s",
+             path, h1);
+    free(run(cmd, &st));
+    CHECK_EQ_INT(st, 0);
+    CHECK_EQ_INT(revcache_head(rc, reader, "c2", got), 0);
+    CHECK_EQ_STR(got, h1);
+    /* ... and packs it: packed-refs changes under the cache */
+    snprintf(cmd, sizeof(cmd), "git --git-dir='%s' pack-refs --all", path);
+    free(run(cmd, &st));
+    CHECK_EQ_INT(st, 0);
+    CHECK_EQ_INT(revcache_head(rc, reader, "c2", got), 0);
+    CHECK_EQ_STR(got, h1);
+    CHECK_EQ_INT(revcache_head(rc, reader, "Bad_Name", got), -RE_EINVAL);
+    revcache_free(rc);
+    gitstore_free(reader);
+    gitstore_free(gs);
+    re_buf_release(&err);
+}
+
 TEST_MAIN(T(test_gitstore_one_pack_shared_blobs_fsck), T(test_gitstore_unchanged_makes_no_commit),
           T(test_gitstore_cas_conflict), T(test_gitstore_abort_then_redo),
           T(test_gitstore_log_and_read_back), T(test_gitstore_chunked_batch_fsck),
-          T(test_gitstore_cache_not_stale),
+          T(test_gitstore_cache_not_stale), T(test_revcache_follows_writes),
           T(test_gitstore_10k_clusters_timing))

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# test_checkin_batch.sh - check-in reports are written in batches (one
+# transaction per second or per 512 reports, hub/checkin_batch.c): the API
+# still shows a report as soon as the agent got its answer, SIGTERM writes
+# what is held, a kill -9 loses at most the last second and nothing older,
+# a report of a cluster deleted meanwhile is dropped without blocking the
+# others, and reports taken while another process locks the database are
+# written once the lock goes.
+. "$(dirname "$0")/lib.sh"
+SIM=$RE_BIN/resedge-sim
+dbq() { sqlite3 -cmd '.timeout 5000' "$HUB_DIR/hub.db" "$@"; }
+checkin() {   # CLUSTER [VERSION]: the agent's check-in, prints the HTTP status
+    status ucurl "$T/ids/$1" -X POST -H 'Content-Type: application/json' \
+        -d "{\"agent_version\":\"${2:-t1}\"}" "$HUB_URL/api/v1/clusters/$1/checkin"
+}
+seen() { dbq "SELECT count(*) FROM cluster_status WHERE name LIKE '$1'"; }
+
+hub_init || { not_ok "hub init"; done_testing; exit 1; }
+hub_start || { not_ok "hub start"; done_testing; exit 1; }
+for i in $(seq -w 1 30); do echo "cb-$i"; done >"$T/names"
+python3 - "$T/names" >"$T/import.json" <<'PY'
+import json, sys
+print(json.dumps([{"name": n.strip()} for n in open(sys.argv[1])]))
+PY
+check_eq "30 clusters imported" "$(status acurl -X POST --data-binary @"$T/import.json" "$HUB_URL/api/v1/clusters:import")" 201
+"$SIM" issue --dir "$HUB_DIR" --clusters-from "$T/names" --out-dir "$T/ids" 2>"$T/issue.err" ||
+    { not_ok "identities issued"; cat "$T/issue.err"; }
+
+# ---- 1. a report is visible through the API at once -----------------------
+check_eq "a check-in is answered" "$(checkin cb-01 v-first)" 200
+check_eq "its status is readable right away" "$(status acurl "$HUB_URL/api/v1/clusters/cb-01/status")" 200
+check_eq "... with what the agent reported" "$(jq_body .agent_version)" v-first
+check_eq "... and online" "$(jq_body .status)" online
+check_eq "the cluster listing shows it too" \
+    "$(acurl "$HUB_URL/api/v1/clusters/cb-01" | jq -r '.agent.agent_version')" v-first
+
+# ---- 2. SIGTERM writes what is held ---------------------------------------
+for i in $(seq -w 2 11); do checkin "cb-$i" v-term >/dev/null; done
+hub_stop
+check_eq "after SIGTERM every report is in the database" "$(dbq "SELECT count(*) FROM cluster_status WHERE agent_version = 'v-term'")" 10
+check_eq "... and the first one still there" "$(seen cb-01)" 1
+hub_start || not_ok "hub restart"
+
+# ---- 3. kill -9 loses at most the held second -----------------------------
+for i in $(seq -w 12 16); do checkin "cb-$i" v-old >/dev/null; done
+sleep 2.5                           # past CHECKIN_BATCH_DELAY_MS: written
+for i in $(seq -w 17 21); do checkin "cb-$i" v-new >/dev/null; done
+kill -9 "$HUB_PID"; wait "$HUB_PID" 2>/dev/null; HUB_PID=
+check_eq "kill -9: the reports older than the batch delay survive" \
+    "$(dbq "SELECT count(*) FROM cluster_status WHERE agent_version = 'v-old'")" 5
+n_new=$(dbq "SELECT count(*) FROM cluster_status WHERE agent_version = 'v-new'")
+check "... the held ones are all or nothing (got $n_new of 5)" test "$n_new" -eq 0 -o "$n_new" -eq 5
+check_eq "... the database is intact" "$(dbq 'PRAGMA integrity_check')" ok
+hub_start || not_ok "hub restart after kill -9"
+
+# ---- 4. a held report of a cluster deleted meanwhile ----------------------
+check_eq "check-in of cb-22" "$(checkin cb-22 v-del)" 200
+check_eq "check-in of cb-23" "$(checkin cb-23 v-del)" 200
+check_eq "cb-22 deleted before the batch is written" "$(status acurl -X DELETE "$HUB_URL/api/v1/clusters/cb-22")" 204
+check_eq "the other report is written" "$(status acurl "$HUB_URL/api/v1/clusters/cb-23/status")" 200
+check_eq "... and shows" "$(jq_body .agent_version)" v-del
+check_eq "no status row for the deleted cluster" "$(seen cb-22)" 0
+sleep 1.5
+check_eq "later check-ins are still written" "$(checkin cb-24 v-after)" 200
+check_eq "... and read back" "$(acurl "$HUB_URL/api/v1/clusters/cb-24/status" | jq -r .agent_version)" v-after
+
+# ---- 5. another process locks the database --------------------------------
+mkfifo "$T/lock.in"
+sqlite3 "$HUB_DIR/hub.db" <"$T/lock.in" >"$T/lock.out" 2>&1 &
+lockpid=$!; _pids+=("$lockpid")
+exec 7>"$T/lock.in"
+echo "BEGIN EXCLUSIVE; SELECT 'locked';" >&7
+for _ in $(seq 1 50); do grep -q locked "$T/lock.out" && break; sleep 0.1; done
+check_eq "another process holds an exclusive lock" "$(head -1 "$T/lock.out")" locked
+ok=0
+for i in $(seq -w 25 30); do [ "$(checkin "cb-$i" v-lock)" = 200 ] && ok=$((ok + 1)); done
+check_eq "check-ins under the lock are answered (held)" "$ok" 6
+sleep 2.5                           # the timer's flushes fail meanwhile
+check_match "the hub says it keeps them" "$(cat "$T/hub.log")" 'cannot record [0-9]+ check-ins yet \(kept, retrying\)'
+echo "COMMIT;" >&7; exec 7>&-
+wait "$lockpid" 2>/dev/null
+for _ in $(seq 1 50); do   # the timer's next turn writes them (about a second)
+    [ "$(dbq "SELECT count(*) FROM cluster_status WHERE agent_version = 'v-lock'")" = 6 ] && break
+    sleep 0.1
+done
+check_eq "once the lock is gone every held report is written" \
+    "$(dbq "SELECT count(*) FROM cluster_status WHERE agent_version = 'v-lock'")" 6
+check_eq "... the database is intact" "$(dbq 'PRAGMA integrity_check')" ok
+check "the hub stops cleanly" hub_stop
+done_testing
