@@ -191,8 +191,13 @@ $(BIN)/resedge-sim: $(call obj,$(SIM_SRC)) $(LIBHUB) $(LIBAGENT) $(LIBSHARED)
 $(BUILD)/bench/crypto_ceiling: $(call obj,tests/bench/crypto_ceiling.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+# $(BUILD)/bench/curl_floor: a bare libcurl mTLS client, the agent RSS baseline.
+$(BUILD)/bench/curl_floor: $(call obj,tests/bench/curl_floor.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcurl
 .PHONY: sim
 sim: $(BIN)/resedge-sim
-bench: $(PROGS) $(BIN)/resedge-sim $(BUILD)/bench/crypto_ceiling
+bench: $(PROGS) $(BIN)/resedge-sim $(BUILD)/bench/crypto_ceiling $(BUILD)/bench/curl_floor
 	RE_BIN=$(CURDIR)/$(BIN) CEILING=$(CURDIR)/$(BUILD)/bench/crypto_ceiling \
+	  CURL_FLOOR=$(CURDIR)/$(BUILD)/bench/curl_floor \
 	  BENCH_SCALE=$(BENCH_SCALE) bash tests/bench/run.sh

@@ -33,8 +33,23 @@ hwm=$(awk '/VmHWM/ {print $2}' /proc/"$APID"/status)
 hz=$(getconf CLK_TCK)
 cpu_ms=$(calc "round(($c1 - $c0) * 1000 / $hz)")
 share=$(calc "round(($c1 - $c0) / $hz / ($t1 - $t0) * 100, 3)")
-figure "agent RSS, steady (VmRSS; peak VmHWM $(calc "round($hwm / 1024, 1)") MB)" "$(calc "round($rss / 1024, 1)")" MB \
-    "< 8 MB" "-" "$(calc "'met' if $rss < 8192 else 'MISSED'")"
+anon=$(awk '/RssAnon/ {print $2}' /proc/"$APID"/status)
+# The floor under it: a bare client on the same Debian libcurl doing the same
+# mutual-TLS check-in (tests/bench/curl_floor.c), measured in this run.
+floor=
+if [ -x "${CURL_FLOOR:-}" ]; then
+    crt=$(ls "$T"/agent/agent-*.crt | head -1)
+    out=$("$CURL_FLOOR" "$HUB_URL/api/v1/clusters/store-a/checkin" "$HUB_DIR/tls/ca.crt" \
+        "$crt" "${crt%.crt}.key" 2>&1) && [ "${out#* }" = 200 ] && floor=${out%% *}
+    [ -n "$floor" ] || echo "curl_floor failed: $out" >&2
+fi
+ratio=-; [ -n "$floor" ] && ratio=$(calc "round($rss / $floor, 2)")
+figure "agent RSS, steady (VmRSS; peak VmHWM $(calc "round($hwm / 1024, 1)") MB; ratio: vs the libcurl floor)" \
+    "$(calc "round($rss / 1024, 1)")" MB "< 8 MB" "$ratio" "$(calc "'met' if $rss < 8192 else 'MISSED'")"
+figure "... of it private (RssAnon; the rest are shared library pages)" "$(calc "round($anon / 1024, 1)")" MB \
+    "-" "-" info
+[ -n "$floor" ] && figure "baseline: a bare libcurl mTLS client after two check-ins (Debian libcurl, VmRSS)" \
+    "$(calc "round($floor / 1024, 1)")" MB "-" "-" info
 figure "agent CPU over ${QUIET} s quiet (check-in every 10 s): $cpu_ms ms" "$share" "%" "near zero (< 1%)" "-" \
     "$(calc "'met' if $share < 1 else 'MISSED'")"
 kill -TERM "$APID" 2>/dev/null
