@@ -402,7 +402,7 @@ int checkin_status_json_at(sqlite3 *db, const char *cluster, cJSON *into, int64_
     sqlite3_stmt *st = NULL;
     int r;
     checkin_batch_flush();          /* on failure: the data as of the last flush */
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (db_prepare_cached(db, sql, &st) < 0)
         return -RE_EDB;
     sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
     r = sqlite3_step(st);
@@ -440,7 +440,7 @@ int checkin_status_json_at(sqlite3 *db, const char *cluster, cJSON *into, int64_
     cJSON_AddItemToObject(into, "kustomizations", col_json(st, 11));
     r = 0;
 out:
-    sqlite3_finalize(st);
+    db_release(st);
     return r;
 }
 
