@@ -46,11 +46,12 @@ _vg_check() {
     [ -n "$_VG_DIR" ] && [ -z "$_VG_DONE" ] || return 0
     _VG_DONE=1
     [ -z "$HUB_PID" ] || hub_stop
-    local p f i n=0 bad=0
+    local p f i n=0 bad=0 alive
     for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for i in $(seq 1 600); do          # up to 60 s for the leak checks
-        for p in "${_pids[@]}"; do kill -0 "$p" 2>/dev/null && break; done
-        kill -0 "$p" 2>/dev/null || break
+        alive=
+        for p in "${_pids[@]}"; do kill -0 "$p" 2>/dev/null && { alive=1; break; }; done
+        [ -n "$alive" ] || break
         sleep 0.1
     done
     for f in "$_VG_DIR"/*.log; do

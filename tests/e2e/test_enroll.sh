@@ -349,9 +349,10 @@ if ctl clusters enroll-code store-e --ttl 1h -o json >"$T/e.json" 2>"$T/e.err"; 
     # A hub whose CA does not match the fingerprint given.
     HUB2=$T/hub2; PORT2=$(free_port)
     "$RE_BIN/resedge-hub" init --dir "$HUB2" --listen "127.0.0.1:$PORT2" >/dev/null 2>&1
-    "$RE_BIN/resedge-hub" serve --dir "$HUB2" >>"$T/hub2.log" 2>&1 &
+    # shellcheck disable=SC2086
+    ${RE_WRAP:-} "$RE_BIN/resedge-hub" serve --dir "$HUB2" >>"$T/hub2.log" 2>&1 &
     _pids+=("$!")
-    for i in $(seq 1 100); do curl -sk -o /dev/null "https://127.0.0.1:$PORT2/healthz" && break; sleep 0.1; done
+    for i in $(seq 1 "$([ -n "${RE_WRAP:-}" ] && echo 600 || echo 100)"); do curl -sk -o /dev/null "https://127.0.0.1:$PORT2/healthz" && break; sleep 0.1; done
     check_not "resedge-agent enroll refuses a hub whose CA does not match" \
         "$RE_AGENT" enroll --hub "https://127.0.0.1:$PORT2" --code "$CODE" \
         --ca-fingerprint "$FP" --state-dir "$T/agent-other"
