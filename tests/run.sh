@@ -8,7 +8,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${RE_UNIT:?RE_UNIT must point at the built unit tests}"
 export RE_BIN RE_UNIT RE_TESTS="$here"
 pattern=${1:-}
-timeout_s=${RE_TEST_TIMEOUT_S:-600}
+# 600 s per script; 1800 s under RE_WRAP (make test VALGRIND=1: memcheck
+# makes the GitOps fault trials take ten minutes on a busy two-core machine).
+timeout_s=${RE_TEST_TIMEOUT_S:-$([ -n "${RE_WRAP:-}" ] && echo 1800 || echo 600)}
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/re-tests-XXXXXX")
 passed=0 failed=0 failed_names=()
 
@@ -25,6 +27,7 @@ run_one() {   # name, command...
     if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then nok=1; fi
     if [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then nok=1; echo "not ok - $name reported no test" >>"$out"; fi
     passed=$((passed + ok)); failed=$((failed + nok))
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then echo "not ok - $name timed out after ${timeout_s}s" >>"$out"; fi
     if [ "$nok" -gt 0 ]; then
         failed_names+=("$name")
         echo "FAIL $name ($ok passed, $nok failed, $((SECONDS - start))s, exit $rc)"
@@ -52,5 +55,6 @@ if [ "$failed" -gt 0 ]; then
 else
     rm -rf "$log_dir"
 fi
+echo "total time: ${SECONDS}s${RE_WRAP:+ (under RE_WRAP: $RE_WRAP)}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -11,15 +11,17 @@ _pids=()
 
 # ---- memcheck (make test VALGRIND=1) ----
 # RE_WRAP is the command the hub runs under; RE_WRAP_AGENT (default: RE_WRAP)
-# the one for resedge-agent and RE_WRAP_CTL (default: RE_WRAP) for
-# resedgectl. Scripts run them as $RE_AGENT and $RE_CTL: the binaries
+# the one for resedge-agent and RE_WRAP_CTL for resedgectl (default: none;
+# test_ctl.sh, which runs every command, defaults it to RE_WRAP: a valgrinded
+# resedgectl costs seconds per call, minutes over the other scripts).
+# Scripts run them as $RE_AGENT and $RE_CTL: the binaries
 # themselves, or wrapper scripts in $T/wrap that exec them under the wrapper.
 # Under valgrind every process writes its own log ($T/vg/NAME.PID.log, so
 # reports do not mix with what the tests read from the daemons' output), and
 # done_testing stops what still runs and fails one check per process whose
 # log holds a memcheck error; hub_stop also returns the 99 of
 # --error-exitcode.
-: "${RE_WRAP_AGENT=${RE_WRAP:-}}" "${RE_WRAP_CTL=${RE_WRAP:-}}"
+: "${RE_WRAP_AGENT=${RE_WRAP:-}}" "${RE_WRAP_CTL=}"
 _VG_DIR= _VG_99=0 _VG_DONE=
 _is_vg() { [[ " $1 " == *" valgrind "* || "$1" == valgrind* ]]; }
 if _is_vg "${RE_WRAP:-}" || _is_vg "$RE_WRAP_AGENT" || _is_vg "$RE_WRAP_CTL"; then

@@ -336,7 +336,7 @@ if [ -n "$phases" ]; then
     : >"$HUB_DIR/git/refs/namespaces/$c/HEAD.lock"
     : >"$HUB_DIR/git/packed-refs.lock"
     hub_start || not_ok "stale locks: the hub starts"
-    wait_idle 300; r=$?
+    wait_idle $((300 * slow)); r=$?
     check "stale locks: the writer gets past HEAD.lock and packed-refs.lock left by a killed writer" \
         test "$r" -eq 0
     if [ "$r" -ne 0 ]; then
