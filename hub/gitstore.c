@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,8 +118,12 @@ static int proxy_new(git_odb_backend **out, git_odb *real)
  * is the whole content (memcmp on a hit), never a hash alone: hostile
  * metadata cannot make one cluster's file stand in for another's. Entries
  * name objects that are on disk or in the open batch's mempack; the cache is
- * emptied when a batch is aborted, when it grows past its bounds, and when
- * objects/pack changed behind our back (gc, repack). */
+ * emptied when a batch is aborted and when objects/pack changed behind our
+ * back (gc, repack). When it is full, the entries never hit since the last
+ * eviction go (a cluster's own files: its name is in them) and the shared
+ * ones stay: a full render of 100,000 clusters makes over a million
+ * objects, and clearing everything every ~130,000 of them made every shared
+ * file and folder miss again. */
 
 #define OIDC_SLOTS      (1u << 18)          /* power of two */
 #define OIDC_MAX_N      (OIDC_SLOTS / 2)
@@ -129,7 +134,8 @@ struct oidc_ent {
     uint64_t h;
     char *key;                  /* NULL: empty slot */
     uint32_t len;
-    uint32_t type;
+    uint16_t type;
+    uint16_t hot;               /* hit since the last eviction */
     git_oid oid;
 };
 
@@ -156,11 +162,11 @@ static void oidc_free(struct oidcache *c)
     c->v = NULL;
 }
 
-static struct oidc_ent *oidc_slot(struct oidcache *c, uint32_t type, const void *key,
-                                  size_t len, uint64_t h)
+static struct oidc_ent *oidc_slot_in(struct oidc_ent *v, uint32_t type, const void *key,
+                                     size_t len, uint64_t h)
 {
     for (size_t i = (size_t)h & (OIDC_SLOTS - 1);; i = (i + 1) & (OIDC_SLOTS - 1)) {
-        struct oidc_ent *e = &c->v[i];
+        struct oidc_ent *e = &v[i];
         if (!e->key || (e->h == h && e->len == len && e->type == type &&
                         memcmp(e->key, key, len) == 0))
             return e;
@@ -171,13 +177,49 @@ static const git_oid *oidc_get(struct oidcache *c, uint32_t type, const void *ke
 {
     if (!c->v || len > OIDC_MAX_KEY)
         return NULL;
-    struct oidc_ent *e = oidc_slot(c, type, key, len, re_hash64(key, len, type));
+    struct oidc_ent *e = oidc_slot_in(c->v, type, key, len, re_hash64(key, len, type));
     if (e->key) {
         c->hits++;
+        e->hot = 1;
         return &e->oid;
     }
     c->misses++;
     return NULL;
+}
+
+/* Keeps the entries hit since the last eviction (into a new table: open
+ * addressing cannot just blank slots), or clears all when they alone would
+ * fill half the cache or memory is short. */
+static void oidc_evict_cold(struct oidcache *c)
+{
+    size_t keep = 0, kbytes = 0;
+    for (size_t i = 0; i < OIDC_SLOTS; i++)
+        if (c->v[i].key && c->v[i].hot) {
+            keep++;
+            kbytes += c->v[i].len;
+        }
+    struct oidc_ent *nv = keep <= OIDC_MAX_N / 2 && kbytes <= OIDC_MAX_BYTES / 2
+                              ? calloc(OIDC_SLOTS, sizeof(*nv)) : NULL;
+    if (!nv) {
+        oidc_clear(c);
+        return;
+    }
+    for (size_t i = 0; i < OIDC_SLOTS; i++) {
+        struct oidc_ent *e = &c->v[i];
+        if (!e->key)
+            continue;
+        if (!e->hot) {
+            free(e->key);
+            continue;
+        }
+        struct oidc_ent *d = oidc_slot_in(nv, e->type, e->key, e->len, e->h);
+        *d = *e;
+        d->hot = 0;
+    }
+    free(c->v);
+    c->v = nv;
+    c->n = keep;
+    c->bytes = kbytes;
 }
 
 /* Best effort: a full or failed cache only costs speed. */
@@ -189,9 +231,9 @@ static void oidc_put(struct oidcache *c, uint32_t type, const void *key, size_t 
     if (!c->v && !(c->v = calloc(OIDC_SLOTS, sizeof(*c->v))))
         return;
     if (c->n >= OIDC_MAX_N || c->bytes + len > OIDC_MAX_BYTES)
-        oidc_clear(c);
+        oidc_evict_cold(c);
     uint64_t h = re_hash64(key, len, type);
-    struct oidc_ent *e = oidc_slot(c, type, key, len, h);
+    struct oidc_ent *e = oidc_slot_in(c->v, type, key, len, h);
     if (e->key)
         return;
     if (!(e->key = malloc(len ? len : 1)))
@@ -199,7 +241,8 @@ static void oidc_put(struct oidcache *c, uint32_t type, const void *key, size_t 
     memcpy(e->key, key, len);
     e->h = h;
     e->len = (uint32_t)len;
-    e->type = type;
+    e->type = (uint16_t)type;
+    e->hot = 0;
     e->oid = *oid;
     c->n++;
     c->bytes += len;
@@ -220,6 +263,7 @@ static void oidc_put(struct oidcache *c, uint32_t type, const void *key, size_t 
 struct gitstore {
     git_repository *repo;
     git_odb *odb;               /* repo's odb: loose + packs */
+    git_odb *podb;              /* objects/pack only: "is it on disk?" */
     git_repository *wrepo;
     git_odb *wodb;              /* mempack + proxy */
     git_odb_backend *mempack;   /* owned by wodb */
@@ -289,6 +333,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double cpu_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void pack_dir_stamp(struct gitstore *gs, struct timespec *out)
 {
     char dir[4096];
@@ -334,6 +385,29 @@ static void remove_stale_files(const char *gitdir)
     }
 }
 
+/* An object database of objects/pack alone. The writer asks it whether an
+ * object is already on disk: through the repository's odb every miss (each
+ * new object) also cost a stat of the loose object's path. An object only
+ * loose (written by git itself) is then packed again: harmless. */
+static int packs_odb(git_odb **out, const char *gitdir)
+{
+    char dir[4096];
+    git_odb_backend *pack = NULL;
+    int g;
+    if (re_snprintf(dir, sizeof(dir), "%sobjects", gitdir) < 0)
+        return -1;
+    if ((g = git_odb_new(out)) < 0)
+        return g;
+    if ((g = git_odb_backend_pack(&pack, dir)) < 0 ||
+        (g = git_odb_add_backend(*out, pack, 1)) < 0) {
+        if (pack)
+            pack->free(pack);
+        git_odb_free(*out);
+        *out = NULL;
+    }
+    return g;
+}
+
 int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
                   struct re_buf *err)
 {
@@ -368,6 +442,7 @@ int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
         remove_stale_files(gs->gitdir);
     git_odb_backend *proxy = NULL;
     if ((g = git_repository_odb(&gs->odb, gs->repo)) < 0 ||
+        (g = packs_odb(&gs->podb, gs->gitdir)) < 0 ||
         (g = git_odb_new(&gs->wodb)) < 0 ||
         (g = git_mempack_new(&gs->mempack)) < 0) {
         rc = git_err(err, "cannot set up the object database", g);
@@ -407,6 +482,7 @@ void gitstore_free(struct gitstore *gs)
     oidc_free(&gs->oids);
     git_repository_free(gs->wrepo);
     git_odb_free(gs->wodb);
+    git_odb_free(gs->podb);
     git_odb_free(gs->odb);
     git_repository_free(gs->repo);
     free(gs->path);
@@ -480,6 +556,7 @@ int gitstore_batch_begin(struct gitstore_batch **out, struct gitstore *gs,
     if (now.tv_sec != gs->pack_stamp.tv_sec || now.tv_nsec != gs->pack_stamp.tv_nsec) {
         oidc_clear(&gs->oids);
         git_odb_refresh(gs->odb);
+        git_odb_refresh(gs->podb);
         gs->pack_stamp = now;
     }
     b->gs = gs;
@@ -538,7 +615,7 @@ static int write_object(struct gitstore_batch *b, git_object_t type, const char 
      * hold objects of a failed batch that never reached the disk. No
      * refresh: a pack added behind our back only costs a duplicate. */
     if (!mp->exists(mp, out) &&
-        !git_odb_exists_ext(gs->odb, out, GIT_ODB_LOOKUP_NO_REFRESH)) {
+        !git_odb_exists_ext(gs->podb, out, GIT_ODB_LOOKUP_NO_REFRESH)) {
         if (mp->write(mp, out, data, len, type) < 0)
             return -RE_EGIT;
         b->mem += len + 64;
@@ -571,21 +648,51 @@ static int tree_key_add(struct re_buf *key, const struct tent *e)
     return re_buf_append(key, raw, sizeof(raw));
 }
 
+/* Git's order of tree entries: by name, a folder's name compared as if it
+ * ended in '/'. */
+static int tent_cmp(const struct tent *x, const struct tent *y)
+{
+    size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
+    int c = memcmp(x->name, y->name, n);
+    if (c)
+        return c;
+    unsigned char cx = x->nlen > n ? (unsigned char)x->name[n]
+                                   : x->mode == GIT_FILEMODE_TREE ? '/' : 0;
+    unsigned char cy = y->nlen > n ? (unsigned char)y->name[n]
+                                   : y->mode == GIT_FILEMODE_TREE ? '/' : 0;
+    return (cx > cy) - (cx < cy);
+}
+
+/* A name git accepts in a tree (render's paths are checked when added; this
+ * also holds for a tree put together by hand). */
+static bool tent_name_ok(const struct tent *e)
+{
+    if (e->nlen == 0 || e->nlen >= NAME_MAX_ || memchr(e->name, '\0', e->nlen))
+        return false;
+    if ((e->nlen == 1 && e->name[0] == '.') ||
+        (e->nlen == 2 && e->name[0] == '.' && e->name[1] == '.') ||
+        (e->nlen == 4 && strncasecmp(e->name, ".git", 4) == 0))
+        return false;
+    return true;
+}
+
 /* Builds the tree of entries [lo, hi) whose paths share a prefix of off
- * bytes. A tree whose entries were seen before is not built again; a new
- * one is built by libgit2's treebuilder (which checks names and order). */
+ * bytes. The tree object's content is its entries in git's format and
+ * order ("<mode> <name>\0<raw id>", see tree_key_add), which is also the
+ * cache key: a tree seen before is not hashed again, a new one is written
+ * as those bytes (what libgit2's treebuilder would write, without its
+ * existence check of every entry: each was just written or found). Names
+ * and order are checked here. */
 static int build_tree(struct gitstore_batch *b, const struct render_tree *t,
                       size_t lo, size_t hi, size_t off, git_oid *out)
 {
-    struct gitstore *gs = b->gs;
-    git_treebuilder *bld = NULL;
     struct tent *ents = NULL;
     size_t n = 0;
     struct re_buf key;
     int rc = 0;
 
     re_buf_init(&key, (size_t)1 << 30);
-    if (!(ents = malloc((hi - lo) * sizeof(*ents)))) {
+    if (!(ents = malloc((hi > lo ? hi - lo : 1) * sizeof(*ents)))) {
         rc = -RE_ENOMEM;
         goto out;
     }
@@ -611,39 +718,15 @@ static int build_tree(struct gitstore_batch *b, const struct render_tree *t,
                 goto out;
             i = j;
         }
-        if (e->nlen >= NAME_MAX_ || (rc = tree_key_add(&key, e)) < 0) {
-            rc = rc < 0 ? rc : -RE_EINVAL;
-            goto out;
-        }
-    }
-    const git_oid *known = oidc_get(&gs->oids, GIT_OBJECT_TREE, key.ptr, key.len);
-    if (known) {
-        *out = *known;
-        goto out;
-    }
-    if (git_treebuilder_new(&bld, gs->wrepo, NULL) < 0) {
-        rc = -RE_EGIT;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char name[NAME_MAX_];
-        memcpy(name, ents[i].name, ents[i].nlen);
-        name[ents[i].nlen] = '\0';
-        if (git_treebuilder_insert(NULL, bld, name, &ents[i].oid, ents[i].mode) < 0) {
+        if (!tent_name_ok(e) || (n > 1 && tent_cmp(&ents[n - 2], e) >= 0)) {
             rc = -RE_EINVAL;
             goto out;
         }
+        if ((rc = tree_key_add(&key, e)) < 0)
+            goto out;
     }
-    if (git_treebuilder_write(out, bld) < 0) {
-        rc = -RE_EGIT;
-        goto out;
-    }
-    if ((rc = record_if_new(b, out)) < 0)
-        goto out;
-    b->mem += key.len + 64;
-    oidc_put(&gs->oids, GIT_OBJECT_TREE, key.ptr, key.len, out);
+    rc = write_object(b, GIT_OBJECT_TREE, key.ptr ? key.ptr : "", key.len, out);
 out:
-    git_treebuilder_free(bld);
     free(ents);
     re_buf_release(&key);
     return rc;
@@ -677,6 +760,24 @@ static bool author_ok(const char *a)
 
 static int flush(struct gitstore_batch *b, struct re_buf *err);
 
+/* The tree of a commit on disk, read from its raw text ("tree <hex>" comes
+ * first): no parsed commit object, no copy through the writer's odb. */
+static int commit_tree_id(struct gitstore *gs, const git_oid *commit, git_oid *out)
+{
+    git_odb_object *o = NULL;
+    int g = git_odb_read(&o, gs->odb, commit);
+    if (g < 0)
+        return git_err(NULL, "read head commit", g);
+    const char *d = git_odb_object_data(o);
+    size_t n = git_odb_object_size(o);
+    int rc = 0;
+    if (git_odb_object_type(o) != GIT_OBJECT_COMMIT || n < 46 || memcmp(d, "tree ", 5) != 0 ||
+        d[45] != '\n' || git_oid_fromstrn(out, d + 5, 40) < 0)
+        rc = -RE_EGIT;
+    git_odb_object_free(o);
+    return rc;
+}
+
 /* True when the cluster's HEAD symref file exists (it is always loose). */
 static bool head_exists(struct gitstore *gs, const char *cluster)
 {
@@ -709,7 +810,6 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
     struct gitstore *gs = b->gs;
     struct staged s;
     git_oid tree_oid, commit_oid;
-    git_commit *parent = NULL;
     git_signature *sig = NULL;
     char email[NAME_MAX_];
     int rc = 0, g;
@@ -743,11 +843,10 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
     if ((rc = build_tree(b, tree, 0, tree->n, 0, &tree_oid)) < 0)
         goto out;
     if (s.had_old) {
-        if ((g = git_commit_lookup(&parent, gs->wrepo, &s.old)) < 0) {
-            rc = git_err(NULL, "read head commit", g);
+        git_oid parent_tree;
+        if ((rc = commit_tree_id(gs, &s.old, &parent_tree)) < 0)
             goto out;
-        }
-        if (git_oid_equal(git_commit_tree_id(parent), &tree_oid)) {
+        if (git_oid_equal(&parent_tree, &tree_oid)) {
             if (changed)
                 *changed = false;
             goto out;
@@ -760,7 +859,7 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
     }
     const git_oid *parents[1] = { &s.old };
     if ((g = git_commit_create_from_ids(&commit_oid, gs->wrepo, NULL, sig, sig, "UTF-8",
-                                        message, &tree_oid, parent ? 1 : 0, parents)) < 0) {
+                                        message, &tree_oid, s.had_old ? 1 : 0, parents)) < 0) {
         rc = git_err(NULL, "create commit", g);
         goto out;
     }
@@ -788,7 +887,6 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
         rc = flush(b, NULL);
 out:
     git_signature_free(sig);
-    git_commit_free(parent);
     return rc;
 }
 
@@ -1330,7 +1428,7 @@ static int move_refs(struct gitstore_batch *b, struct re_buf *err)
 static int flush(struct gitstore_batch *b, struct re_buf *err)
 {
     struct gitstore *gs = b->gs;
-    double t0 = now_s(), t1;
+    double t0 = now_s(), c0 = cpu_now_s(), t1, c1;
     int rc = 0;
 
     if (b->n_st > 1)
@@ -1344,14 +1442,18 @@ static int flush(struct gitstore_batch *b, struct re_buf *err)
         return rc;
     git_mempack_reset(gs->mempack);
     git_odb_refresh(gs->odb);
+    git_odb_refresh(gs->podb);
     pack_dir_stamp(gs, &gs->pack_stamp);
     b->n_objs = 0;
     b->mem = 0;
     t1 = now_s();
+    c1 = cpu_now_s();
     gs->stats.pack_seconds += t1 - t0;
+    gs->stats.pack_cpu_seconds += c1 - c0;
     rc = move_refs(b, err);
     atomic_fetch_add(&refs_generation, 1);  /* also after a failure: some may have moved */
     gs->stats.refs_seconds += now_s() - t1;
+    gs->stats.refs_cpu_seconds += cpu_now_s() - c1;
     if (rc == 0) {
         gs->stats.commits += b->n_st;
         gs->stats.chunks += b->n_st > 0;

@@ -83,6 +83,8 @@ struct gitstore_stats {
     size_t pack_bytes;
     double pack_seconds;        /* building and indexing packs (wall) */
     double refs_seconds;        /* moving branches (wall) */
+    double pack_cpu_seconds;    /* the same, CPU time of the calling thread */
+    double refs_cpu_seconds;
     uint64_t cache_hits;        /* blobs/trees found in the content cache */
     uint64_t cache_misses;
 };

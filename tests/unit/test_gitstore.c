@@ -623,21 +623,25 @@ static void test_gitstore_10k_clusters_timing(void)
     struct gitstore *gs = open_store(path, sizeof(path));
     struct re_buf err;
     re_buf_init(&err, 1024);
-    double t0 = now_s(), t_render = 0, t_put = 0;
+    double t0 = now_s(), t_render = 0, t_put = 0, c_render = 0, c_put = 0;
+    struct gitstore_stats prev;
+    memset(&prev, 0, sizeof(prev));
     for (int round = 0; round < 2; round++) {
         struct gitstore_batch *b = NULL;
         double tb = now_s(), cb = cpu_s();
-        t_render = t_put = 0;
+        t_render = t_put = c_render = c_put = 0;
         CHECK_EQ_INT(gitstore_batch_begin(&b, gs, &err), 0);
         for (size_t i = 0; i < n; i++) {
             snprintf(name, sizeof(name), "store-%05zu", i);
-            double a = now_s();
+            double a = now_s(), ca = cpu_s();
             /* Round 2 changes 1 cluster in 10. */
             struct render_tree *t = make_tree5(name, round == 1 && i % 10 == 0 ? "v2" : "v1");
-            double m = now_s();
+            double m = now_s(), cm = cpu_s();
             CHECK_EQ_INT(gitstore_batch_put(b, name, t, "bench", "bench", NULL, NULL, NULL), 0);
             t_put += now_s() - m;
+            c_put += cpu_s() - cm;
             t_render += m - a;
+            c_render += cm - ca;
             render_tree_free(t);
         }
         size_t staged = gitstore_batch_count(b);
@@ -648,13 +652,20 @@ static void test_gitstore_10k_clusters_timing(void)
         CHECK_EQ_INT(rc, 0);
         struct gitstore_stats gst;
         gitstore_get_stats(gs, &gst);
-        fprintf(stderr, "# %s: %zu clusters (5 apps), %zu commits: render %.2f s, put %.2f s "
-                "(incl. chunk flushes), last pack+refs %.2f s (cpu %.2f s), total %.2f s "
-                "(cpu %.2f s); so far %zu packs, %zu objects, packing %.2f s, refs %.2f s; "
-                "VmHWM %ld MB\n",
-                round ? "incremental" : "full", n, gst.commits - (round ? n : 0), t_render,
-                t_put, now_s() - tc, cpu_s() - cc, now_s() - tb, cpu_s() - cb, gst.packs,
-                gst.objects, gst.pack_seconds, gst.refs_seconds, vm_hwm_kb() / 1024);
+        double pk = gst.pack_seconds - prev.pack_seconds, rf = gst.refs_seconds - prev.refs_seconds;
+        double pkc = gst.pack_cpu_seconds - prev.pack_cpu_seconds;
+        double rfc = gst.refs_cpu_seconds - prev.refs_cpu_seconds;
+        /* Wall and (CPU) seconds; staging = put minus the chunk flushes in it. */
+        fprintf(stderr, "# %s: %zu clusters (5 apps), %zu commits, %zu objects: total %.2f s "
+                "(cpu %.2f); render %.2f (%.2f), put incl. flushes %.2f (%.2f), of which "
+                "staging %.2f (%.2f); packs %.2f (%.2f), refs %.2f (%.2f); last flush %.2f "
+                "(%.2f); %zu packs so far; VmHWM %ld MB\n",
+                round ? "incremental" : "full", n, gst.commits - prev.commits,
+                gst.objects - prev.objects, now_s() - tb, cpu_s() - cb, t_render, c_render,
+                t_put, c_put, t_put - (pk + rf) + (now_s() - tc), c_put - (pkc + rfc) +
+                (cpu_s() - cc), pk, pkc, rf, rfc, now_s() - tc, cpu_s() - cc, gst.packs,
+                vm_hwm_kb() / 1024);
+        prev = gst;
         CHECK_EQ_INT(gst.commits - (round ? n : 0), round ? (n + 9) / 10 : n);
         (void)staged;
     }
