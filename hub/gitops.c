@@ -1,6 +1,7 @@
 /* gitops.c - the GitOps writer: inventory changes -> marked clusters ->
  * rendered and committed in batches off the event loop (gitops.h). */
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct gitops {
     struct gitstore *gs;            /* worker */
     struct mirror *mirror;          /* NULL: no [gitops] mirror */
     sqlite3 *wdb;                   /* worker */
+    sqlite3 *rdb;                   /* worker's render thread */
     uv_timer_t timer;
     uv_work_t work;
 
@@ -553,11 +555,129 @@ static const struct pin *find_pin(const struct pin *v, size_t n, int64_t id)
     return NULL;
 }
 
+/*
+ * A batch is a pipeline on two threads (the hub's 2 cores): a render thread
+ * turns the selected clusters into trees (inventory reads on its own
+ * connection, YAML) into a bounded queue, in cluster order, while the worker
+ * thread stages them (hashing, pack, refs). Pinned clusters are read back
+ * from git by the worker, which owns the store.
+ */
+/* Rendered trees waiting to be staged: enough (some 10-20 MB) that the
+ * render thread keeps going while the worker writes a chunk's pack and refs. */
+#define RQ_SLOTS 2048
+
+struct rq_item {
+    size_t idx;
+    struct render_tree *t;
+    int r;
+    bool pinned;
+    char why[200];                  /* render's error, logged by the worker */
+};
+
+struct renderq {
+    pthread_mutex_t mu;
+    pthread_cond_t more, room;
+    struct rq_item v[RQ_SLOTS];
+    size_t head, tail;              /* consumed, produced (counts) */
+    bool done, stop;
+    size_t next;                    /* the render thread's position in sel */
+    struct gitops *go;
+    const struct pin *pins;
+    size_t n_pins;
+};
+
+/* Renders the next selected cluster into it; false when there is none. */
+static bool rq_render_next(struct renderq *q, struct rq_item *it)
+{
+    struct gitops *go = q->go;
+    size_t i = bitset_next(go->sel, q->next);
+    if (i == BITSET_NONE)
+        return false;
+    q->next = i + 1;
+    memset(it, 0, sizeof(*it));
+    it->idx = i;
+    if (find_pin(q->pins, q->n_pins, fleet_cluster_id(go->plan->fleet, i))) {
+        it->pinned = true;
+        return true;
+    }
+    struct re_buf rerr;
+    re_buf_init(&rerr, sizeof(it->why));
+    it->r = desired_render(&it->t, go->plan, go->rdb, i, go->git_base[0] ? go->git_base : NULL,
+                           &rerr);
+    if (it->r < 0)
+        snprintf(it->why, sizeof(it->why), "%s", rerr.len ? rerr.ptr : re_strerror(it->r));
+    re_buf_release(&rerr);
+    return true;
+}
+
+static void *rq_thread(void *arg)
+{
+    struct renderq *q = arg;
+    for (;;) {
+        struct rq_item it;
+        pthread_mutex_lock(&q->mu);
+        while (!q->stop && q->tail - q->head == RQ_SLOTS)
+            pthread_cond_wait(&q->room, &q->mu);
+        bool stop = q->stop;
+        pthread_mutex_unlock(&q->mu);
+        bool got = !stop && !atomic_load(&q->go->cancel) && rq_render_next(q, &it);
+        pthread_mutex_lock(&q->mu);
+        if (got && !q->stop)
+            q->v[q->tail++ % RQ_SLOTS] = it;
+        else if (got)
+            render_tree_free(it.t);
+        if (!got)
+            q->done = true;
+        pthread_cond_signal(&q->more);
+        pthread_mutex_unlock(&q->mu);
+        if (!got)
+            return NULL;
+    }
+}
+
+/* The next rendered cluster, in order; false when all were taken. With no
+ * render thread (it could not start) the worker renders it itself. */
+static bool rq_pop(struct renderq *q, bool threaded, struct rq_item *out)
+{
+    if (!threaded)
+        return !atomic_load(&q->go->cancel) && rq_render_next(q, out);
+    pthread_mutex_lock(&q->mu);
+    while (q->head == q->tail && !q->done)
+        pthread_cond_wait(&q->more, &q->mu);
+    bool got = q->head != q->tail;
+    if (got) {
+        *out = q->v[q->head++ % RQ_SLOTS];
+        pthread_cond_signal(&q->room);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return got;
+}
+
+/* Stops the render thread and frees what it rendered and nobody took. */
+static void rq_finish(struct renderq *q, bool threaded, pthread_t th)
+{
+    if (threaded) {
+        pthread_mutex_lock(&q->mu);
+        q->stop = true;
+        pthread_cond_broadcast(&q->room);
+        pthread_mutex_unlock(&q->mu);
+        pthread_join(th, NULL);
+    }
+    while (q->head != q->tail)
+        render_tree_free(q->v[q->head++ % RQ_SLOTS].t);
+    pthread_cond_destroy(&q->more);
+    pthread_cond_destroy(&q->room);
+    pthread_mutex_destroy(&q->mu);
+}
+
 static int run_batch(struct gitops *go, struct re_buf *err)
 {
     struct gitstore_batch *b = NULL;
     struct pin *pins = NULL;
     size_t n_pins = 0;
+    struct renderq *q = NULL;
+    bool threaded = false, q_init = false;
+    pthread_t th;
     int r;
     go->rendered = go->changed = go->failed = 0;
     if ((r = load_pins(go->wdb, &pins, &n_pins)) < 0) {
@@ -566,30 +686,36 @@ static int run_batch(struct gitops *go, struct re_buf *err)
     }
     if ((r = gitstore_batch_begin(&b, go->gs, err)) < 0)
         goto out;
-    for (size_t i = bitset_next(go->sel, 0); i != BITSET_NONE; i = bitset_next(go->sel, i + 1)) {
-        struct render_tree *t = NULL;
-        const char *name = fleet_cluster_name(go->plan->fleet, i);
-        const struct pin *pin = find_pin(pins, n_pins, fleet_cluster_id(go->plan->fleet, i));
+    if (!(q = calloc(1, sizeof(*q)))) {     /* some 500 KB: not on the stack */
+        r = -RE_ENOMEM;
+        re_buf_printf(err, "%s", re_strerror(r));
+        goto out;
+    }
+    q->go = go;
+    q->pins = pins;
+    q->n_pins = n_pins;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->more, NULL);
+    pthread_cond_init(&q->room, NULL);
+    q_init = true;
+    threaded = pthread_create(&th, NULL, rq_thread, q) == 0;
+    for (;;) {
+        struct rq_item it;
+        if (!rq_pop(q, threaded, &it))
+            break;
+        struct render_tree *t = it.t;
+        const char *name = fleet_cluster_name(go->plan->fleet, it.idx);
         char msg[128];
         const char *message = go->message;
         bool changed = false;
-        if (atomic_load(&go->cancel)) {
-            r = -RE_EAGAIN;
-            re_buf_printf(err, "%s", "stopped");
-            goto out;
-        }
-        if (pin) {
+        r = it.r;
+        if (it.pinned) {
+            const struct pin *pin = find_pin(pins, n_pins, fleet_cluster_id(go->plan->fleet, it.idx));
             r = gitstore_read_tree(&t, go->gs, name, pin->rev);
             snprintf(msg, sizeof(msg), "pinned at %.12s", pin->rev);
             message = msg;
-        } else {
-            struct re_buf rerr;
-            re_buf_init(&rerr, 1024);
-            r = desired_render(&t, go->plan, go->wdb, i, go->git_base[0] ? go->git_base : NULL,
-                               &rerr);
-            if (r == -RE_EINVAL)
-                log_warn("cannot render cluster '%s': %s", name, rerr.len ? rerr.ptr : "invalid");
-            re_buf_release(&rerr);
+        } else if (r == -RE_EINVAL) {
+            log_warn("cannot render cluster '%s': %s", name, it.why);
         }
         if (r < 0) {
             go->failed++;
@@ -611,10 +737,20 @@ static int run_batch(struct gitops *go, struct re_buf *err)
         if (changed)
             go->changed++;
     }
+    if (atomic_load(&go->cancel)) {
+        r = -RE_EAGAIN;
+        re_buf_printf(err, "%s", "stopped");
+        goto out;
+    }
+    rq_finish(q, threaded, th);
+    q_init = false;
     r = gitstore_batch_commit(b, err);
     b = NULL;
 out:
+    if (q_init)
+        rq_finish(q, threaded, th);
     gitstore_batch_abort(b);
+    free(q);
     free(pins);
     return r;
 }
@@ -626,7 +762,8 @@ static void work_cb(uv_work_t *w)
     double t0 = now_s();
     int r = 0;
     re_buf_init(&err, sizeof(go->errmsg));
-    if (!go->wdb && (r = db_open(&go->wdb, go->db_path)) < 0) {
+    if ((!go->wdb && (r = db_open(&go->wdb, go->db_path)) < 0) ||
+        (!go->rdb && (r = db_open(&go->rdb, go->db_path)) < 0)) {
         re_buf_printf(&err, "cannot open '%s': %s", go->db_path, re_strerror(r));
         goto out;
     }
@@ -1086,6 +1223,7 @@ void gitops_stop(struct hub *hub)
     gitstore_free(go->rd);
     revcache_free(go->revs);
     db_close(go->wdb);
+    db_close(go->rdb);
     plan_free(go->plan);
     bitset_free(go->sel);
     free(go->message);
