@@ -328,13 +328,17 @@ done
 # ---- 3. lock files a killed writer leaves behind, made deterministic --------
 # A kill -9 between creating a lock and renaming it leaves the lock (the refs
 # trial above hits that window only sometimes): here a cluster's HEAD symref
-# is missing with its HEAD.lock present, and packed-refs.lock is left too.
+# is missing with its HEAD.lock present, and packed-refs.lock is left too,
+# with the marker file a batch keeps while it runs (gitstore.c: only then does
+# the start-up sweep walk every namespace).
 if [ -n "$phases" ]; then
     c=kill-refs-00001
     hub_stop
+    check_eq "a clean stop leaves no batch marker" "$(ls "$HUB_DIR/git" | grep -c '^resedge-batch\.')" 0
     rm -f "$HUB_DIR/git/refs/namespaces/$c/HEAD"
     : >"$HUB_DIR/git/refs/namespaces/$c/HEAD.lock"
     : >"$HUB_DIR/git/packed-refs.lock"
+    : >"$HUB_DIR/git/resedge-batch.99999.0"
     hub_start || not_ok "stale locks: the hub starts"
     wait_idle $((300 * slow)); r=$?
     check "stale locks: the writer gets past HEAD.lock and packed-refs.lock left by a killed writer" \
@@ -348,6 +352,8 @@ if [ -n "$phases" ]; then
     check_eq "stale locks: the missing HEAD symref is repaired" \
         "$(G symbolic-ref "refs/namespaces/$c/HEAD" 2>&1)" "refs/namespaces/$c/refs/heads/main"
     check_eq "stale locks: no lock file is left" "$(find "$HUB_DIR/git" -name '*.lock')" ""
+    check_eq "stale locks: the killed writer's batch marker is gone" \
+        "$(ls "$HUB_DIR/git" | grep -c '^resedge-batch\.99999')" 0
     check "stale locks: git fsck --strict" fsck
 fi
 
