@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api_config.h"
+#include "db.h"
 #include "desired.h"
 #include "error.h"
 
@@ -26,13 +27,15 @@ static const char *str_or_null(const cJSON *obj, const char *key)
     return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
+static const char metadata_sql[] = "SELECT metadata FROM clusters WHERE id = ?";
+
 static int read_metadata(cJSON **out, sqlite3 *db, int64_t id)
 {
     sqlite3_stmt *st = NULL;
-    int r = -RE_EDB, rc;
-    if (sqlite3_prepare_v2(db, "SELECT metadata FROM clusters WHERE id = ?", -1, &st, NULL) !=
-        SQLITE_OK)
+    int r, rc;
+    if ((r = db_prepare_cached(db, metadata_sql, &st)) < 0)   /* once per connection */
         goto out;
+    r = -RE_EDB;
     sqlite3_bind_int64(st, 1, id);
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
@@ -45,7 +48,7 @@ static int read_metadata(cJSON **out, sqlite3 *db, int64_t id)
     *out = cJSON_Parse(text ? text : "{}");
     r = *out ? 0 : -RE_ENOMEM;
 out:
-    sqlite3_finalize(st);
+    db_release(st);
     return r;
 }
 

@@ -21,11 +21,16 @@
  * file or directory per branch, all of a chunk's branches move at once.
  * A branch that is a loose ref file (made by git itself or an older hub)
  * is moved through libgit2 instead. Each cluster's HEAD symbolic ref is a
- * loose file, written once after its branch exists.
+ * loose file, written once after its branch exists, by a thread of the
+ * store while the caller stages the next chunk (waited for by the next
+ * chunk's refs step, gitstore_batch_commit, gitstore_batch_abort and
+ * gitstore_free).
  *
  * Identical files and folders are hashed once: the store keeps a bounded
  * content -> object id cache (verified byte for byte on a hit), emptied
- * when a batch is aborted or objects/pack changes behind its back.
+ * when a batch is aborted or objects/pack changes behind its back; when
+ * full it drops the entries not hit since it was last full. Trees are
+ * written as their bytes in git's format (names and order checked here).
  *
  * Crash safety: objects are complete on disk (the .idx is renamed into place
  * last, so a half-written pack is invisible) before any ref moves, and refs
@@ -40,7 +45,8 @@
  * (power loss).
  *
  * Threads: a gitstore is used by one thread at a time (the hub's GitOps
- * worker); only one batch may be open at a time. A second process must not
+ * worker; the HEAD writer above is internal); only one batch may be open at
+ * a time. A second process must not
  * write the same repository (the hub's lock file guards that).
  */
 #ifndef HUB_GITSTORE_H
