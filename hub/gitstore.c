@@ -263,6 +263,7 @@ static void oidc_put(struct oidcache *c, uint32_t type, const void *key, size_t 
 
 struct gitstore {
     git_repository *repo;
+    bool unfinished_batch;      /* opened as sole writer: a killed batch's marker was found */
     git_odb *odb;               /* repo's odb: loose + packs */
     git_odb *podb;              /* objects/pack only: "is it on disk?" */
     git_repository *wrepo;
@@ -407,7 +408,8 @@ static bool take_batch_markers(const char *gitdir)
     return found;
 }
 
-static void remove_stale_files(const char *gitdir)
+/* Returns whether a batch did not end (its marker was there). */
+static bool remove_stale_files(const char *gitdir)
 {
     char path[4200];
     /* the top level: packed-refs.lock, HEAD.lock */
@@ -418,8 +420,11 @@ static void remove_stale_files(const char *gitdir)
     if (re_snprintf(path, sizeof(path), "%sobjects/pack", gitdir) == 0)
         nftw(path, remove_stale_one, 16, FTW_PHYS);
     /* sweep the refs first, then drop the marker: a crash in between sweeps again */
-    if (take_batch_markers(gitdir) && re_snprintf(path, sizeof(path), "%srefs", gitdir) == 0)
+    if (!take_batch_markers(gitdir))
+        return false;
+    if (re_snprintf(path, sizeof(path), "%srefs", gitdir) == 0)
         nftw(path, remove_stale_one, 16, FTW_PHYS);
+    return true;
 }
 
 /* An object database of objects/pack alone. The writer asks it whether an
@@ -476,7 +481,7 @@ int gitstore_open(struct gitstore **out, const char *path, unsigned flags,
     }
     gs->gitdir = git_repository_path(gs->repo);
     if (flags & GITSTORE_SOLE_WRITER)
-        remove_stale_files(gs->gitdir);
+        gs->unfinished_batch = remove_stale_files(gs->gitdir);
     git_odb_backend *proxy = NULL;
     if ((g = git_repository_odb(&gs->odb, gs->repo)) < 0 ||
         (g = packs_odb(&gs->podb, gs->gitdir)) < 0 ||
@@ -557,6 +562,11 @@ static int head_oid(struct gitstore *gs, const char *cluster, git_oid *out)
     if (g == GIT_ENOTFOUND)
         return -RE_ENOENT;
     return g < 0 ? -RE_EGIT : 0;
+}
+
+bool gitstore_unfinished_batch(const struct gitstore *gs)
+{
+    return gs->unfinished_batch;
 }
 
 int gitstore_ref_files(struct gitstore *gs, const char *cluster, char *loose, size_t loose_size,

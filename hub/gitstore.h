@@ -102,6 +102,9 @@ int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[41]);
 /* Increases every time this process moves branches (a batch's refs step, on
  * any handle or thread): a cache of heads is stale when it changed. */
 uint64_t gitstore_refs_generation(void);
+/* Opened with GITSTORE_SOLE_WRITER: whether a batch of an earlier writer did
+ * not end (killed), so its branches may lag the inventory. */
+bool gitstore_unfinished_batch(const struct gitstore *gs);
 /* The files cluster's branch can live in: its loose ref and packed-refs
  * (for a cache that must notice writers other than this process). */
 int gitstore_ref_files(struct gitstore *gs, const char *cluster, char *loose, size_t loose_size,

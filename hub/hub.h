@@ -45,6 +45,7 @@ struct hub {
     struct server *server;
     struct metrics *metrics;
     void *gitops;                   /* struct gitops *, when the GitOps writer runs */
+    bool reconcile_at_start;        /* serve --reconcile: render all even after a clean stop */
     bool stopping;
 };
 

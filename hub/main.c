@@ -54,7 +54,7 @@ static const char usage_init[] =
     "  --trust-domain NAME   SPIFFE trust domain of issued identities (default resedge)\n";
 
 static const char usage_serve[] =
-    "usage: resedge-hub serve --dir DIR [--listen ADDR:PORT] [--log-level LEVEL]\n"
+    "usage: resedge-hub serve --dir DIR [--listen ADDR:PORT] [--log-level LEVEL] [--reconcile]\n"
     "\n"
     "Serves the REST API over mutual TLS. SIGTERM: stop accepting, finish what is\n"
     "in flight, exit 0. SIGHUP: reload DIR/hub.conf limits and log level, reopen logs.\n"
@@ -62,7 +62,9 @@ static const char usage_serve[] =
     "  --dir DIR             state directory made by 'init'\n"
     "  --listen ADDR:PORT    override [server] listen (port 0: any free port)\n"
     "  --port-file FILE      write the bound port to FILE once listening\n"
-    "  --log-level LEVEL     error, warning, notice, info or debug\n";
+    "  --log-level LEVEL     error, warning, notice, info or debug\n"
+    "  --reconcile           render every cluster at start-up even after a clean stop\n"
+    "                        (after a crash, an upgrade or an inventory change it always does)\n";
 
 static const char usage_issue[] =
     "usage: resedge-hub issue-cert --dir DIR (--user NAME --role ROLE | --cluster NAME)\n"
@@ -90,7 +92,7 @@ static int usage_error(const char *usage, const char *fmt, ...)
 }
 
 enum { OPT_DIR = 256, OPT_SAN, OPT_LISTEN, OPT_TRUST, OPT_LOGLEVEL, OPT_PORTFILE, OPT_USER,
-       OPT_ROLE, OPT_CLUSTER, OPT_OUT, OPT_DAYS, OPT_HELP };
+       OPT_ROLE, OPT_CLUSTER, OPT_OUT, OPT_DAYS, OPT_RECONCILE, OPT_HELP };
 
 static const struct option long_opts[] = {
     { "dir", required_argument, NULL, OPT_DIR },
@@ -104,6 +106,7 @@ static const struct option long_opts[] = {
     { "cluster", required_argument, NULL, OPT_CLUSTER },
     { "out", required_argument, NULL, OPT_OUT },
     { "days", required_argument, NULL, OPT_DAYS },
+    { "reconcile", no_argument, NULL, OPT_RECONCILE },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -115,6 +118,7 @@ struct args {
     size_t n_sans;
     unsigned long long days;
     int help;
+    int reconcile;
 };
 
 static int parse_args(struct args *a, int argc, char **argv, const char *usage)
@@ -144,6 +148,7 @@ static int parse_args(struct args *a, int argc, char **argv, const char *usage)
                 return usage_error(usage, "--days takes a whole number from 1 to 3650, not '%s'",
                                    optarg);
             break;
+        case OPT_RECONCILE: a->reconcile = 1; break;
         case 'h': case OPT_HELP: a->help = 1; break;
         default:
             return usage_error(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -387,6 +392,7 @@ static int cmd_serve(int argc, char **argv)
     uv_timer_init(hub.loop, &watchdog);
     if (re_notify_watchdog_ms())
         uv_timer_start(&watchdog, on_watchdog, re_notify_watchdog_ms(), re_notify_watchdog_ms());
+    hub.reconcile_at_start = a.reconcile;
     if ((r = gitops_start(&hub)) < 0)
         log_err("GitOps writer not started: %s", re_strerror(r));
     if ((r = checkin_batch_start(&hub)) < 0)

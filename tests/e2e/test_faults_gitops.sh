@@ -100,10 +100,11 @@ branches_match() {
     done < <(awk 'NR % 97 == 1' "$T/refs.txt")
     echo "$n clusters, $n branches, all match"
 }
-# restart_commits_nothing: a fresh start-up pass finds every branch equal to the inventory.
+# restart_commits_nothing: a fresh start-up pass finds every branch equal to
+# the inventory (--reconcile: after a clean stop the hub would skip it).
 restart_commits_nothing() {
     hub_stop || { echo "hub did not stop cleanly"; return 1; }
-    hub_start || return 1
+    hub_start --reconcile || return 1
     wait_idle || return 1
     local c; c=$(metric resedge_gitops_commits_total)
     echo "start-up pass: $(gstatus | jq -c '{last_batch_clusters, last_batch_changed}'), commits $c"
