@@ -156,9 +156,9 @@ install-units:
 # (replayed by `make test`) and fails the target.
 # `make audit`: sslscan against a running hub (TLS 1.2 only, ECDHE + AEAD
 # only, no renegotiation, no compression).
-# `make test VALGRIND=1`: the e2e harness runs the hub, the agent and
-# resedgectl under valgrind memcheck (RE_WRAP, see tests/e2e/lib.sh); a
-# memcheck error or definite leak fails the script.
+# `make test VALGRIND=1`: the e2e harness runs the hub and the agent under
+# valgrind memcheck (RE_WRAP; resedgectl too with RE_WRAP_CTL="$RE_WRAP",
+# see tests/e2e/lib.sh); a memcheck error or definite leak fails the script.
 FUZZ_SECONDS ?= 60
 FUZZ_DEPS := clang libclang-rt-14-dev libfuzzer-14-dev
 .PHONY: fuzz audit

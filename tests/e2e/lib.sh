@@ -12,8 +12,8 @@ _pids=()
 # ---- memcheck (make test VALGRIND=1) ----
 # RE_WRAP is the command the hub runs under; RE_WRAP_AGENT (default: RE_WRAP)
 # the one for resedge-agent and RE_WRAP_CTL for resedgectl (default: none;
-# test_ctl.sh, which runs every command, defaults it to RE_WRAP: a valgrinded
-# resedgectl costs seconds per call, minutes over the other scripts).
+# a valgrinded resedgectl costs seconds per call, 6 to 12 minutes over
+# test_ctl.sh alone; RE_WRAP_CTL="$RE_WRAP" runs it under memcheck too).
 # Scripts run them as $RE_AGENT and $RE_CTL: the binaries
 # themselves, or wrapper scripts in $T/wrap that exec them under the wrapper.
 # Under valgrind every process writes its own log ($T/vg/NAME.PID.log, so

@@ -2,7 +2,6 @@
 # test_ctl.sh - resedgectl against a real hub: help on every command, the
 # profile, inventory CRUD, paging, select, output formats, the hub's errors,
 # connection errors and exit codes.
-: "${RE_WRAP_CTL=${RE_WRAP:-}}"    # VALGRIND=1: every command under memcheck (lib.sh)
 . "$(dirname "$0")/lib.sh"
 
 CTL="$RE_CTL"            # under RE_WRAP_CTL (valgrind) when set, see lib.sh
