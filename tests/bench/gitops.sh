@@ -131,7 +131,7 @@ fig "... requests during the render (non-200)" "$bn ($bbad)"
 fig "... API p99 latency, hub idle" "$i99 ms"
 fig "... API p50 latency, hub idle" "$i50 ms"
 fig "... requests idle (non-200)" "$icnt ($ibad)"
-fig "... ratio p99 during render / idle" "$(echo "scale=1; $b99 / $i99" | bc)x"
+fig "... ratio p99 during render / idle" "$(printf '%.1f' "$(echo "scale=3; $b99 / $i99" | bc)")x"
 
 # the change: app-1 v2 for /g/sel
 phase "change"
@@ -171,6 +171,6 @@ done && git add -A && git -c user.name=b -c user.email=b@b commit -q -m "app-1 v
 t1=$(now)
 cli_s=$(echo "$t1 - $t0" | bc)
 fig "... git CLI (edit files, add, commit; worktree of $CLI_N folders)" "$cli_s s"
-fig "... ratio git CLI / hub batch" "$(echo "scale=1; $cli_s / $hub_s" | bc)x"
+fig "... ratio git CLI / hub batch" "$(printf '%.2f' "$(echo "scale=3; $cli_s / $hub_s" | bc)")x"
 phase "done"
 hub_stop
