@@ -26,6 +26,7 @@ struct checkin_batch {
     uv_timer_t *timer;              /* freed in its close callback */
     struct held *rows;
     size_t n, cap, bytes;
+    uint64_t failed_at;             /* uv_now of the last failed flush, 0: none */
 };
 
 /* One per process: the hub has one database connection on one loop. */
@@ -172,9 +173,11 @@ static int flush(struct checkin_batch *b, int busy_ms)
     sqlite3_busy_timeout(b->db, DB_BUSY_TIMEOUT_MS);
     if (r < 0) {
         db_rollback(b->db);
+        b->failed_at = uv_now(b->hub->loop);
         log_warn("cannot record %zu check-ins yet (kept, retrying): %s", b->n, re_strerror(r));
         return r;
     }
+    b->failed_at = 0;
     drop_all(b);
     return 0;
 }
@@ -262,5 +265,12 @@ int checkin_batch_add(sqlite3 *db, const struct checkin_row *row)
 
 int checkin_batch_flush(void)
 {
-    return batch ? flush(batch, CHECKIN_BATCH_READ_WAIT_MS) : 0;
+    struct checkin_batch *b = batch;
+    if (!b || b->n == 0)
+        return 0;
+    /* While the database stays locked the timer retries; a listing that reads
+     * 500 clusters' status must not wait on the lock once per cluster. */
+    if (b->failed_at && uv_now(b->hub->loop) - b->failed_at < CHECKIN_BATCH_DELAY_MS)
+        return -RE_EBUSY;
+    return flush(b, CHECKIN_BATCH_READ_WAIT_MS);
 }

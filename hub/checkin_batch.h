@@ -49,9 +49,10 @@ void checkin_batch_stop(struct hub *hub);
  * 503 with Retry-After); -RE_EDB, -RE_ENOSPC or -RE_ENOMEM. */
 int checkin_batch_add(sqlite3 *db, const struct checkin_row *row);
 
-/* Writes every held report now, in one transaction. 0 (also when nothing is
- * held or no batch runs) or the database error; the reports stay held on
- * failure. */
+/* Writes every held report now, in one transaction (for readers: waits at
+ * most 200 ms for a lock, and not at all within a second of a failed flush).
+ * 0 (also when nothing is held or no batch runs) or the database error; the
+ * reports stay held on failure. */
 int checkin_batch_flush(void);
 
 #endif

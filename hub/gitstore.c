@@ -1452,6 +1452,17 @@ static void *head_thread(void *arg)
 
 /* Waits for the HEAD job; its error (a HEAD it could not write is written
  * by the next batch that puts the cluster). */
+/* Frees a done job; its error into err. */
+static int head_job_end(struct head_job *j, struct re_buf *err)
+{
+    int rc = j->rc;
+    if (rc < 0)
+        fail(err, rc, "%s", j->err);
+    free(j->names);
+    free(j);
+    return rc;
+}
+
 static int head_wait(struct gitstore *gs, struct re_buf *err)
 {
     struct head_job *j = gs->head_job;
@@ -1459,12 +1470,7 @@ static int head_wait(struct gitstore *gs, struct re_buf *err)
         return 0;
     pthread_join(gs->head_th, NULL);
     gs->head_job = NULL;
-    int rc = j->rc;
-    if (rc < 0)
-        fail(err, rc, "%s", j->err);
-    free(j->names);
-    free(j);
-    return rc;
+    return head_job_end(j, err);
 }
 
 /* Starts writing the HEADs of the chunk's new branches and of those found
@@ -1495,12 +1501,7 @@ static int head_start(struct gitstore *gs, const struct gitstore_batch *b, struc
     if (pthread_create(&gs->head_th, NULL, head_thread, j) != 0) {
         head_thread(j);
         gs->head_job = NULL;
-        int rc = j->rc;
-        if (rc < 0)
-            fail(err, rc, "%s", j->err);
-        free(j->names);
-        free(j);
-        return rc;
+        return head_job_end(j, err);
     }
     return 0;
 }

@@ -178,6 +178,17 @@ hub_stop() {
     return $rc
 }
 
+# stop_agent: SIGTERM to the agent a script started as $AGENT_PID, waits;
+# returns its exit status.
+stop_agent() {
+    [ -n "$AGENT_PID" ] || return 0
+    kill -TERM "$AGENT_PID" 2>/dev/null
+    local rc=0
+    wait "$AGENT_PID" || rc=$?
+    AGENT_PID=
+    return $rc
+}
+
 # acurl ARGS...: curl as the hub's admin.
 acurl() {
     curl -sS --max-time 30 --cacert "$HUB_DIR/tls/ca.crt" --cert "$HUB_DIR/tls/admin.crt" \

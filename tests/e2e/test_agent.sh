@@ -34,14 +34,6 @@ start_agent() {
     AGENT_PID=$!
     _pids+=("$AGENT_PID")
 }
-stop_agent() {
-    [ -n "$AGENT_PID" ] || return 0
-    kill -TERM "$AGENT_PID" 2>/dev/null
-    local rc=0
-    wait "$AGENT_PID" || rc=$?
-    AGENT_PID=
-    return $rc
-}
 
 # A listener for sd_notify datagrams, appended to $T/notify.log.
 python3 - "$T/notify.sock" "$T/notify.log" <<'PY' &

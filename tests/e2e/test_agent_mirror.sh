@@ -28,14 +28,6 @@ start_agent() {
     AGENT_PID=$!
     _pids+=("$AGENT_PID")
 }
-stop_agent() {
-    [ -n "$AGENT_PID" ] || return 0
-    kill -TERM "$AGENT_PID" 2>/dev/null
-    local rc=0
-    wait "$AGENT_PID" || rc=$?
-    AGENT_PID=
-    return $rc
-}
 # rss_report LABEL PID: VmRSS and Pss (kB) as a diagnostic line.
 rss_report() {
     local rss pss

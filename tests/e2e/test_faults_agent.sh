@@ -35,14 +35,6 @@ start_agent() {
     AGENT_PID=$!
     _pids+=("$AGENT_PID")
 }
-stop_agent() {
-    [ -n "$AGENT_PID" ] || return 0
-    kill -TERM "$AGENT_PID" 2>/dev/null
-    local rc=0
-    wait "$AGENT_PID" || rc=$?
-    AGENT_PID=
-    return $rc
-}
 alive() { kill -0 "$AGENT_PID" 2>/dev/null; }
 cur() { readlink "$A/current"; }
 is_current() { [ "$(cur)" == "revisions/$1" ] && [ -f "$A/current/namespaces/pos/namespace.yaml" ]; }
