@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbedtls/ctr_drbg.h>
@@ -32,6 +33,7 @@
 #define TICKET_TAG_LEN 16
 #define TICKET_HDR_LEN (4 + TICKET_IV_LEN)  /* key id + iv, also the AAD */
 #define TICKET_FILE_MAX 4096
+#define TICKET_MINT_MAX 4096               /* a session with one client certificate */
 
 /* Only ECDHE key exchange with AEAD ciphers; TLS 1.2 suites. */
 static const int tls_suites[] = {
@@ -72,6 +74,7 @@ struct tls_config {
     struct ticket_key tk[2];
     unsigned rotate_s;
     char *ticket_file;
+    bool ticket_read_only;       /* never rotate nor write the key file */
 };
 
 struct tls_session {
@@ -427,6 +430,8 @@ int tls_config_rotate_tickets(struct tls_config *cfg, bool force)
     int r;
     if (!cfg || !cfg->server)
         return -RE_EINVAL;
+    if (cfg->ticket_read_only)
+        return cfg->tk[0].set ? 0 : -RE_ENOENT;
     if (!force && cfg->tk[0].set && re_time() - cfg->tk[0].created < (int64_t)cfg->rotate_s)
         return 0;
     memset(&fresh, 0, sizeof(fresh));
@@ -465,18 +470,13 @@ static uint64_t get_be64(const unsigned char *p)
 }
 
 /* Ticket: key id (4) | iv (12) | GCM(issued-at (8) | session) | tag (16). */
-static int ticket_write(void *p, const mbedtls_ssl_session *session, unsigned char *start,
-                        const unsigned char *end, size_t *tlen, uint32_t *lifetime)
+static int ticket_seal(struct tls_config *cfg, struct ticket_key *k,
+                       const mbedtls_ssl_session *session, unsigned char *start,
+                       const unsigned char *end, size_t *tlen)
 {
-    struct tls_config *cfg = p;
     size_t slen = 0, avail = (size_t)(end - start);
-    struct ticket_key *k;
     int r;
 
-    tls_config_rotate_tickets(cfg, false);     /* a failed save still rotates in memory */
-    k = &cfg->tk[0];
-    if (!k->set)
-        return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
     if (avail < TICKET_HDR_LEN + 8 + TICKET_TAG_LEN)
         return MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL;
     r = mbedtls_ssl_session_save(session, start + TICKET_HDR_LEN + 8,
@@ -498,6 +498,21 @@ static int ticket_write(void *p, const mbedtls_ssl_session *session, unsigned ch
     if (r)
         return r;
     *tlen = TICKET_HDR_LEN + ptlen + TICKET_TAG_LEN;
+    return 0;
+}
+
+static int ticket_write(void *p, const mbedtls_ssl_session *session, unsigned char *start,
+                        const unsigned char *end, size_t *tlen, uint32_t *lifetime)
+{
+    struct tls_config *cfg = p;
+    int r;
+
+    tls_config_rotate_tickets(cfg, false);     /* a failed save still rotates in memory */
+    if (!cfg->tk[0].set)
+        return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    r = ticket_seal(cfg, &cfg->tk[0], session, start, end, tlen);
+    if (r)
+        return r;
     *lifetime = cfg->rotate_s;
     return 0;
 }
@@ -551,6 +566,11 @@ int tls_config_new_server(struct tls_config **out, const struct tls_server_optio
         goto out;
 
     cfg->rotate_s = o->ticket_rotate_s ? o->ticket_rotate_s : TICKET_DEFAULT_ROTATE_S;
+    cfg->ticket_read_only = o->ticket_keys_read_only;
+    if (cfg->ticket_read_only && !o->ticket_key_file) {
+        r = -RE_EINVAL;
+        goto out;
+    }
     if (o->ticket_key_file) {
         cfg->ticket_file = strdup(o->ticket_key_file);
         if (!cfg->ticket_file) {
@@ -558,6 +578,15 @@ int tls_config_new_server(struct tls_config **out, const struct tls_server_optio
             goto out;
         }
         r = ticket_keys_load(cfg);
+        if (r < 0 && cfg->ticket_read_only) {
+            /* a reader beside the hub takes the hub's keys or nothing */
+            if (err) {
+                re_buf_reset(err);
+                re_buf_printf(err, "cannot read ticket keys '%s': %s", o->ticket_key_file,
+                              re_strerror(r));
+            }
+            goto out;
+        }
         if (r == -RE_EPARSE || r == -RE_ETOOBIG) {
             /* A damaged key file costs only resumptions: start over (the
              * lines parsed before the damage hold GCM contexts to free). */
@@ -879,6 +908,93 @@ int tls_conn_get_session(struct tls_session **out, const struct tls_conn *c)
     }
     *out = s;
     return 0;
+}
+
+int tls_session_mint(struct tls_session **out, struct tls_config *srv,
+                     const struct tls_session *tmpl, const unsigned char *client_der,
+                     size_t der_len)
+{
+    mbedtls_ssl_session ss;          /* what the server finds in the ticket */
+    struct tls_session *cs = NULL;   /* what the client resumes */
+    unsigned char *ticket = NULL;
+    size_t tlen = 0;
+    int r = -RE_ECRYPTO;
+
+    if (!out || !srv || !srv->server || !tmpl || !client_der || der_len == 0)
+        return -RE_EINVAL;
+    if (!srv->tk[0].set)
+        return -RE_ENOENT;
+    mbedtls_ssl_session_init(&ss);
+    /* the negotiated parameters of a real handshake with this server, a fresh
+     * master secret, and the client's certificate as a verified peer */
+    ss.start = time(NULL);
+    ss.ciphersuite = tmpl->s.ciphersuite;
+    ss.compression = tmpl->s.compression;
+#if defined(MBEDTLS_SSL_MAX_FRAGMENT_LENGTH)
+    ss.mfl_code = tmpl->s.mfl_code;
+#endif
+#if defined(MBEDTLS_SSL_TRUNCATED_HMAC)
+    ss.trunc_hmac = tmpl->s.trunc_hmac;
+#endif
+#if defined(MBEDTLS_SSL_ENCRYPT_THEN_MAC)
+    ss.encrypt_then_mac = tmpl->s.encrypt_then_mac;
+#endif
+    ss.verify_result = 0;
+    if (mbedtls_ctr_drbg_random(&srv->drbg, ss.master, sizeof(ss.master)))
+        goto out;
+#if defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE)
+    ss.peer_cert = calloc(1, sizeof(*ss.peer_cert));
+    if (!ss.peer_cert) {
+        r = -RE_ENOMEM;
+        goto out;
+    }
+    mbedtls_x509_crt_init(ss.peer_cert);
+    if (mbedtls_x509_crt_parse_der(ss.peer_cert, client_der, der_len)) {
+        r = -RE_EPARSE;
+        goto out;
+    }
+#else
+#error "tls_session_mint needs MBEDTLS_SSL_KEEP_PEER_CERTIFICATE (the hub reads the peer's certificate)"
+#endif
+    ticket = malloc(TICKET_MINT_MAX);
+    cs = calloc(1, sizeof(*cs));
+    if (!ticket || !cs) {
+        r = -RE_ENOMEM;
+        goto out;
+    }
+    if (ticket_seal(srv, &srv->tk[0], &ss, ticket, ticket + TICKET_MINT_MAX, &tlen)) {
+        r = -RE_ETOOBIG;
+        goto out;
+    }
+    mbedtls_ssl_session_init(&cs->s);
+    cs->s.start = ss.start;
+    cs->s.ciphersuite = ss.ciphersuite;
+    cs->s.compression = ss.compression;
+#if defined(MBEDTLS_SSL_MAX_FRAGMENT_LENGTH)
+    cs->s.mfl_code = ss.mfl_code;
+#endif
+#if defined(MBEDTLS_SSL_TRUNCATED_HMAC)
+    cs->s.trunc_hmac = ss.trunc_hmac;
+#endif
+#if defined(MBEDTLS_SSL_ENCRYPT_THEN_MAC)
+    cs->s.encrypt_then_mac = ss.encrypt_then_mac;
+#endif
+    memcpy(cs->s.master, ss.master, sizeof(ss.master));
+    cs->s.verify_result = tmpl->s.verify_result;
+    /* no server certificate: a resumption does not see one, and copying it
+     * into every connection would cost the simulator a parse each */
+    cs->s.ticket = ticket;
+    cs->s.ticket_len = tlen;
+    cs->s.ticket_lifetime = srv->rotate_s;
+    ticket = NULL;
+    *out = cs;
+    cs = NULL;
+    r = 0;
+out:
+    mbedtls_ssl_session_free(&ss);           /* wipes the master secret */
+    free(ticket);
+    free(cs);
+    return r;
 }
 
 void tls_session_free(struct tls_session *s)

@@ -24,6 +24,8 @@ struct tls_server_options {
     const char *key_file;           /* its private key (PEM) */
     const char *ticket_key_file;    /* NULL: ticket keys live in memory only */
     unsigned ticket_rotate_s;       /* 0: default 12 h; tickets live this long */
+    bool ticket_keys_read_only;     /* the key file must exist; never rotated or
+                                     * written (a reader beside the hub) */
 };
 
 struct tls_client_options {
@@ -55,6 +57,17 @@ unsigned tls_config_ticket_keys(const struct tls_config *cfg);
 
 struct tls_session;
 void tls_session_free(struct tls_session *s);            /* NULL-safe */
+
+/* The bench's admin path to many resumable sessions without a handshake each
+ * (resedge-sim): a client session like tmpl (one saved from a real handshake
+ * with the server srv stands for) with a fresh master secret, and its ticket,
+ * sealed with srv's current ticket key, carrying client_der as the client's
+ * certificate, verified. Whoever holds a server's ticket keys can do this;
+ * the server cannot tell such a ticket from one it issued. srv: a server
+ * configuration (ticket_keys_read_only beside a running hub). */
+int tls_session_mint(struct tls_session **out, struct tls_config *srv,
+                     const struct tls_session *tmpl, const unsigned char *client_der,
+                     size_t der_len);
 
 /* ---- connections ---- */
 

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "clock.h"
 #include "crypto.h"
 #include "db.h"
@@ -26,7 +28,9 @@
 
 struct issue_job {
     const struct sim_issue_opts *o;
-    const char *ca_crt, *ca_key, *trust_domain;
+    const char *trust_domain;
+    struct re_ca *ca;               /* this thread's, parsed once */
+    const struct re_buf *shared_key, *shared_pub;   /* --shared-key, else NULL */
     unsigned days;
     char **names;
     char (*serials)[64];
@@ -71,9 +75,14 @@ static int issue_one(struct issue_job *j, size_t i)
         .not_before = j->now - ISSUE_BACKDATE_S, .not_after = j->now + (int64_t)j->days * 86400,
     };
     if ((r = re_snprintf(uri, sizeof(uri), "spiffe://%s/cluster/%s", j->trust_domain,
-                         j->names[i])) < 0 ||
-        (r = re_key_generate(&key)) < 0 || (r = re_key_public_pem(&pub, key.ptr)) < 0 ||
-        (r = re_cert_issue(&crt, j->ca_crt, j->ca_key, pub.ptr, &spec)) < 0 ||
+                         j->names[i])) < 0)
+        goto out;
+    if (j->shared_key)
+        r = re_buf_append(&key, j->shared_key->ptr, j->shared_key->len) < 0 ? -RE_ENOMEM :
+            re_buf_append(&pub, j->shared_pub->ptr, j->shared_pub->len);
+    else if ((r = re_key_generate(&key)) == 0)
+        r = re_key_public_pem(&pub, key.ptr);
+    if (r < 0 || (r = re_ca_issue(&crt, j->ca, pub.ptr, &spec)) < 0 ||
         (r = re_cert_parse(&info, crt.ptr, crt.len, false)) < 0 ||
         (r = write_file(j->o->out_dir, j->names[i], "key", &key, 0600)) < 0 ||
         (r = write_file(j->o->out_dir, j->names[i], "crt", &crt, 0644)) < 0)
@@ -204,7 +213,7 @@ out:
 int sim_issue(const struct sim_issue_opts *o)
 {
     struct hub_config cfg;
-    struct re_buf err, ca_crt, ca_key, index;
+    struct re_buf err, ca_crt, ca_key, index, skey, spub;
     char path[PATH_MAX];
     char **names = NULL;
     char (*serials)[64] = NULL;
@@ -222,6 +231,9 @@ int sim_issue(const struct sim_issue_opts *o)
     re_buf_init(&ca_crt, RE_PEM_MAX);
     re_buf_init(&ca_key, RE_PEM_MAX);
     re_buf_init(&index, (size_t)ISSUE_MAX_NAMES * 64);
+    re_buf_init(&skey, RE_PEM_MAX);
+    re_buf_init(&spub, RE_PEM_MAX);
+    memset(jobs, 0, sizeof(jobs));
     if (nth > 64)
         nth = 64;
     if ((r = hub_config_load(&cfg, o->hub_dir, &err)) < 0) {
@@ -256,13 +268,26 @@ int sim_issue(const struct sim_issue_opts *o)
         r = -RE_ENOMEM;
         goto out;
     }
+    if (o->shared_key && ((r = re_key_generate(&skey)) < 0 ||
+                          (r = re_key_public_pem(&spub, skey.ptr)) < 0)) {
+        fprintf(stderr, "resedge-sim: cannot make the shared key: %s\n", re_strerror(r));
+        goto out;
+    }
     for (unsigned t = 0; t < nth; t++) {
         jobs[t] = (struct issue_job){
-            .o = o, .ca_crt = ca_crt.ptr, .ca_key = ca_key.ptr, .trust_domain = cfg.trust_domain,
+            .o = o, .trust_domain = cfg.trust_domain,
+            .shared_key = o->shared_key ? &skey : NULL, .shared_pub = o->shared_key ? &spub : NULL,
             .days = o->days ? o->days : cfg.cert_lifetime_days, .names = names,
             .serials = serials, .n = n, .tid = t, .nthreads = nth, .done = &done,
             .failed = &failed, .now = re_time(),
         };
+        /* a CA per thread: one re_ca serializes its signatures */
+        if ((r = re_ca_load(&jobs[t].ca, ca_crt.ptr, ca_key.ptr)) < 0) {
+            fprintf(stderr, "resedge-sim: cannot load the CA in '%s/tls': %s\n", o->hub_dir,
+                    re_strerror(r));
+            atomic_store(&failed, r);
+            break;
+        }
         if (pthread_create(&th[t], NULL, issue_thread, &jobs[t]) != 0) {
             atomic_store(&failed, -RE_ENOMEM);
             break;
@@ -297,6 +322,12 @@ out:
         free(names);
     }
     free(serials);
+    for (unsigned t = 0; t < nth; t++)
+        re_ca_free(jobs[t].ca);
+    if (skey.ptr)
+        mbedtls_platform_zeroize(skey.ptr, skey.len);
+    re_buf_release(&skey);
+    re_buf_release(&spub);
     hub_config_release(&cfg);
     re_buf_release(&err);
     re_buf_release(&ca_crt);

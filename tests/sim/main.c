@@ -21,7 +21,7 @@ static const char usage_main[] =
 
 static const char usage_issue[] =
     "usage: resedge-sim issue --dir HUBDIR --clusters-from FILE --out-dir DIR\n"
-    "                         [--threads N] [--days D]\n"
+    "                         [--threads N] [--days D] [--shared-key]\n"
     "\n"
     "The bulk admin path for simulator identities. Like `resedge-hub issue-cert\n"
     "--cluster NAME` but for many clusters in one process: for every name in FILE\n"
@@ -39,7 +39,11 @@ static const char usage_issue[] =
     "  --clusters-from FILE   cluster names, one a line\n"
     "  --out-dir DIR          where identities go (created)\n"
     "  --threads N            signing threads (default 2)\n"
-    "  --days D               certificate lifetime (default: the hub's)\n";
+    "  --days D               certificate lifetime (default: the hub's)\n"
+    "  --shared-key           one fresh key for every identity, each still its own\n"
+    "                         certificate and serial: a signature per identity\n"
+    "                         instead of a key generation and a signature (bench\n"
+    "                         fleets of 100,000; never for real clusters)\n";
 
 static const char usage_run[] =
     "usage: resedge-sim run --hub https://127.0.0.1:PORT --ca CA.crt [--ids DIR]\n"
@@ -68,6 +72,13 @@ static const char usage_run[] =
     "                     hub restart), retried until all have or --storm-timeout\n"
     "  sleep:SECS         nothing: the hub's idle figures\n"
     "  (any phase)@C      at most C connections in flight in that phase\n"
+    "  mint               every agent without a session gets one without a\n"
+    "                     handshake: its certificate sealed into a ticket with\n"
+    "                     the hub's ticket keys (--mint-from, the admin path\n"
+    "                     that makes 100,000 resumable agents in seconds; full\n"
+    "                     handshakes take ~25 minutes). Needs one agent with a\n"
+    "                     session from a real handshake first (e.g. full:1:1),\n"
+    "                     whose negotiated parameters it copies\n"
     "  enroll             redeems every code of --codes once (POST /api/v1/enroll,\n"
     "                     no client certificate, a fresh key's CSR made before\n"
     "                     the phase): enrollments per second\n"
@@ -86,6 +97,9 @@ static const char usage_run[] =
     "  --storm-timeout SECS   give up prime/storm after this (default 600)\n"
     "  --cfg-cache N          agents' TLS configurations kept (default 1024)\n"
     "  --codes FILE           enroll phase: \"CLUSTER CODE\" lines\n"
+    "  --mint-from HUBDIR     mint phase: the hub's state directory (reads\n"
+    "                         tls/ticket.keys and the server's certificate and\n"
+    "                         key; writes nothing)\n"
     "  --phase SPEC           a phase, repeatable\n";
 
 static int cmd_issue(int argc, char **argv)
@@ -96,6 +110,7 @@ static int cmd_issue(int argc, char **argv)
         { "out-dir", required_argument, NULL, 'o' },
         { "threads", required_argument, NULL, 't' },
         { "days", required_argument, NULL, 'D' },
+        { "shared-key", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -121,6 +136,7 @@ static int cmd_issue(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'S': o.shared_key = true; break;
         case 'h': fputs(usage_issue, stdout); return 0;
         default: fputs(usage_issue, stderr); return 2;
         }
@@ -168,6 +184,7 @@ static int cmd_run(int argc, char **argv)
         { "cfg-cache", required_argument, NULL, 'K' },
         { "phase", required_argument, NULL, 'x' },
         { "codes", required_argument, NULL, 'E' },
+        { "mint-from", required_argument, NULL, 'M' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -197,6 +214,7 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'P': o.hub_pid_file = optarg; break;
         case 'E': o.codes_file = optarg; break;
+        case 'M': o.mint_dir = optarg; break;
         case 'R': o.restart_cmd = optarg; break;
         case 'n':
         case 'C':

@@ -15,6 +15,7 @@ struct sim_issue_opts {
     const char *out_dir;            /* writes NAME.crt, NAME.key and index */
     unsigned threads;               /* 1..64 */
     unsigned days;                  /* 0: the hub's cert_lifetime */
+    bool shared_key;                /* one key for every identity (a signature each) */
 };
 
 /* Issues one fresh key and certificate per cluster (as the hub's enrollment
@@ -37,6 +38,7 @@ enum sim_phase_kind {
     PH_STORM,       /* every agent once as fast as possible, resuming, retried */
     PH_SLEEP,       /* secs of nothing (hub idle figures) */
     PH_ENROLL,      /* every code of codes_file redeemed once, no certificate */
+    PH_MINT,        /* every agent without a session gets one minted offline */
 };
 
 struct sim_phase {
@@ -64,6 +66,7 @@ struct sim_run_opts {
     double storm_timeout;           /* seconds */
     unsigned cfg_cache;             /* per-agent TLS configurations kept */
     const char *codes_file;         /* PH_ENROLL: "CLUSTER CODE" lines */
+    const char *mint_dir;           /* PH_MINT: the hub's state directory */
     struct sim_phase phases[SIM_MAX_PHASES];
     size_t n_phases;
 };
@@ -73,7 +76,7 @@ struct sim_run_opts {
 int sim_run(const struct sim_run_opts *o);
 
 /* Parses "prime", "resumed:COUNT", "full:COUNT[:AGENTS]", "rate:R:SECS",
- * "restart", "storm", "sleep:SECS", "enroll", each with an optional "@C"
+ * "restart", "storm", "sleep:SECS", "enroll", "mint", each with an optional "@C"
  * (connections in flight in that phase). -RE_EINVAL when malformed. */
 int sim_phase_parse(struct sim_phase *out, const char *spec);
 
