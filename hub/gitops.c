@@ -26,6 +26,7 @@
 #include "mirror.h"
 #include "revcache.h"
 #include "server.h"
+#include "validate.h"
 
 #define MSG_MAX 4096
 #define ACTOR_MAX 160
@@ -160,6 +161,133 @@ static void or_object(struct bitset *acc, struct fleet *f, const char *entity, c
     }
 }
 
+/* ---- an application's versions: who runs which ---- */
+
+/* One version of an application and the clusters that run it: those its
+ * expression selects and no higher version does (plan_app_version's rule;
+ * the namespace's own selection left out, which only widens the set). */
+struct vregion {
+    const cJSON *v;
+    const char *version;
+    struct bitset *region;
+};
+
+static int cmp_vregion_desc(const void *a, const void *b)
+{
+    const struct vregion *x = a, *y = b;
+    return -validate_version_cmp(x->version, y->version);
+}
+
+static void vregions_free(struct vregion *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        bitset_free(v[i].region);
+    free(v);
+}
+
+/* -RE_EINVAL when an expression does not evaluate: the caller then falls
+ * back to everything the versions select. */
+static int vregions(struct vregion **out, size_t *n_out, struct fleet *f, const cJSON *versions)
+{
+    struct vregion *v = NULL;
+    struct bitset *taken = NULL;
+    const cJSON *it;
+    size_t n = 0;
+    int r = -RE_ENOMEM;
+
+    if (!(v = calloc((size_t)cJSON_GetArraySize(versions) + 1, sizeof(*v))) ||
+        bitset_new(&taken, fleet_size(f)) < 0)
+        goto out;
+    cJSON_ArrayForEach(it, versions) {
+        const char *ver = jstr(it, "version"), *expr = jstr(it, "expression");
+        v[n].v = it;
+        v[n].version = ver ? ver : "";
+        n++;
+        if (!expr || fleet_select(&v[n - 1].region, f, expr, strlen(expr), NULL) < 0) {
+            r = -RE_EINVAL;
+            goto out;
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_vregion_desc);
+    for (size_t k = 0; k < n; k++) {
+        if (bitset_andnot(v[k].region, taken) < 0 || bitset_or(taken, v[k].region) < 0)
+            goto out;
+    }
+    *out = v;
+    *n_out = n;
+    v = NULL;
+    r = 0;
+out:
+    vregions_free(v, n);
+    bitset_free(taken);
+    return r;
+}
+
+/* Whether two application objects differ in nothing a cluster's render
+ * reads but their versions: the bookkeeping members change on every write. */
+static bool only_versions_differ(const cJSON *before, const cJSON *after)
+{
+    static const char *const ignored[] = { "versions", "id", "version", "created_at",
+                                           "created_by", "updated_at", "updated_by" };
+    cJSON *b = cJSON_Duplicate(before, true), *a = cJSON_Duplicate(after, true);
+    bool same = false;
+    if (a && b) {
+        for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+            cJSON_DeleteItemFromObjectCaseSensitive(b, ignored[i]);
+            cJSON_DeleteItemFromObjectCaseSensitive(a, ignored[i]);
+        }
+        same = cJSON_Compare(b, a, true);
+    }
+    cJSON_Delete(b);
+    cJSON_Delete(a);
+    return same;
+}
+
+/*
+ * ORs into acc the clusters whose version of the application changes: a
+ * version (matched by its whole object) before and after runs on regions
+ * whose symmetric difference changed; a version only on one side, on all its
+ * region. Rolling version 2 out to one ring re-renders that ring, not every
+ * cluster version 1 still selects. 0, or negative when the caller should fall
+ * back to the union of every expression.
+ */
+static int or_versions_changed(struct bitset *acc, struct fleet *f, const cJSON *before,
+                               const cJSON *after)
+{
+    struct vregion *vb = NULL, *va = NULL;
+    size_t nb = 0, na = 0;
+    bool *matched = NULL;
+    int r;
+
+    if ((r = vregions(&vb, &nb, f, cJSON_GetObjectItemCaseSensitive(before, "versions"))) < 0 ||
+        (r = vregions(&va, &na, f, cJSON_GetObjectItemCaseSensitive(after, "versions"))) < 0)
+        goto out;
+    r = -RE_ENOMEM;
+    if (!(matched = calloc(na + 1, sizeof(*matched))))
+        goto out;
+    for (size_t i = 0; i < nb; i++) {
+        size_t j = 0;
+        while (j < na && (matched[j] || !cJSON_Compare(vb[i].v, va[j].v, true)))
+            j++;
+        if (j < na) {
+            matched[j] = true;
+            if (bitset_xor(vb[i].region, va[j].region) < 0)
+                goto out;
+        }
+        if (bitset_or(acc, vb[i].region) < 0)
+            goto out;
+    }
+    for (size_t j = 0; j < na; j++)
+        if (!matched[j] && bitset_or(acc, va[j].region) < 0)
+            goto out;
+    r = 0;
+out:
+    free(matched);
+    vregions_free(vb, nb);
+    vregions_free(va, na);
+    return r;
+}
+
 /*
  * The clusters change c may affect, over fleet f: *all set, or bits in
  * *out (a new set of fleet_size bits).
@@ -189,6 +317,10 @@ static int affected(struct bitset **out, bool *all, struct fleet *f,
             if (i != FLEET_NONE)
                 bitset_set(acc, i);
         }
+    } else if (strcmp(e, "application") == 0 && c->before && c->after &&
+               only_versions_differ(c->before, c->after) &&
+               or_versions_changed(acc, f, c->before, c->after) == 0) {
+        /* versions moved: only the clusters whose version changes */
     } else if (strcmp(e, "namespace") == 0 || strcmp(e, "application") == 0 ||
                strcmp(e, "policy") == 0 ||
                (strcmp(e, "group") == 0 && c->before && c->after)) {

@@ -983,7 +983,9 @@ int tls_session_mint(struct tls_session **out, struct tls_config *srv,
     cs->s.verify_result = tmpl->s.verify_result;
     /* no server certificate: a resumption does not see one, and copying it
      * into every connection would cost the simulator a parse each */
-    cs->s.ticket = ticket;
+    cs->s.ticket = realloc(ticket, tlen);      /* 100,000 of them: no slack */
+    if (!cs->s.ticket)
+        cs->s.ticket = ticket;
     cs->s.ticket_len = tlen;
     cs->s.ticket_lifetime = srv->rotate_s;
     ticket = NULL;

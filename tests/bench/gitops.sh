@@ -143,9 +143,10 @@ t1=$(now)
 c1=$(hub_cpu)
 hub_s=$(status_json | jq -r .last_batch_seconds)
 fig "change selecting $SEL clusters: commits" "$(status_json | jq -r .last_batch_changed)"
+fig "... clusters rendered for it (of $N)" "$(status_json | jq -r .last_batch_clusters)"
 fig "... hub, writer batch" "$hub_s s"
 fig "... hub, wall (PATCH .. idle)" "$(printf '%.2f' "$(echo "$t1 - $t0" | bc)") s"
-fig "... hub CPU (PATCH .. idle; all $N clusters re-rendered)" "$(printf '%.2f' "$(echo "$c1 - $c0" | bc)") s"
+fig "... hub CPU (PATCH .. idle)" "$(printf '%.2f' "$(echo "$c1 - $c0" | bc)") s"
 
 # the same with the git command line: one worktree, a folder per cluster
 W=$T/work

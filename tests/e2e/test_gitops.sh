@@ -130,6 +130,8 @@ wait_idle
 for i in $(seq -w 1 12); do echo "store-$i $(head_of store-$i)"; done >"$T/heads.after"
 moved=$(diff "$T/heads.before" "$T/heads.after" | grep '^>' | awk '{print $2}' | paste -sd,)
 check_eq "only the beta stores got a commit" "$moved" "store-01,store-05,store-09"
+check_eq "... and only they were rendered (v1 still selects all 12; its clusters did not change)" \
+    "$(acurl "$HUB_URL/api/v1/gitops/status" | jq -c '[.last_batch_clusters, .last_batch_changed]')" "[3,3]"
 check_eq "... authored by the operator" "$(git --git-dir="$HUB_DIR/git" log -1 --format=%an refs/namespaces/store-05/refs/heads/main)" "user/opsy"
 check_match "... message says what changed" "$(git --git-dir="$HUB_DIR/git" log -1 --format=%s refs/namespaces/store-05/refs/heads/main)" "pos-api"
 
