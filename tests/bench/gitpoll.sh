@@ -4,6 +4,8 @@
 # every interval) over keep-alive mutual-TLS connections, against a
 # repository holding CLUSTERS namespaced branches (packed refs). Also times
 # v2 ls-refs (in-process) and real fetches (spawned git), for contrast.
+# make bench runs it with TMPDIR=/dev/shm (see run.sh): the timed requests
+# only read the repository, already in the page cache either way.
 #   CLUSTERS=10000 REQUESTS=20000 CONCURRENCY=64 bash tests/bench/gitpoll.sh
 . "$(dirname "$0")/../e2e/lib.sh"
 

@@ -32,8 +32,14 @@ RATE_100K=1667                     # 100,000 agents every 60 s
 
 figure() { printf 'FIGURE\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
 calc() { python3 -c "print($1)"; }
+# The simulator's identities (200,000 small files at full scale) live in
+# memory when /dev/shm is there: they are the load generator's state, not the
+# hub's, and creating and deleting them on disk took minutes of the budget.
+IDS=$T/ids
+[ -d /dev/shm ] && [ -w /dev/shm ] && IDS=$(mktemp -d /dev/shm/re-sim-ids-XXXXXX)
 restarted_cleanup() {
     [ -f "$T/hub.pid" ] && kill -TERM "$(cat "$T/hub.pid")" 2>/dev/null
+    [ "$IDS" != "$T/ids" ] && rm -rf "$IDS"
     _cleanup
 }
 trap restarted_cleanup EXIT
@@ -62,7 +68,8 @@ code=$(acurl -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: text/csv' 
 [ "$code" = 201 ] || [ "$code" = 200 ] || { echo "import failed: $code $(head -c 300 "$T/body")"; exit 1; }
 tail -n +2 "$T/fleet.csv" | cut -d, -f1 | head -n "$FLEET" >"$T/names"
 t0=$(date +%s.%N)
-"$SIM" issue --dir "$HUB_DIR" --clusters-from "$T/names" --out-dir "$T/ids" --threads 2 2>"$T/issue.log" ||
+"$SIM" issue --dir "$HUB_DIR" --clusters-from "$T/names" --out-dir "$IDS" --threads 2 $SHARED_KEY \
+    2>"$T/issue.log" ||
     { cat "$T/issue.log"; exit 1; }
 t1=$(date +%s.%N)
 figure "sim: $FLEET identities issued in bulk (admin path${SHARED_KEY:+, one shared key})" \
@@ -78,7 +85,7 @@ done
 RESTART="kill -TERM \$(cat $T/hub.pid); while kill -0 \$(cat $T/hub.pid) 2>/dev/null; do sleep 0.02; done; \
 $RE_BIN/resedge-hub serve --dir $HUB_DIR >>$T/hub.log 2>&1 & echo \$! >$T/hub.pid"
 sim() {
-    "$SIM" run --hub "$HUB_URL" --ca "$HUB_DIR/tls/ca.crt" --ids "$T/ids" --hub-pid-file "$T/hub.pid" \
+    "$SIM" run --hub "$HUB_URL" --ca "$HUB_DIR/tls/ca.crt" --ids "$IDS" --hub-pid-file "$T/hub.pid" \
         --concurrency 32 --restart-cmd "$RESTART" --storm-timeout 900 --mint-from "$HUB_DIR" \
         "$@" >>"$T/sim.jsonl" 2>>"$T/sim.err" ||
         { echo "resedge-sim failed:"; tail -5 "$T/sim.err"; }
