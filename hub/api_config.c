@@ -11,6 +11,19 @@
 #include "json.h"
 #include "validate.h"
 
+/* Cached statements: the GitOps writer asks once per cluster it renders. */
+static const char SQL_CLUSTER_NAME[] = "SELECT name FROM clusters WHERE id = ?";
+static const char SQL_CONFIG_ROWS[] =
+    "WITH RECURSIVE anc(id) AS ("
+    "  SELECT group_id FROM cluster_groups WHERE cluster_id = ?1"
+    "  UNION SELECT g.parent_id FROM groups g JOIN anc ON g.id = anc.id"
+    "  WHERE g.parent_id IS NOT NULL)"
+    " SELECT c.key, g.depth, g.path, c.value FROM anc"
+    "  JOIN groups g ON g.id = anc.id JOIN group_config c ON c.group_id = g.id"
+    " UNION ALL SELECT key, 1000000, 'cluster', value FROM cluster_config"
+    "  WHERE cluster_id = ?1"
+    " ORDER BY 1, 2 DESC, 3";
+
 int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
 {
     sqlite3_stmt *st = NULL;
@@ -22,7 +35,7 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
         r = -RE_ENOMEM;
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "SELECT name FROM clusters WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+    if (db_prepare_cached(db, SQL_CLUSTER_NAME, &st) < 0)
         goto out;
     sqlite3_bind_int64(st, 1, cluster_id);
     if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
@@ -35,20 +48,11 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
     cJSON_DetachItemViaPointer(root, conflicts);
     cJSON_AddItemToObject(root, "values", values);
     cJSON_AddItemToObject(root, "conflicts", conflicts);
-    sqlite3_finalize(st);
+    db_release(st);
     st = NULL;
     /* every group the cluster is in and their ancestors, each once; then the
      * cluster's own values as depth "infinity" */
-    if (sqlite3_prepare_v2(db,
-            "WITH RECURSIVE anc(id) AS ("
-            "  SELECT group_id FROM cluster_groups WHERE cluster_id = ?1"
-            "  UNION SELECT g.parent_id FROM groups g JOIN anc ON g.id = anc.id"
-            "  WHERE g.parent_id IS NOT NULL)"
-            " SELECT c.key, g.depth, g.path, c.value FROM anc"
-            "  JOIN groups g ON g.id = anc.id JOIN group_config c ON c.group_id = g.id"
-            " UNION ALL SELECT key, 1000000, 'cluster', value FROM cluster_config"
-            "  WHERE cluster_id = ?1"
-            " ORDER BY 1, 2 DESC, 3", -1, &st, NULL) != SQLITE_OK)
+    if (db_prepare_cached(db, SQL_CONFIG_ROWS, &st) < 0)
         goto out;
     sqlite3_bind_int64(st, 1, cluster_id);
     rc = sqlite3_step(st);
@@ -112,7 +116,7 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
     root = NULL;
     r = 0;
 out:
-    sqlite3_finalize(st);
+    db_release(st);
     cJSON_Delete(root);
     return r;
 }
