@@ -242,8 +242,11 @@ int checkin_batch_add(sqlite3 *db, const struct checkin_row *row)
     }
     if (b->n >= CHECKIN_BATCH_ROWS || b->bytes >= CHECKIN_BATCH_BYTES) {
         /* Full: write now; while the database stays locked keep taking
-         * reports up to the hard cap, then ask agents to come back later. */
-        r = flush(b, b->n >= CHECKIN_BATCH_MAX_ROWS ? DB_BUSY_TIMEOUT_MS : 0);
+         * reports up to the hard cap, then ask agents to come back later.
+         * Never wait for the lock here: that would stall the event loop (and
+         * every other request) for each report past the cap; the timer keeps
+         * retrying. */
+        r = flush(b, 0);
         if (r < 0 && (b->n >= CHECKIN_BATCH_MAX_ROWS || b->bytes >= 4 * CHECKIN_BATCH_BYTES))
             return r;
     }

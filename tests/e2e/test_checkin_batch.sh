@@ -111,5 +111,47 @@ done
 check_eq "once the lock is gone every held report is written" \
     "$(dbq "SELECT count(*) FROM cluster_status WHERE agent_version = 'v-lock'")" 6
 check_eq "... the database is intact" "$(dbq 'PRAGMA integrity_check')" ok
+
+# ---- 6. what the hub holds is bounded: past 8,192 reports, 503 ------------
+# The 29 agents left (cb-22 is gone) check in 8,329 times in all while another
+# process holds the lock: 8,192 reports are held and answered, the rest get
+# 503 + Retry-After
+# at once (no wait for the lock on the event loop), and once the lock goes
+# the held ones are written.
+mkfifo "$T/lock2.in"
+sqlite3 "$HUB_DIR/hub.db" <"$T/lock2.in" >"$T/lock2.out" 2>&1 &
+lockpid=$!; _pids+=("$lockpid")
+exec 7>"$T/lock2.in"
+echo "BEGIN EXCLUSIVE; SELECT 'locked';" >&7
+for _ in $(seq 1 50); do grep -q locked "$T/lock2.out" && break; sleep 0.1; done
+check_eq "the lock is held again" "$(head -1 "$T/lock2.out")" locked
+echo "$HUB_PID" >"$T/hub.pid"
+grep -vx cb-22 "$T/ids/index" >"$T/index29" && mv "$T/index29" "$T/ids/index"
+ver=$("$RE_BIN/resedge-agent" --version | cut -d' ' -f2)     # what the simulated agents report
+t0=$(date +%s)
+"$SIM" run --hub "$HUB_URL" --ca "$HUB_DIR/tls/ca.crt" --ids "$T/ids" --hub-pid-file "$T/hub.pid" \
+    --phase prime --phase resumed:8300@64 >"$T/cap.out" 2>"$T/cap.err"
+t1=$(date +%s)
+cap() { grep "\"phase\":\"$1\"" "$T/cap.out" | head -1; }
+check_eq "the 29 agents' first check-ins are held and answered" "$(cap prime | jq -c '[.ok, .errors]')" "[29,0]"
+check_eq "8,163 more are held (8,192 in all), the other 137 refused with 503" \
+    "$(cap resumed | jq -c '[.ok, .err.http_5xx, .errors]')" "[8163,137,137]"
+code=$(ucurl "$T/ids/cb-05" -o /dev/null -D "$T/cap.hdr" -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' -d '{"agent_version":"v-cap"}' "$HUB_URL/api/v1/clusters/cb-05/checkin")
+check_eq "a check-in past the cap: 503" "$code" 503
+check_match "... with Retry-After" "$(tr -d '\r' <"$T/cap.hdr")" $'(^|\n)[Rr]etry-[Aa]fter: 5(\n|$)'
+check "... and refusing did not wait for the lock (the 8,300 took $((t1 - t0)) s)" \
+    test $((t1 - t0)) -lt $((60 * slow))
+check_eq "the hub still answers other requests" "$(status acurl "$HUB_URL/api/v1/clusters/cb-05")" 200
+echo "COMMIT;" >&7; exec 7>&-
+wait "$lockpid" 2>/dev/null
+for _ in $(seq 1 $((50 * slow))); do
+    [ "$(dbq "SELECT count(*) FROM cluster_status WHERE name LIKE 'cb-%' AND agent_version = '$ver'")" = 29 ] && break
+    sleep 0.1
+done
+check_eq "once the lock is gone the held reports are written (every agent's)" \
+    "$(dbq "SELECT count(*) FROM cluster_status WHERE name LIKE 'cb-%' AND agent_version = '$ver'")" 29
+check_eq "... and check-ins are taken again" "$(checkin cb-05 v-after-cap)" 200
+check_eq "... the database is intact" "$(dbq 'PRAGMA integrity_check')" ok
 check "the hub stops cleanly" hub_stop
 done_testing
