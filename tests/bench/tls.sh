@@ -149,8 +149,15 @@ figure "storm: hub back (restart to first check-in answered)" "$st_first" s "-" 
 # 100k: measured when FLEET is 100k; else the hub's start-up plus 100k at
 # the check-in rate it sustained during this storm
 ext=$(calc "round($st_wall if $FLEET >= 100000 else $st_first + 100000 * ($st_wall - $st_first) / $FLEET, 1)")
-figure "storm: 100,000 agents ($([ "$FLEET" -ge 100000 ] && echo measured || echo "projected from $FLEET"))" "$ext" s "< 60 s" "-" \
-    "$(calc "'met' if $ext < 60 and $st_ok == $FLEET else 'MISSED'")"
+# a projection from a few hundred agents is a hint, not a verdict (a storm
+# that lasts a quarter of a second): only a measured storm meets or misses
+if [ "$FLEET" -ge 100000 ]; then
+    figure "storm: 100,000 agents (measured)" "$ext" s "< 60 s" "-" \
+        "$(calc "'met' if $ext < 60 and $st_ok == $FLEET else 'MISSED'")"
+else
+    figure "storm: 100,000 agents (projected from $FLEET; the full run measures it)" "$ext" s \
+        "< 60 s" "-" "$([ "$st_ok" = "$FLEET" ] && echo info || echo FAILED)"
+fi
 st_cpu=$(ph storm .hub_cpu_s)
 figure "storm: 100,000 agents if the hub had a core to itself (hub CPU per storm check-in x 100k)" \
     "$(calc "round($st_first + 100000 * $st_cpu / $st_ok, 1) if $st_ok > 0 else 0")" s "< 60 s" "-" info
