@@ -106,6 +106,12 @@ void fleet_invalidate(void)
     atomic_fetch_add(&generation, 1);
 }
 
+bool fleet_reads_entity(const char *entity)
+{
+    /* applications and policies only select clusters through expressions */
+    return !entity || (strcmp(entity, "application") != 0 && strcmp(entity, "policy") != 0);
+}
+
 void fleet_cache_clear(void)
 {
     fleet_release(cache.f);

@@ -17,6 +17,7 @@
 #define HUB_FLEET_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sqlite3.h>
 #include "bitset.h"
@@ -32,6 +33,10 @@ int fleet_acquire(struct fleet **out, sqlite3 *db);
 void fleet_release(struct fleet *f);              /* NULL-safe */
 /* Marks every snapshot of every database stale. */
 void fleet_invalidate(void);
+/* Whether a committed write of this inventory entity can change a snapshot,
+ * which holds clusters, groups, their metadata and namespace expressions
+ * (NULL or an entity it does not know: true). */
+bool fleet_reads_entity(const char *entity);
 /* Frees the cached snapshot (at exit, for leak checkers). */
 void fleet_cache_clear(void);
 

@@ -1450,8 +1450,6 @@ static void *head_thread(void *arg)
     return NULL;
 }
 
-/* Waits for the HEAD job; its error (a HEAD it could not write is written
- * by the next batch that puts the cluster). */
 /* Frees a done job; its error into err. */
 static int head_job_end(struct head_job *j, struct re_buf *err)
 {
@@ -1463,6 +1461,8 @@ static int head_job_end(struct head_job *j, struct re_buf *err)
     return rc;
 }
 
+/* Waits for the HEAD job; its error (a HEAD it could not write is written
+ * by the next batch that puts the cluster). */
 static int head_wait(struct gitstore *gs, struct re_buf *err)
 {
     struct head_job *j = gs->head_job;

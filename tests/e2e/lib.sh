@@ -165,12 +165,19 @@ hub_start() {
     echo "# hub did not answer /healthz in $((n / 10)) s"; return 1
 }
 
+# _term_wait PID: SIGTERM, wait; returns the process's exit status.
+_term_wait() {
+    kill -TERM "$1" 2>/dev/null
+    local rc=0
+    wait "$1" || rc=$?
+    return $rc
+}
+
 # hub_stop: SIGTERM, wait; returns the hub's exit status.
 hub_stop() {
     [ -n "$HUB_PID" ] || return 0
-    kill -TERM "$HUB_PID" 2>/dev/null
     local rc=0
-    wait "$HUB_PID" || rc=$?
+    _term_wait "$HUB_PID" || rc=$?
     HUB_PID=
     if [ "$rc" -eq 99 ] && [ -n "$_VG_DIR" ]; then
         _VG_99=$((_VG_99 + 1)); echo "# hub: memcheck errors (exit 99), see $_VG_DIR" >&2
@@ -178,13 +185,11 @@ hub_stop() {
     return $rc
 }
 
-# stop_agent: SIGTERM to the agent a script started as $AGENT_PID, waits;
-# returns its exit status.
+# stop_agent: the same for the agent a script started as $AGENT_PID.
 stop_agent() {
     [ -n "$AGENT_PID" ] || return 0
-    kill -TERM "$AGENT_PID" 2>/dev/null
     local rc=0
-    wait "$AGENT_PID" || rc=$?
+    _term_wait "$AGENT_PID" || rc=$?
     AGENT_PID=
     return $rc
 }

@@ -14,6 +14,18 @@ checkin() {   # CLUSTER [VERSION]: the agent's check-in, prints the HTTP status
         -d "{\"agent_version\":\"${2:-t1}\"}" "$HUB_URL/api/v1/clusters/$1/checkin"
 }
 seen() { dbq "SELECT count(*) FROM cluster_status WHERE name LIKE '$1'"; }
+# lock_db / unlock_db: another process (sqlite3, fed through a fifo on fd 7)
+# takes and releases an exclusive lock on the hub's database.
+lock_db() {
+    rm -f "$T/lock.in"; mkfifo "$T/lock.in"
+    sqlite3 "$HUB_DIR/hub.db" <"$T/lock.in" >"$T/lock.out" 2>&1 &
+    lockpid=$!; _pids+=("$lockpid")
+    exec 7>"$T/lock.in"
+    echo "BEGIN EXCLUSIVE; SELECT 'locked';" >&7
+    for _ in $(seq 1 50); do grep -q locked "$T/lock.out" && break; sleep 0.1; done
+}
+lock_state() { head -1 "$T/lock.out"; }
+unlock_db() { echo "COMMIT;" >&7; exec 7>&-; wait "$lockpid" 2>/dev/null; }
 slow=1; [ -n "${RE_WRAP:-}" ] && slow=5     # valgrind: waits for the hub scaled
 
 hub_init || { not_ok "hub init"; done_testing; exit 1; }
@@ -90,20 +102,14 @@ check_eq "later check-ins are still written" "$(checkin cb-24 v-after)" 200
 check_eq "... and read back" "$(acurl "$HUB_URL/api/v1/clusters/cb-24/status" | jq -r .agent_version)" v-after
 
 # ---- 5. another process locks the database --------------------------------
-mkfifo "$T/lock.in"
-sqlite3 "$HUB_DIR/hub.db" <"$T/lock.in" >"$T/lock.out" 2>&1 &
-lockpid=$!; _pids+=("$lockpid")
-exec 7>"$T/lock.in"
-echo "BEGIN EXCLUSIVE; SELECT 'locked';" >&7
-for _ in $(seq 1 50); do grep -q locked "$T/lock.out" && break; sleep 0.1; done
-check_eq "another process holds an exclusive lock" "$(head -1 "$T/lock.out")" locked
+lock_db
+check_eq "another process holds an exclusive lock" "$(lock_state)" locked
 ok=0
 for i in $(seq -w 25 30); do [ "$(checkin "cb-$i" v-lock)" = 200 ] && ok=$((ok + 1)); done
 check_eq "check-ins under the lock are answered (held)" "$ok" 6
 sleep "$(echo "2.5 * $slow" | bc)"   # the timer's flushes fail meanwhile
 check_match "the hub says it keeps them" "$(cat "$T/hub.log")" 'cannot record [0-9]+ check-ins yet \(kept, retrying\)'
-echo "COMMIT;" >&7; exec 7>&-
-wait "$lockpid" 2>/dev/null
+unlock_db
 for _ in $(seq 1 $((50 * slow))); do   # the timer's next turn writes them (about a second)
     [ "$(dbq "SELECT count(*) FROM cluster_status WHERE agent_version = 'v-lock'")" = 6 ] && break
     sleep 0.1
@@ -118,13 +124,8 @@ check_eq "... the database is intact" "$(dbq 'PRAGMA integrity_check')" ok
 # 503 + Retry-After
 # at once (no wait for the lock on the event loop), and once the lock goes
 # the held ones are written.
-mkfifo "$T/lock2.in"
-sqlite3 "$HUB_DIR/hub.db" <"$T/lock2.in" >"$T/lock2.out" 2>&1 &
-lockpid=$!; _pids+=("$lockpid")
-exec 7>"$T/lock2.in"
-echo "BEGIN EXCLUSIVE; SELECT 'locked';" >&7
-for _ in $(seq 1 50); do grep -q locked "$T/lock2.out" && break; sleep 0.1; done
-check_eq "the lock is held again" "$(head -1 "$T/lock2.out")" locked
+lock_db
+check_eq "the lock is held again" "$(lock_state)" locked
 echo "$HUB_PID" >"$T/hub.pid"
 grep -vx cb-22 "$T/ids/index" >"$T/index29" && mv "$T/index29" "$T/ids/index"
 ver=$("$RE_BIN/resedge-agent" --version | cut -d' ' -f2)     # what the simulated agents report
@@ -143,8 +144,7 @@ check_match "... with Retry-After" "$(tr -d '\r' <"$T/cap.hdr")" $'(^|\n)[Rr]etr
 check "... and refusing did not wait for the lock (the 8,300 took $((t1 - t0)) s)" \
     test $((t1 - t0)) -lt $((60 * slow))
 check_eq "the hub still answers other requests" "$(status acurl "$HUB_URL/api/v1/clusters/cb-05")" 200
-echo "COMMIT;" >&7; exec 7>&-
-wait "$lockpid" 2>/dev/null
+unlock_db
 for _ in $(seq 1 $((50 * slow))); do
     [ "$(dbq "SELECT count(*) FROM cluster_status WHERE name LIKE 'cb-%' AND agent_version = '$ver'")" = 29 ] && break
     sleep 0.1
