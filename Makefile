@@ -38,7 +38,8 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DRE_VERSION='"$(VERSION)"' $(WARN) $(CFLAG
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
 SHARED_SRC := $(wildcard shared/*.c)
-HUB_SRC    := $(filter-out hub/main.c,$(wildcard hub/*.c))
+# hub/ holds the process (main, config, state); its layers are folders (README).
+HUB_SRC    := $(filter-out hub/main.c hub/ctl/%,$(wildcard hub/*.c hub/*/*.c))
 AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c))
 CTL_SRC    := $(wildcard hub/ctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -61,6 +62,8 @@ $(BUILD)/%.o: %.c
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(EXTRA_INC) -c -o $@ $<
 
+# Hub modules name another layer's header by folder: "inventory/db.h".
+$(BUILD)/hub/%.o: EXTRA_INC := -Ihub
 # Unit tests reach into hub and agent modules; shared/ never may.
 $(BUILD)/tests/unit/%.o: EXTRA_INC := -Ihub -Iagent -Itests/unit
 

@@ -4,16 +4,16 @@
 #include <cjson/cJSON.h>
 #include "api_checkin.h"
 #include "gitops.h"
-#include "auth.h"
-#include "checkin_batch.h"
+#include "inventory/auth.h"
+#include "inventory/checkin_batch.h"
 #include "clock.h"
-#include "db.h"
+#include "inventory/db.h"
 #include "error.h"
 #include "http.h"
 #include "hub.h"
 #include "json.h"
 #include "log.h"
-#include "validate.h"
+#include "inventory/validate.h"
 
 /* ---- validation ---- */
 

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api_config.h"
-#include "auth.h"
-#include "db.h"
+#include "inventory/auth.h"
+#include "inventory/db.h"
 #include "error.h"
-#include "inventory_int.h"
+#include "inventory/inventory_int.h"
 #include "json.h"
-#include "validate.h"
+#include "inventory/validate.h"
 
 /* Cached statements: the GitOps writer asks once per cluster it renders. */
 static const char SQL_CLUSTER_NAME[] = "SELECT name FROM clusters WHERE id = ?";

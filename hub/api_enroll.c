@@ -30,7 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
-#include "validate.h"
+#include "inventory/validate.h"
 
 #define BODY_MAX (ENROLL_CSR_MAX + 4096)    /* a request body beyond: 413 */
 

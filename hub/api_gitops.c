@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "audit.h"
+#include "inventory/audit.h"
 #include "conf.h"
-#include "auth.h"
-#include "db.h"
+#include "inventory/auth.h"
+#include "inventory/db.h"
 #include "error.h"
 #include "gitops.h"
 #include "gitstore.h"

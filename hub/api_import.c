@@ -20,12 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "db.h"
+#include "inventory/db.h"
 #include "error.h"
-#include "inventory_int.h"
+#include "inventory/inventory_int.h"
 #include "hub.h"
 #include "json.h"
-#include "validate.h"
+#include "inventory/validate.h"
 
 #define IMPORT_MAX_ROWS 200000
 #define IMPORT_MAX_ERRORS 1000

@@ -5,13 +5,13 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "api_checkin.h"
-#include "auth.h"
-#include "checkin_batch.h"
+#include "inventory/auth.h"
+#include "inventory/checkin_batch.h"
 #include "error.h"
 #include "gitops.h"
 #include "http.h"
 #include "hub.h"
-#include "inventory_plan.h"
+#include "inventory/plan.h"
 #include "routes.h"
 
 #define ROLLOUT_MAX_NAMES 100    /* lagging names listed per version */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api_config.h"
-#include "db.h"
+#include "inventory/db.h"
 #include "desired.h"
 #include "error.h"
 

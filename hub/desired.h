@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <sqlite3.h>
 #include "buf.h"
-#include "inventory_plan.h"
+#include "inventory/plan.h"
 #include "render.h"
 
 struct desired;

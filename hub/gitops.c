@@ -10,23 +10,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <git2.h>
-#include "bitset.h"
-#include "db.h"
+#include "inventory/bitset.h"
+#include "inventory/db.h"
 #include "desired.h"
 #include "error.h"
-#include "fleet.h"
+#include "inventory/fleet.h"
 #include "fsutil.h"
 #include "gitops.h"
 #include "gitstore.h"
 #include "hub.h"
-#include "inventory.h"
-#include "inventory_plan.h"
+#include "inventory/inventory.h"
+#include "inventory/plan.h"
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
 #include "revcache.h"
 #include "server.h"
-#include "validate.h"
+#include "inventory/validate.h"
 
 #define MSG_MAX 4096
 #define ACTOR_MAX 160

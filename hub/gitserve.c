@@ -13,7 +13,7 @@
 #include "http.h"
 #include "hub.h"
 #include "log.h"
-#include "validate.h"
+#include "inventory/validate.h"
 
 #define GIT_DIR_NAME      "git"
 #define ADV_MAX           (64 * 1024)

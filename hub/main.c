@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "checkin_batch.h"
+#include "inventory/checkin_batch.h"
 #include "conf.h"
-#include "db.h"
+#include "inventory/db.h"
 #include "error.h"
 #include "fsutil.h"
 #include "gitserve.h"

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <http_parser.h>
 #include <uv.h>
-#include "auth.h"
+#include "inventory/auth.h"
 #include "error.h"
 #include "fsutil.h"
 #include "http.h"

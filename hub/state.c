@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include "clock.h"
 #include "crypto.h"
-#include "db.h"
+#include "inventory/db.h"
 #include "error.h"
 #include "fsutil.h"
 #include "hub.h"

@@ -12,10 +12,10 @@
 #include <string.h>
 #include "../../hub/api_checkin.h"
 #include "../../hub/api_config.h"
-#include "../../hub/db.h"
-#include "../../hub/fleet.h"
+#include "../../hub/inventory/db.h"
+#include "../../hub/inventory/fleet.h"
 #include "../../hub/hub.h"
-#include "../../hub/inventory.h"
+#include "../../hub/inventory/inventory.h"
 #include "../../hub/routes.h"
 #include "../../hub/state.h"
 #include "error.h"

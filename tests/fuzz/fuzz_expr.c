@@ -3,10 +3,10 @@
  * canonical form, and the set evaluator (expr_eval) must agree with the
  * per-cluster evaluator (expr_match) and with the re-parsed expression. */
 #include <string.h>
-#include "bitset.h"
+#include "inventory/bitset.h"
 #include "buf.h"
 #include "error.h"
-#include "expr.h"
+#include "inventory/expr.h"
 #include "fuzz.h"
 
 #define N_CLUSTERS 16

@@ -17,7 +17,7 @@
 
 #include "clock.h"
 #include "crypto.h"
-#include "db.h"
+#include "inventory/db.h"
 #include "error.h"
 #include "fsutil.h"
 #include "hub.h"

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "../../hub/api_checkin.h"
-#include "../../hub/db.h"
+#include "../../hub/inventory/db.h"
 #include "error.h"
 #include "testlib.h"
 

@@ -1,6 +1,6 @@
 /* test_bitset.c - unit tests for hub/bitset.c: bounds, tail bits, set algebra, iteration. */
 #include "testlib.h"
-#include "bitset.h"
+#include "inventory/bitset.h"
 #include "error.h"
 
 static const size_t sizes[] = { 0, 1, 63, 64, 65, 127, 128, 130, 1000 };

@@ -1,7 +1,7 @@
 /* test_db.c - the hub database helpers: the prepared statement cache. */
 #include <stdio.h>
 #include <string.h>
-#include "db.h"
+#include "inventory/db.h"
 #include "error.h"
 #include "testlib.h"
 

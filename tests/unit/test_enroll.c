@@ -13,7 +13,7 @@
 
 #include "clock.h"
 #include "crypto.h"
-#include "db.h"
+#include "inventory/db.h"
 #include "enroll.h"
 #include "error.h"
 #include "hub.h"

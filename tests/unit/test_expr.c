@@ -2,8 +2,8 @@
 #include <stdint.h>
 #include <time.h>
 #include "testlib.h"
-#include "expr.h"
-#include "bitset.h"
+#include "inventory/expr.h"
+#include "inventory/bitset.h"
 #include "buf.h"
 #include "error.h"
 

@@ -6,11 +6,11 @@
 #include "error.h"
 #include "json.h"
 #include "../../hub/api_config.h"
-#include "../../hub/db.h"
-#include "../../hub/fleet.h"
+#include "../../hub/inventory/db.h"
+#include "../../hub/inventory/fleet.h"
 #include "../../hub/hub.h"
-#include "../../hub/inventory.h"
-#include "../../hub/inventory_plan.h"
+#include "../../hub/inventory/inventory.h"
+#include "../../hub/inventory/plan.h"
 #include "../../hub/routes.h"
 
 

@@ -7,7 +7,7 @@
 #include "error.h"
 #include "expr.h"
 #include "inventory_int.h"
-#include "inventory_plan.h"
+#include "plan.h"
 #include "validate.h"
 
 static int eval_text(struct bitset **out, struct fleet *f, const char *text)
