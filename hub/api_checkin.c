@@ -3,7 +3,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "api_checkin.h"
-#include "gitops.h"
+#include "gitops/gitops.h"
 #include "inventory/auth.h"
 #include "inventory/checkin_batch.h"
 #include "clock.h"

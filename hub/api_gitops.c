@@ -22,8 +22,8 @@
 #include "inventory/auth.h"
 #include "inventory/db.h"
 #include "error.h"
-#include "gitops.h"
-#include "gitstore.h"
+#include "gitops/gitops.h"
+#include "gitops/gitstore.h"
 #include "hub.h"
 #include "json.h"
 

@@ -8,7 +8,7 @@
 #include "inventory/auth.h"
 #include "inventory/checkin_batch.h"
 #include "error.h"
-#include "gitops.h"
+#include "gitops/gitops.h"
 #include "http.h"
 #include "hub.h"
 #include "inventory/plan.h"

@@ -15,7 +15,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "gitserve.h"
-#include "gitops.h"
+#include "gitops/gitops.h"
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"

@@ -13,7 +13,7 @@
 #include "error.h"
 #include "fleet.h"
 #include "api_checkin.h"
-#include "gitops.h"
+#include "gitops/gitops.h"
 #include "inventory_int.h"
 #include "json.h"
 #include "validate.h"

@@ -8,9 +8,9 @@
 #include <time.h>
 #include "testlib.h"
 #include "error.h"
-#include "../../hub/gitstore.h"
-#include "../../hub/render.h"
-#include "../../hub/revcache.h"
+#include "../../hub/gitops/gitstore.h"
+#include "../../hub/gitops/render.h"
+#include "../../hub/gitops/revcache.h"
 
 static const char *const owners[] = { "alice@example.com" };
 static const struct render_namespace nss[] = {

@@ -9,8 +9,8 @@
 #include <cjson/cJSON.h>
 #include "testlib.h"
 #include "error.h"
-#include "../../hub/render.h"
-#include "../../hub/yamlout.h"
+#include "../../hub/gitops/render.h"
+#include "../../hub/gitops/yamlout.h"
 
 static const char *const hostile[] = {
     "a: b\n---\nkind: Secret", "#x", "{\"k\":1}", "'q\"", "", " lead", "trail ",
