@@ -22,7 +22,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "crypto.h"
-#include "enroll.h"
+#include "enroll/enroll.h"
 #include "error.h"
 #include "http.h"
 #include "hub.h"

@@ -14,7 +14,7 @@
 #include "clock.h"
 #include "crypto.h"
 #include "inventory/db.h"
-#include "enroll.h"
+#include "enroll/enroll.h"
 #include "error.h"
 #include "hub.h"
 #include "state.h"
