@@ -9,7 +9,7 @@
 #include "clock.h"
 #include "inventory/db.h"
 #include "error.h"
-#include "http.h"
+#include "http/http.h"
 #include "hub.h"
 #include "json.h"
 #include "log.h"

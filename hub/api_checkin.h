@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "routes.h"
+#include "http/routes.h"
 
 #define CHECKIN_BODY_MAX      (64 * 1024)
 #define CHECKIN_INTERVAL_S    60

@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "routes.h"
+#include "http/routes.h"
 
 /* The effective configuration of cluster id, as above. 0, -RE_ENOENT,
  * -RE_EDB or -RE_ENOMEM; *out is a new object on success. */

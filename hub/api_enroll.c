@@ -24,12 +24,12 @@
 #include "crypto.h"
 #include "enroll/enroll.h"
 #include "error.h"
-#include "http.h"
+#include "http/http.h"
 #include "hub.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
-#include "routes.h"
+#include "http/routes.h"
 #include "inventory/validate.h"
 
 #define BODY_MAX (ENROLL_CSR_MAX + 4096)    /* a request body beyond: 413 */

@@ -9,10 +9,10 @@
 #include "inventory/checkin_batch.h"
 #include "error.h"
 #include "gitops/gitops.h"
-#include "http.h"
+#include "http/http.h"
 #include "hub.h"
 #include "inventory/plan.h"
-#include "routes.h"
+#include "http/routes.h"
 
 #define ROLLOUT_MAX_NAMES 100    /* lagging names listed per version */
 

@@ -10,7 +10,7 @@
 #include <uv.h>
 #include "error.h"
 #include "gitserve.h"
-#include "http.h"
+#include "http/http.h"
 #include "hub.h"
 #include "log.h"
 #include "inventory/validate.h"

@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <git2.h>
 #include "buf.h"
-#include "routes.h"
+#include "http/routes.h"
 
 struct hub;
 

@@ -20,8 +20,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
-#include "routes.h"
-#include "server.h"
+#include "http/routes.h"
+#include "http/server.h"
 #include "state.h"
 
 #define EXIT_USAGE 64

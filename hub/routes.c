@@ -1,6 +1,6 @@
 /* routes.c - the list of every module's route table, in match order. */
 #include <stddef.h>
-#include "routes.h"
+#include "http/routes.h"
 
 extern const struct route server_routes[];
 extern const struct route git_routes[];          /* gitserve.c */

@@ -44,7 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include "routes.h"
+#include "http/routes.h"
 
 struct hub;
 struct gitstore;

@@ -25,7 +25,7 @@
 #include "metrics.h"
 #include "mirror.h"
 #include "revcache.h"
-#include "server.h"
+#include "http/server.h"
 #include "inventory/validate.h"
 
 #define MSG_MAX 4096

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "routes.h"
+#include "http/routes.h"
 
 /* Appends one row; before/after may be NULL. 0 or a negative RE code. */
 int audit_record(sqlite3 *db, int64_t at, const char *actor, const char *action,

@@ -5,7 +5,7 @@
 #include "db.h"
 #include "error.h"
 #include "hub.h"
-#include "routes.h"
+#include "http/routes.h"
 
 /* Looks peer up with sql, which selects (cert_serial, revoked, role, id) by
  * name (a static string: the statement is cached); role is NULL for

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "http.h"
+#include "http/http.h"
 
 /* Resolves peer->role from the database for an authenticated peer: users by
  * name (role column), clusters as ROLE_AGENT. The certificate serial must be

@@ -54,7 +54,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include "routes.h"
+#include "http/routes.h"
 
 struct hub;
 

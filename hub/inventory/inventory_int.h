@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "http.h"
+#include "http/http.h"
 #include "inventory.h"
 
 /* One API request: who, when, and the first error it met. */

@@ -31,7 +31,7 @@
 #include <sqlite3.h>
 #include "bitset.h"
 #include "fleet.h"
-#include "routes.h"
+#include "http/routes.h"
 
 struct plan_namespace {
     const char *name;

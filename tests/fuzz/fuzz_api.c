@@ -16,7 +16,7 @@
 #include "../../hub/inventory/fleet.h"
 #include "../../hub/hub.h"
 #include "../../hub/inventory/inventory.h"
-#include "../../hub/routes.h"
+#include "../../hub/http/routes.h"
 #include "../../hub/state.h"
 #include "error.h"
 #include "fuzz.h"

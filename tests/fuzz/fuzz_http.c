@@ -8,7 +8,7 @@
  * (path/query inside the target, headers inside the head buffer, body
  * within the limit); an error has a 4xx/5xx status and renders as JSON. */
 #define tls_conn_write fuzz_tls_conn_write   /* 100 Continue: no TLS here */
-#include "../../hub/server.c"
+#include "../../hub/http/server.c"
 #include "fuzz.h"
 #include "json.h"
 

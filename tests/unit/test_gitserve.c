@@ -7,7 +7,7 @@
 #include <uv.h>
 #include "testlib.h"
 #include "error.h"
-#include "http.h"
+#include "http/http.h"
 #include "hub.h"
 #include "gitserve.h"
 

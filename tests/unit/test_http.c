@@ -5,9 +5,9 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "error.h"
-#include "http.h"
+#include "http/http.h"
 #include "metrics.h"
-#include "routes.h"
+#include "http/routes.h"
 #include "testlib.h"
 
 

@@ -11,7 +11,7 @@
 #include "../../hub/hub.h"
 #include "../../hub/inventory/inventory.h"
 #include "../../hub/inventory/plan.h"
-#include "../../hub/routes.h"
+#include "../../hub/http/routes.h"
 
 
 static const struct route *const tables[] = {
