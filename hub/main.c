@@ -14,7 +14,7 @@
 #include "inventory/db.h"
 #include "error.h"
 #include "fsutil.h"
-#include "gitserve.h"
+#include "api/api_git.h"
 #include "gitops/gitops.h"
 #include "hub.h"
 #include "log.h"

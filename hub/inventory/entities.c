@@ -12,7 +12,7 @@
 #include "db.h"
 #include "error.h"
 #include "fleet.h"
-#include "api_checkin.h"
+#include "api/api_checkin.h"
 #include "gitops/gitops.h"
 #include "inventory_int.h"
 #include "json.h"

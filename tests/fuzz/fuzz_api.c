@@ -10,8 +10,8 @@
  * must never make the hub fail internally); success bodies are JSON. */
 #include <stdio.h>
 #include <string.h>
-#include "../../hub/api_checkin.h"
-#include "../../hub/api_config.h"
+#include "../../hub/api/api_checkin.h"
+#include "../../hub/api/api_config.h"
 #include "../../hub/inventory/db.h"
 #include "../../hub/inventory/fleet.h"
 #include "../../hub/hub.h"

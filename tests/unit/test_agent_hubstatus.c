@@ -2,7 +2,7 @@
  * from the last check-in, and checkin_status_json over the cluster_status table. */
 #include <stdio.h>
 #include <string.h>
-#include "../../hub/api_checkin.h"
+#include "../../hub/api/api_checkin.h"
 #include "../../hub/inventory/db.h"
 #include "error.h"
 #include "testlib.h"

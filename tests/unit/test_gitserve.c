@@ -9,7 +9,7 @@
 #include "error.h"
 #include "http/http.h"
 #include "hub.h"
-#include "gitserve.h"
+#include "api/api_git.h"
 
 static char dir[256];
 static int done_calls;

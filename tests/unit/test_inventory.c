@@ -5,7 +5,7 @@
 #include "testlib.h"
 #include "error.h"
 #include "json.h"
-#include "../../hub/api_config.h"
+#include "../../hub/api/api_config.h"
 #include "../../hub/inventory/db.h"
 #include "../../hub/inventory/fleet.h"
 #include "../../hub/hub.h"

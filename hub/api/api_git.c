@@ -9,7 +9,7 @@
 #include <string.h>
 #include <uv.h>
 #include "error.h"
-#include "gitserve.h"
+#include "api_git.h"
 #include "http/http.h"
 #include "hub.h"
 #include "log.h"
