@@ -370,7 +370,7 @@ static int cmd_serve(int argc, char **argv)
     }
     hub.loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
-    if ((r = metrics_new(&hub.metrics)) < 0 || (r = server_start(&hub.server, &hub, &err)) < 0) {
+    if ((r = metrics_new(&hub.metrics)) < 0 || (r = server_start(&hub.server, &hub, hub_route_tables, &err)) < 0) {
         log_err("cannot start: %s", err.len ? err.ptr : re_strerror(r));
         goto out;
     }

@@ -73,7 +73,7 @@ static void count(struct http_exchange *x, const char *series)
 }
 
 /* "user/alice"; "addr:10.0.0.1" for the unauthenticated. */
-static void actor_of(char *out, size_t size, const struct http_peer *p)
+static void actor_of(char *out, size_t size, const struct caller *p)
 {
     if (p->authenticated && p->kind[0])
         re_snprintf(out, size, "%s/%s", p->kind, p->name);
@@ -469,7 +469,7 @@ static int h_renew(struct http_exchange *x)
 {
     static const char *const allowed[] = { "csr", NULL };
     const struct enroll_ca *ca = ca_get(x);
-    const struct http_peer *p = &x->req.peer;
+    const struct caller *p = &x->req.peer;
     struct enroll_policy pol = { x->hub->cfg.trust_domain, x->hub->cfg.cert_lifetime_days };
     struct enroll_result res;
     const char *csr = NULL;

@@ -373,7 +373,7 @@ static int authorize(struct http_exchange *x, char cluster[VALIDATE_LABEL_MAX + 
 {
     struct re_str c = x->n_params > 0 ? x->params[0] : RE_STR_NULL;
     const char *why = NULL;
-    const struct http_peer *p = &x->req.peer;
+    const struct caller *p = &x->req.peer;
 
     if (validate_dns_label(c, &why) < 0) {
         http_response_error(&x->res, 400, "invalid", "cluster",

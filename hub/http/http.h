@@ -8,19 +8,9 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include "buf.h"
+#include "inventory/caller.h"
 
 struct hub;
-
-/* Who is calling, from the verified client certificate (server.c fills it). */
-struct http_peer {
-    bool authenticated;          /* a valid chain to the hub CA was presented */
-    char kind[16];               /* "cluster" or "user" (from the URI SAN) */
-    char name[128];              /* cluster or user name (URI SAN last segment) */
-    char serial[64];             /* certificate serial, lowercase hex */
-    char remote_addr[64];        /* "127.0.0.1" */
-    int role;                    /* enum hub_role, resolved by auth.c per request */
-    int64_t id;                  /* the user's or cluster's row id, set with role */
-};
 
 struct http_header {
     struct re_str name;
@@ -36,7 +26,7 @@ struct http_request {
     const struct http_header *headers;
     size_t n_headers;
     struct re_str body;
-    struct http_peer peer;
+    struct caller peer;
 };
 
 struct http_response {

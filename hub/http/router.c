@@ -79,8 +79,7 @@ static bool match_pattern(const char *pattern, struct re_str path, struct match 
     return sp > path.len;
 }
 
-/* The matcher over any list of tables; routes_match uses hub_route_tables. */
-const struct route *routes__match_in(const struct route *const *tables, struct http_exchange *x,
+const struct route *routes_match(const struct route *const *tables, struct http_exchange *x,
                                      int *path_matched)
 {
     const struct route *best = NULL;
@@ -111,40 +110,4 @@ const struct route *routes__match_in(const struct route *const *tables, struct h
     x->n_params = bm.n_params;
     x->route = best->pattern;
     return best;
-}
-
-const struct route *routes_match(struct http_exchange *x, int *path_matched)
-{
-    return routes__match_in(hub_route_tables, x, path_matched);
-}
-
-static const struct {
-    int role;
-    const char *name;
-} role_names[] = {
-    { ROLE_ADMIN, "admin" },
-    { ROLE_OPERATOR, "operator" },
-    { ROLE_APPTEAM, "appteam" },
-    { ROLE_TECHNICIAN, "technician" },
-    { ROLE_AGENT, "agent" },
-};
-
-const char *role_name(int role)
-{
-    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++)
-        if (role_names[i].role == role)
-            return role_names[i].name;
-    return "none";
-}
-
-int role_parse(const char *s)
-{
-    if (!s)
-        return 0;
-    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++)
-        if (strcmp(role_names[i].name, s) == 0)
-            return role_names[i].role;
-    if (strcmp(s, "app-team") == 0 || strcmp(s, "app_team") == 0)
-        return ROLE_APPTEAM;
-    return 0;
 }

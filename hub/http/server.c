@@ -77,7 +77,7 @@ struct conn {
     struct re_buf body;
     struct re_buf pending;
     size_t pending_off;
-    struct http_peer peer;
+    struct caller peer;
     struct http_exchange x;
 };
 
@@ -90,6 +90,7 @@ struct ready_check {
 
 struct server {
     struct hub *hub;
+    const struct route *const *routes;   /* the API's tables, from main */
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t stop_timer;
@@ -693,7 +694,7 @@ static void conn_dispatch(struct conn *c)
         conn_respond(c);
         return;
     }
-    route = routes_match(x, &pm);
+    route = routes_match(s->routes, x, &pm);
     if (!route) {
         x->route = "none";
         if (pm)
@@ -1079,7 +1080,8 @@ static int db_ready(void *arg, struct re_buf *why)
     return 0;
 }
 
-int server_start(struct server **out, struct hub *hub, struct re_buf *err)
+int server_start(struct server **out, struct hub *hub, const struct route *const *routes,
+                 struct re_buf *err)
 {
     struct server *s = calloc(1, sizeof(*s));
     struct sockaddr_storage ss;
@@ -1089,6 +1091,7 @@ int server_start(struct server **out, struct hub *hub, struct re_buf *err)
     if (!s)
         return -RE_ENOMEM;
     s->hub = hub;
+    s->routes = routes;
     s->loop = hub->loop;
     raise_fd_limit();
     if (hub->cfg.limits.max_header_bytes + 1024 > 80 * 1024)

@@ -16,9 +16,11 @@ struct server;
  * ("127.0.0.1:8443", "[::1]:8443", "*:8443"; port 0 picks a free port, see
  * server_port). Limits are read from hub->cfg.limits on every use, so a
  * reload that changes them takes effect for new requests. Uses hub->metrics
- * when set. On failure returns negative and err says why.
+ * when set. Requests are matched against routes (NULL-terminated tables).
+ * On failure returns negative and err says why.
  */
-int server_start(struct server **out, struct hub *hub, struct re_buf *err);
+int server_start(struct server **out, struct hub *hub, const struct route *const *routes,
+                 struct re_buf *err);
 /* The bound port (the real one when the configuration asked for 0). */
 int server_port(const struct server *s);
 

@@ -5,14 +5,14 @@
 #include "db.h"
 #include "error.h"
 #include "hub.h"
-#include "http/routes.h"
+#include "caller.h"
 
 /* Looks peer up with sql, which selects (cert_serial, revoked, role, id) by
  * name (a static string: the statement is cached); role is NULL for
  * clusters, whose certificates bring ROLE_AGENT. The
  * certificate must be the identity's current one and the identity not
  * revoked. A database error is an error, not an unknown identity. */
-static int resolve(sqlite3 *db, struct http_peer *peer, const char *sql)
+static int resolve(sqlite3 *db, struct caller *peer, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int r, rc;
@@ -44,7 +44,7 @@ static const char users_sql[] =
 static const char clusters_sql[] =
     "SELECT cert_serial, revoked, NULL, id FROM clusters WHERE name = ?";
 
-int auth_resolve(struct hub *hub, struct http_peer *peer)
+int auth_resolve(struct hub *hub, struct caller *peer)
 {
     peer->role = ROLE_NONE;
     peer->id = 0;
@@ -57,22 +57,22 @@ int auth_resolve(struct hub *hub, struct http_peer *peer)
     return -RE_EUNAUTH;
 }
 
-int auth_identity(char *out, size_t size, const struct http_peer *peer)
+int auth_identity(char *out, size_t size, const struct caller *peer)
 {
     return re_snprintf(out, size, "%s/%s", peer->kind, peer->name);
 }
 
-bool auth_has_role(const struct http_peer *peer, unsigned roles)
+bool auth_has_role(const struct caller *peer, unsigned roles)
 {
     return (peer->role & (int)roles) != 0;
 }
 
-bool auth_is_cluster(const struct http_peer *peer, const char *name)
+bool auth_is_cluster(const struct caller *peer, const char *name)
 {
     return strcmp(peer->kind, "cluster") == 0 && strcmp(peer->name, name) == 0;
 }
 
-bool auth_in_owners(const struct http_peer *peer, const cJSON *owners)
+bool auth_in_owners(const struct caller *peer, const cJSON *owners)
 {
     char id[200];
     const cJSON *o;
@@ -84,7 +84,7 @@ bool auth_in_owners(const struct http_peer *peer, const cJSON *owners)
     return false;
 }
 
-int auth_owns_namespace(sqlite3 *db, const struct http_peer *peer, const char *ns, bool *out)
+int auth_owns_namespace(sqlite3 *db, const struct caller *peer, const char *ns, bool *out)
 {
     sqlite3_stmt *st = NULL;
     char id[200];
@@ -108,4 +108,35 @@ int auth_owns_namespace(sqlite3 *db, const struct http_peer *peer, const char *n
     if (r == 0)
         *out = owns;
     return r;
+}
+
+static const struct {
+    int role;
+    const char *name;
+} role_names[] = {
+    { ROLE_ADMIN, "admin" },
+    { ROLE_OPERATOR, "operator" },
+    { ROLE_APPTEAM, "appteam" },
+    { ROLE_TECHNICIAN, "technician" },
+    { ROLE_AGENT, "agent" },
+};
+
+const char *role_name(int role)
+{
+    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++)
+        if (role_names[i].role == role)
+            return role_names[i].name;
+    return "none";
+}
+
+int role_parse(const char *s)
+{
+    if (!s)
+        return 0;
+    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++)
+        if (strcmp(role_names[i].name, s) == 0)
+            return role_names[i].role;
+    if (strcmp(s, "app-team") == 0 || strcmp(s, "app_team") == 0)
+        return ROLE_APPTEAM;
+    return 0;
 }

@@ -6,25 +6,28 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "http/http.h"
+#include "buf.h"
+#include "caller.h"
+
+struct hub;
 
 /* Resolves peer->role from the database for an authenticated peer: users by
  * name (role column), clusters as ROLE_AGENT. The certificate serial must be
  * the identity's current one and the identity not revoked: otherwise
  * -RE_EDENIED (revoked or replaced) or -RE_EUNAUTH (unknown identity). */
-int auth_resolve(struct hub *hub, struct http_peer *peer);
+int auth_resolve(struct hub *hub, struct caller *peer);
 
 /* "user/admin" or "cluster/store-1" into out; -RE_ETOOBIG if it does not fit. */
-int auth_identity(char *out, size_t size, const struct http_peer *peer);
+int auth_identity(char *out, size_t size, const struct caller *peer);
 /* True when peer's role is one of roles (a bitmask of enum hub_role). */
-bool auth_has_role(const struct http_peer *peer, unsigned roles);
+bool auth_has_role(const struct caller *peer, unsigned roles);
 /* An agent may touch only its own cluster: true when peer is cluster/<name>. */
-bool auth_is_cluster(const struct http_peer *peer, const char *name);
+bool auth_is_cluster(const struct caller *peer, const char *name);
 /* True when the JSON array owners holds peer's identity. */
-bool auth_in_owners(const struct http_peer *peer, const cJSON *owners);
+bool auth_in_owners(const struct caller *peer, const cJSON *owners);
 /* *out = whether peer is among the owners of namespace ns (false when the
  * namespace does not exist). 0 or -RE_EDB. */
-int auth_owns_namespace(sqlite3 *db, const struct http_peer *peer, const char *ns,
+int auth_owns_namespace(sqlite3 *db, const struct caller *peer, const char *ns,
                         bool *out);
 
 #endif

@@ -16,7 +16,7 @@ struct inv_req {
     struct http_exchange *x;
     struct hub *hub;
     sqlite3 *db;
-    const struct http_peer *peer;
+    const struct caller *peer;
     char actor[160];             /* "user/admin" */
     int64_t now;
     bool dry_run;

@@ -22,8 +22,8 @@
 #include "fuzz.h"
 #include "json.h"
 
-const struct route *routes__match_in(const struct route *const *tables, struct http_exchange *x,
-                                     int *path_matched);
+const struct route *routes_match(const struct route *const *tables, struct http_exchange *x,
+                                 int *path_matched);
 extern const struct route enroll_routes[];
 
 static const struct route *const tables[] = {
@@ -114,7 +114,7 @@ static int call(const struct who *w, const char *method, const char *target, siz
     x.req.peer.role = w->role;
     http_response_init(&x.res, 64u << 20);
 
-    const struct route *r = routes__match_in(tables, &x, &pm);
+    const struct route *r = routes_match(tables, &x, &pm);
     if (!r || (r->roles != ROLE_PUBLIC && !(r->roles & (unsigned)w->role)))
         goto out;
     x.route = r->pattern;

@@ -100,7 +100,7 @@ static void dispatch(struct conn *c)
     if (http_percent_decode(&dec, q->path, false) == 0)
         FUZZ_CHECK(dec != NULL);
     free(dec);
-    const struct route *route = routes_match(x, &pm);
+    const struct route *route = routes_match(hub_route_tables, x, &pm);
     if (route) {
         FUZZ_CHECK(strcmp(route->method, q->method_name) == 0);
         FUZZ_CHECK(x->n_params <= sizeof(x->params) / sizeof(x->params[0]));

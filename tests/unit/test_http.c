@@ -219,59 +219,59 @@ static void test_router(void)
 {
     int pm = -1;
     struct http_exchange x = ex("GET", "/healthz");
-    const struct route *r = routes_match(&x, &pm);
+    const struct route *r = routes_match(hub_route_tables, &x, &pm);
     CHECK(r == &table_a[0]);
     CHECK_EQ_INT(x.n_params, 0);
     CHECK_EQ_STR(x.route, "/healthz");
 
     x = ex("GET", "/api/v1/clusters");
-    CHECK(routes_match(&x, &pm) == &table_a[1]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_a[1]);
     x = ex("POST", "/api/v1/clusters");
-    CHECK(routes_match(&x, &pm) == &table_a[2]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_a[2]);
 
     x = ex("GET", "/api/v1/clusters/store-0042");
-    CHECK(routes_match(&x, &pm) == &table_a[3]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_a[3]);
     CHECK_EQ_INT(x.n_params, 1);
     check_param(&x, 0, "store-0042");
     CHECK_EQ_STR(x.route, "/api/v1/clusters/{name}");
 
     x = ex("GET", "/api/v1/clusters/store-0042/config");
-    CHECK(routes_match(&x, &pm) == &table_a[4]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_a[4]);
     check_param(&x, 0, "store-0042");
 
     /* literal segment wins over a placeholder, whatever the table order */
     x = ex("GET", "/api/v1/clusters/summary");
-    CHECK(routes_match(&x, &pm) == &table_b[0]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_b[0]);
     CHECK_EQ_INT(x.n_params, 0);
 
     x = ex("POST", "/api/v1/clusters:import");
-    CHECK(routes_match(&x, &pm) == &table_b[1]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_b[1]);
 
     /* placeholder with a suffix in its segment */
     x = ex("GET", "/git/store-1.git/info/refs");
-    CHECK(routes_match(&x, &pm) == &table_b[2]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_b[2]);
     check_param(&x, 0, "store-1");
     x = ex("GET", "/git/.git/info/refs");
-    CHECK(routes_match(&x, &pm) == NULL);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == NULL);
 
     /* rest-of-path */
     x = ex("GET", "/api/v1/clusters/s1/files/ns/app/kustomization.yaml");
-    CHECK(routes_match(&x, &pm) == &table_a[5]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_a[5]);
     check_param(&x, 0, "s1");
     check_param(&x, 1, "ns/app/kustomization.yaml");
     x = ex("GET", "/api/v1/clusters/s1/files");
-    CHECK(routes_match(&x, &pm) == &table_a[5]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_a[5]);
     check_param(&x, 1, "");
 
     x = ex("GET", "/api/v1/groups/a/b");
-    CHECK(routes_match(&x, &pm) == &table_b[3]);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == &table_b[3]);
     check_param(&x, 0, "a");
     check_param(&x, 1, "b");
 
     /* 405: path known, method not */
     x = ex("DELETE", "/api/v1/clusters");
     pm = 0;
-    CHECK(routes_match(&x, &pm) == NULL);
+    CHECK(routes_match(hub_route_tables, &x, &pm) == NULL);
     CHECK_EQ_INT(pm, 1);
     /* 404 */
     static const char *const missing[] = {
@@ -281,7 +281,7 @@ static void test_router(void)
     for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
         x = ex("GET", missing[i]);
         pm = 1;
-        if (routes_match(&x, &pm) != NULL || pm != 0) {
+        if (routes_match(hub_route_tables, &x, &pm) != NULL || pm != 0) {
             fprintf(stderr, "'%s' matched\n", missing[i]);
             CHECK(0);
         }
@@ -290,9 +290,9 @@ static void test_router(void)
     static const struct route only[] = { { "GET", "/x/{y}", h_dummy, 0 }, { NULL, NULL, NULL, 0 } };
     const struct route *const tables[] = { only, NULL };
     x = ex("GET", "/x/1");
-    CHECK(routes__match_in(tables, &x, &pm) == &only[0]);
+    CHECK(routes_match(tables, &x, &pm) == &only[0]);
     x = ex("GET", "/healthz");
-    CHECK(routes__match_in(tables, &x, &pm) == NULL);
+    CHECK(routes_match(tables, &x, &pm) == NULL);
 }
 
 static void test_roles(void)

@@ -70,7 +70,7 @@ static int call_as(const char *who, int role, const char *method, const char *ta
 
     cJSON_Delete(last.json);
     memset(&last, 0, sizeof(last));
-    const struct route *r = routes__match_in(tables, &x, &pm);
+    const struct route *r = routes_match(tables, &x, &pm);
     if (!r) {
         last.status = pm ? 405 : 404;
     } else if (!(r->roles & (unsigned)role)) {
