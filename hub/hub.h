@@ -9,6 +9,7 @@
 #include <uv.h>
 
 struct server;
+struct re_buf;
 struct metrics;
 
 /* Every limit a remote party can push against; all set from [server] in hub.conf. */

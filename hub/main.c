@@ -22,6 +22,7 @@
 #include "notify.h"
 #include "http/routes.h"
 #include "http/server.h"
+#include "gitops/mirror.h"
 #include "state.h"
 
 #define EXIT_USAGE 64
@@ -393,8 +394,13 @@ static int cmd_serve(int argc, char **argv)
     if (re_notify_watchdog_ms())
         uv_timer_start(&watchdog, on_watchdog, re_notify_watchdog_ms(), re_notify_watchdog_ms());
     hub.reconcile_at_start = a.reconcile;
-    if ((r = gitops_start(&hub)) < 0)
+    if ((r = gitops_start(&hub, server_port(hub.server))) < 0) {
         log_err("GitOps writer not started: %s", re_strerror(r));
+    } else {
+        server_ready_add(hub.server, "gitops", gitops_ready, hub.gitops);
+        if (gitops_mirror(&hub))
+            server_ready_add_warning(hub.server, "mirror", mirror_ready, gitops_mirror(&hub));
+    }
     if ((r = checkin_batch_start(&hub)) < 0)
         log_err("check-ins are written one at a time: %s", re_strerror(r));
     re_notify("READY=1\nSTATUS=serving");

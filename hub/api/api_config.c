@@ -1,5 +1,5 @@
-/* api_config.c - configuration values on groups and clusters and the
- * effective-configuration merge with its conflict report (api_config.h). */
+/* api_config.c - configuration values on groups and clusters (api_config.h);
+ * the effective-configuration merge is inventory/config_values.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,119 +7,11 @@
 #include "inventory/auth.h"
 #include "inventory/db.h"
 #include "error.h"
-#include "inventory/inventory_int.h"
+#include "inventory/config_values.h"
+#include "http/routes.h"
+#include "request.h"
 #include "json.h"
 #include "inventory/validate.h"
-
-/* Cached statements: the GitOps writer asks once per cluster it renders. */
-static const char SQL_CLUSTER_NAME[] = "SELECT name FROM clusters WHERE id = ?";
-static const char SQL_CONFIG_ROWS[] =
-    "WITH RECURSIVE anc(id) AS ("
-    "  SELECT group_id FROM cluster_groups WHERE cluster_id = ?1"
-    "  UNION SELECT g.parent_id FROM groups g JOIN anc ON g.id = anc.id"
-    "  WHERE g.parent_id IS NOT NULL)"
-    " SELECT c.key, g.depth, g.path, c.value FROM anc"
-    "  JOIN groups g ON g.id = anc.id JOIN group_config c ON c.group_id = g.id"
-    " UNION ALL SELECT key, 1000000, 'cluster', value FROM cluster_config"
-    "  WHERE cluster_id = ?1"
-    " ORDER BY 1, 2 DESC, 3";
-
-int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
-{
-    sqlite3_stmt *st = NULL;
-    cJSON *root = NULL, *values, *conflicts;
-    int r = -RE_EDB, rc;
-    root = cJSON_CreateObject();
-    if (!root || !(values = cJSON_AddObjectToObject(root, "values")) ||
-        !(conflicts = cJSON_AddArrayToObject(root, "conflicts"))) {
-        r = -RE_ENOMEM;
-        goto out;
-    }
-    if (db_prepare_cached(db, SQL_CLUSTER_NAME, &st) < 0)
-        goto out;
-    sqlite3_bind_int64(st, 1, cluster_id);
-    if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-        r = rc == SQLITE_DONE ? -RE_ENOENT : -RE_EDB;
-        goto out;
-    }
-    cJSON_AddItemToObject(root, "cluster",
-                          cJSON_CreateString((const char *)sqlite3_column_text(st, 0)));
-    cJSON_DetachItemViaPointer(root, values);
-    cJSON_DetachItemViaPointer(root, conflicts);
-    cJSON_AddItemToObject(root, "values", values);
-    cJSON_AddItemToObject(root, "conflicts", conflicts);
-    db_release(st);
-    st = NULL;
-    /* every group the cluster is in and their ancestors, each once; then the
-     * cluster's own values as depth "infinity" */
-    if (db_prepare_cached(db, SQL_CONFIG_ROWS, &st) < 0)
-        goto out;
-    sqlite3_bind_int64(st, 1, cluster_id);
-    rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW) {
-        /* rows of one key, deepest first: the first depth decides */
-        char *key = strdup((const char *)sqlite3_column_text(st, 0));
-        int64_t depth = sqlite3_column_int64(st, 1);
-        cJSON *cands = cJSON_CreateArray();
-        bool agree = true;
-        const char *first = NULL;
-        if (!key || !cands) {
-            free(key);
-            cJSON_Delete(cands);
-            r = -RE_ENOMEM;
-            goto out;
-        }
-        while (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), key) == 0) {
-            if (sqlite3_column_int64(st, 1) == depth) {
-                cJSON *c = cJSON_CreateObject();
-                const cJSON *cv = NULL;
-                if (!cJSON_AddStringToObject(c, "source", (const char *)sqlite3_column_text(st, 2)) ||
-                    !(cv = cJSON_AddStringToObject(c, "value",
-                                                   (const char *)sqlite3_column_text(st, 3))) ||
-                    !cJSON_AddItemToArray(cands, c)) {
-                    cJSON_Delete(c);
-                    free(key);
-                    cJSON_Delete(cands);
-                    r = -RE_ENOMEM;
-                    goto out;
-                }
-                const char *v = cv->valuestring;
-                if (!first)
-                    first = v;
-                else if (strcmp(first, v) != 0)
-                    agree = false;
-            }
-            rc = sqlite3_step(st);
-        }
-        if (agree) {
-            cJSON *c = cJSON_DetachItemFromArray(cands, 0);
-            cJSON_AddItemToObject(values, key, c);
-            cJSON_Delete(cands);
-        } else {
-            cJSON *c = cJSON_CreateObject();
-            cJSON_AddStringToObject(c, "key", key);
-            cJSON_AddNumberToObject(c, "depth", (double)depth);
-            cJSON_AddItemToObject(c, "candidates", cands);
-            cJSON_AddItemToArray(conflicts, c);
-        }
-        free(key);
-    }
-    if (rc != SQLITE_DONE)
-        goto out;
-    /* values as {"value", "source"} in that order */
-    cJSON *v;
-    cJSON_ArrayForEach(v, values) {
-        cJSON *src = cJSON_DetachItemFromObject(v, "source");
-        cJSON_AddItemToObject(v, "source", src);
-    }
-    *out = root;
-    root = NULL;
-    r = 0;
-out:
-    db_release(st);
-    cJSON_Delete(root);
-    return r;
-}
 
 /* Which object a config route is about. */
 struct owner {
@@ -128,21 +20,22 @@ struct owner {
     char *name;                  /* path or cluster name */
 };
 
-static int find_owner(struct inv_req *q, struct owner *o)
+static int find_owner(struct api_req *req, struct owner *o)
 {
+    struct inv_req *q = &req->q;
     char *ref = NULL;
     cJSON *obj = NULL;
-    int r;
-    o->group = re_str_startswith_c(q->x->req.path, "/api/v1/groups/");
-    if ((r = inv_param(q, 0, &ref)) < 0)
-        return r;
+    int rc;
+    o->group = re_str_startswith_c(req->x->req.path, "/api/v1/groups/");
+    if ((rc = api_param(req, 0, &ref)) < 0)
+        return rc;
     const struct inv_entity *e = o->group ? &inv_group : &inv_cluster;
-    r = inv_lookup(q, e, ref, &o->id);
+    rc = inv_lookup(q, e, ref, &o->id);
     free(ref);
-    if (r < 0)
-        return r;
-    if ((r = inv_read(q, e, o->id, &obj)) < 0)
-        return inv_fail_err(q, r);
+    if (rc < 0)
+        return rc;
+    if ((rc = inv_read(q, e, o->id, &obj)) < 0)
+        return inv_fail_err(q, rc);
     o->name = strdup(cJSON_GetObjectItem(obj, e->key)->valuestring);
     cJSON_Delete(obj);
     return o->name ? 0 : inv_fail_err(q, -RE_ENOMEM);
@@ -150,26 +43,27 @@ static int find_owner(struct inv_req *q, struct owner *o)
 
 static int config_get_effective(struct http_exchange *x)
 {
-    struct inv_req q;
+    struct api_req req;
+    struct inv_req *q = &req.q;
     struct owner o = { 0 };
     cJSON *out = NULL;
     int r;
-    inv_req_init(&q, x);
-    if (inv_require_role(&q, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_AGENT) < 0 ||
-        find_owner(&q, &o) < 0)
+    api_req_init(&req, x);
+    if (api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_AGENT) < 0 ||
+        find_owner(&req, &o) < 0)
         goto fail;
-    if (q.peer->role == ROLE_AGENT && !auth_is_cluster(q.peer, o.name)) {
-        inv_fail(&q, 403, "forbidden", NULL, "an agent may only read its own cluster");
+    if (q->peer->role == ROLE_AGENT && !auth_is_cluster(q->peer, o.name)) {
+        inv_fail(q, 403, "forbidden", NULL, "an agent may only read its own cluster");
         goto fail;
     }
-    if ((r = config_effective(q.db, o.id, &out)) < 0) {
-        inv_fail_err(&q, r);
+    if ((r = config_effective(q->db, o.id, &out)) < 0) {
+        inv_fail_err(q, r);
         goto fail;
     }
     http_response_json(&x->res, 200, out);
     goto out;
 fail:
-    inv_reply_error(&q);
+    api_reply_error(&req);
 out:
     cJSON_Delete(out);
     free(o.name);
@@ -178,20 +72,21 @@ out:
 
 static int config_get_group(struct http_exchange *x)
 {
-    struct inv_req q;
+    struct api_req req;
+    struct inv_req *q = &req.q;
     struct owner o = { 0 };
     cJSON *out = NULL, *values;
     sqlite3_stmt *st = NULL;
     int rc;
-    inv_req_init(&q, x);
-    if (inv_require_role(&q, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM) < 0 ||
-        find_owner(&q, &o) < 0)
+    api_req_init(&req, x);
+    if (api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM) < 0 ||
+        find_owner(&req, &o) < 0)
         goto fail;
     if (!(out = cJSON_CreateObject()) || !cJSON_AddStringToObject(out, "group", o.name) ||
         !(values = cJSON_AddObjectToObject(out, "values")) ||
-        sqlite3_prepare_v2(q.db, "SELECT key, value FROM group_config WHERE group_id = ?"
+        sqlite3_prepare_v2(q->db, "SELECT key, value FROM group_config WHERE group_id = ?"
                            " ORDER BY key", -1, &st, NULL) != SQLITE_OK) {
-        inv_fail_err(&q, -RE_EDB);
+        inv_fail_err(q, -RE_EDB);
         goto fail;
     }
     sqlite3_bind_int64(st, 1, o.id);
@@ -199,13 +94,13 @@ static int config_get_group(struct http_exchange *x)
         cJSON_AddStringToObject(values, (const char *)sqlite3_column_text(st, 0),
                                 (const char *)sqlite3_column_text(st, 1));
     if (rc != SQLITE_DONE) {
-        inv_fail_err(&q, db_err(rc));
+        inv_fail_err(q, db_err(rc));
         goto fail;
     }
     http_response_json(&x->res, 200, out);
     goto out;
 fail:
-    inv_reply_error(&q);
+    api_reply_error(&req);
 out:
     sqlite3_finalize(st);
     cJSON_Delete(out);
@@ -248,44 +143,45 @@ static cJSON *kv(const struct owner *o, const char *key, const char *value)
 
 static int config_put_or_delete(struct http_exchange *x, bool put)
 {
-    struct inv_req q;
+    struct api_req req;
+    struct inv_req *q = &req.q;
     struct owner o = { 0 };
     cJSON *body = NULL, *before = NULL, *after = NULL;
     char *key = NULL, *old = NULL, name[400], summary[600];
     const char *why = NULL;
     sqlite3_stmt *st = NULL;
-    inv_req_init(&q, x);
-    if (q.status || inv_require_role(&q, ROLE_ADMIN | ROLE_OPERATOR) < 0 ||
-        inv_param(&q, 1, &key) < 0)
+    api_req_init(&req, x);
+    if (q->status || api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR) < 0 ||
+        api_param(&req, 1, &key) < 0)
         goto fail;
     if (validate_key(re_str_c(key), &why) < 0) {
-        inv_fail(&q, 400, "invalid", "key", "key %s", why);
+        inv_fail(q, 400, "invalid", "key", "key %s", why);
         goto fail;
     }
     if (put) {
         static const char *const allowed[] = { "value", NULL };
         const char *bad;
         const cJSON *v;
-        if (inv_parse_object(&q, &body) < 0)
+        if (api_parse_object(&req, &body) < 0)
             goto fail;
         if ((bad = re_json_unknown_key(body, allowed))) {
-            inv_fail(&q, 400, "unknown_field", bad, "unknown field '%.100s'", bad);
+            inv_fail(q, 400, "unknown_field", bad, "unknown field '%.100s'", bad);
             goto fail;
         }
         v = cJSON_GetObjectItem(body, "value");
         if (!cJSON_IsString(v)) {
-            inv_fail(&q, 400, "invalid", "value", "value must be a string");
+            inv_fail(q, 400, "invalid", "value", "value must be a string");
             goto fail;
         }
         if (validate_value(re_str_c(v->valuestring), &why) < 0) {
-            inv_fail(&q, 400, "invalid", "value", "value %s", why);
+            inv_fail(q, 400, "invalid", "value", "value %s", why);
             goto fail;
         }
     }
-    if (inv_begin(&q) < 0 || find_owner(&q, &o) < 0 || current_value(&q, &o, key, &old) < 0)
+    if (inv_begin(q) < 0 || find_owner(&req, &o) < 0 || current_value(q, &o, key, &old) < 0)
         goto fail;
     if (!put && !old) {
-        inv_fail(&q, 404, "not_found", "key", "'%s' has no value for '%s'", o.name, key);
+        inv_fail(q, 404, "not_found", "key", "'%s' has no value for '%s'", o.name, key);
         goto fail;
     }
     const char *value = put ? cJSON_GetObjectItem(body, "value")->valuestring : NULL;
@@ -295,37 +191,37 @@ static int config_put_or_delete(struct http_exchange *x, bool put)
                                        " value, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)")
                           : (o.group ? "DELETE FROM group_config WHERE group_id = ? AND key = ?"
                                      : "DELETE FROM cluster_config WHERE cluster_id = ? AND key = ?");
-    if (sqlite3_prepare_v2(q.db, sql, -1, &st, NULL) != SQLITE_OK) {
-        inv_fail_err(&q, -RE_EDB);
+    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        inv_fail_err(q, -RE_EDB);
         goto fail;
     }
     sqlite3_bind_int64(st, 1, o.id);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     if (put) {
         sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, q.now);
-        sqlite3_bind_text(st, 5, q.actor, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, q->now);
+        sqlite3_bind_text(st, 5, q->actor, -1, SQLITE_STATIC);
     }
     if (sqlite3_step(st) != SQLITE_DONE) {
-        inv_fail_err(&q, -RE_EDB);
+        inv_fail_err(q, -RE_EDB);
         goto fail;
     }
     before = old ? kv(&o, key, old) : NULL;
     after = put ? kv(&o, key, value) : NULL;
     snprintf(name, sizeof(name), "%s", o.name);
-    if (audit_record(q.db, q.now, q.actor, put ? "set" : "unset", "config", o.id, name, before,
+    if (audit_record(q->db, q->now, q->actor, put ? "set" : "unset", "config", o.id, name, before,
                      after) < 0) {
-        inv_fail_err(&q, -RE_EDB);
+        inv_fail_err(q, -RE_EDB);
         goto fail;
     }
     snprintf(summary, sizeof(summary), "config %s on %s %s", key, o.name, put ? "set" : "unset");
-    struct inventory_change chg = { "config", put ? "set" : "unset", o.id, name, q.actor,
+    struct inventory_change chg = { "config", put ? "set" : "unset", o.id, name, q->actor,
                                     before, after, summary };
-    if (inv_finish(&q, put ? (old ? 200 : 201) : 204, after, &chg, NULL, 0) < 0)
+    if (api_finish(&req, put ? (old ? 200 : 201) : 204, after, &chg, NULL, 0) < 0)
         goto fail;
     goto out;
 fail:
-    inv_reply_error(&q);
+    api_reply_error(&req);
 out:
     sqlite3_finalize(st);
     cJSON_Delete(body);

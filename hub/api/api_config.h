@@ -13,11 +13,7 @@
  *      "values": {"key": {"value": "v", "source": "/stores/central" or "cluster"}},
  *      "conflicts": [{"key": k, "depth": 2,
  *                     "candidates": [{"source": "/rings/beta", "value": "a"}, ...]}]}
- * Merge: over every group the cluster is in and all their ancestors, from the
- * root down (depth 1, 2, ...), the deepest group setting a key wins; the
- * cluster's own value wins over all. When groups of that deepest depth
- * disagree, the key is not resolved: it is left out of "values" and listed
- * under "conflicts" (a deeper group or the cluster setting it resolves it).
+ * The merge, and what "values" and "conflicts" hold: inventory/config_values.h.
  * Keys: 1-253 of A-Z a-z 0-9 . _ - ; values: text without control characters
  * other than newline and tab, up to 4096 bytes, stored exactly.
  */
@@ -29,10 +25,5 @@
 #include <sqlite3.h>
 #include "http/routes.h"
 
-/* The effective configuration of cluster id, as above. 0, -RE_ENOENT,
- * -RE_EDB or -RE_ENOMEM; *out is a new object on success. */
-int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out);
-
-extern const struct route config_routes[];
 
 #endif

@@ -24,6 +24,7 @@
 #include "error.h"
 #include "gitops/gitops.h"
 #include "gitops/gitstore.h"
+#include "http/routes.h"
 #include "hub.h"
 #include "json.h"
 

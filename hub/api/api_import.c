@@ -22,7 +22,8 @@
 #include <string.h>
 #include "inventory/db.h"
 #include "error.h"
-#include "inventory/inventory_int.h"
+#include "http/routes.h"
+#include "request.h"
 #include "hub.h"
 #include "json.h"
 #include "inventory/validate.h"
@@ -152,6 +153,7 @@ out:
 
 struct import {
     struct inv_req *q;
+    struct re_str body;          /* the request's CSV or JSON */
     cJSON *errors;
     bool create_groups;
     int created, groups_created;
@@ -344,8 +346,7 @@ static cJSON *split_list(const char *s)
 
 static int import_csv(struct import *im)
 {
-    struct inv_req *q = im->q;
-    struct csv c = { q->x->req.body.ptr, q->x->req.body.ptr + q->x->req.body.len, 1 };
+    struct csv c = { im->body.ptr, im->body.ptr + im->body.len, 1 };
     struct csv_record header = { .n = 0 }, rec = { .n = 0 };
     const char *why = NULL;
     int r, rows = 0;
@@ -448,7 +449,7 @@ static int import_json(struct import *im)
     cJSON *arr = NULL, *row;
     size_t pos = 0;
     int depth = q->hub->cfg.limits.max_json_depth > 0 ? q->hub->cfg.limits.max_json_depth : 32;
-    int r = re_json_parse(&arr, q->x->req.body, depth, &pos), line = 0;
+    int r = re_json_parse(&arr, im->body, depth, &pos), line = 0;
     if (r == -RE_EDEPTH)
         return inv_fail(q, 400, "too_deep", NULL, "JSON nested deeper than %d levels", depth);
     if (r < 0)
@@ -493,52 +494,53 @@ static void import_finalize(struct import *im)
 
 static int import_clusters(struct http_exchange *x)
 {
-    struct inv_req q;
-    struct import im = { .q = &q };
+    struct api_req req;
+    struct inv_req *q = &req.q;
+    struct import im = { .q = q, .body = x->req.body };
     cJSON *answer = NULL;
     char summary[128];
     int r;
     int64_t groups_before = 0;
-    inv_req_init(&q, x);
+    api_req_init(&req, x);
     im.errors = cJSON_CreateArray();
     if (!im.errors) {
-        inv_fail_err(&q, -RE_ENOMEM);
+        inv_fail_err(q, -RE_ENOMEM);
         goto fail;
     }
-    if (q.status || inv_require_role(&q, ROLE_ADMIN | ROLE_OPERATOR) < 0 ||
-        inv_query_bool(&q, "create_groups", false, &im.create_groups) < 0)
+    if (q->status || api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR) < 0 ||
+        api_query_bool(&req, "create_groups", false, &im.create_groups) < 0)
         goto fail;
     /* a bulk insert spills the default 2 MB page cache: give it room while it runs */
-    db_exec(q.db, "PRAGMA cache_size = -65536");
-    if (inv_begin(&q) < 0)
+    db_exec(q->db, "PRAGMA cache_size = -65536");
+    if (inv_begin(q) < 0)
         goto fail;
-    groups_before = count_groups(q.db);
-    if (sqlite3_prepare_v2(q.db, "INSERT INTO clusters (name, description, timezone, metadata,"
+    groups_before = count_groups(q->db);
+    if (sqlite3_prepare_v2(q->db, "INSERT INTO clusters (name, description, timezone, metadata,"
                            " created_at, created_by, updated_at, updated_by) VALUES"
                            " (?1, ?2, ?3, ?4, ?5, ?6, ?5, ?6)", -1, &im.ins, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(q.db, "INSERT OR IGNORE INTO cluster_groups (cluster_id, group_id)"
+        sqlite3_prepare_v2(q->db, "INSERT OR IGNORE INTO cluster_groups (cluster_id, group_id)"
                            " SELECT ?, id FROM groups WHERE path = ?", -1, &im.memb, NULL) !=
             SQLITE_OK ||
-        sqlite3_prepare_v2(q.db, "INSERT INTO audit (at, actor, action, entity, entity_id, name,"
+        sqlite3_prepare_v2(q->db, "INSERT INTO audit (at, actor, action, entity, entity_id, name,"
                            " after) VALUES (?, ?, 'create', 'cluster', ?, ?, ?)", -1, &im.aud,
                            NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(q.db, "SELECT id FROM groups WHERE path = ?", -1, &im.gid, NULL) !=
+        sqlite3_prepare_v2(q->db, "SELECT id FROM groups WHERE path = ?", -1, &im.gid, NULL) !=
             SQLITE_OK) {
-        inv_fail_err(&q, -RE_EDB);
+        inv_fail_err(q, -RE_EDB);
         goto fail;
     }
     struct re_str ct = http_header_get(&x->req, "Content-Type");
     bool csv = ct.ptr && (re_str_startswith_c(ct, "text/csv") ||
                           re_str_startswith_c(ct, "application/csv"));
     r = csv ? import_csv(&im) : import_json(&im);
-    if (r < 0 && !q.status)
-        inv_fail_err(&q, r);
-    if (q.status)
+    if (r < 0 && !q->status)
+        inv_fail_err(q, r);
+    if (q->status)
         goto fail;
     if (cJSON_GetArraySize(im.errors) > 0) {
-        inv_abort(&q);
+        inv_abort(q);
         if (!(answer = cJSON_CreateObject())) {
-            inv_fail_err(&q, -RE_ENOMEM);
+            inv_fail_err(q, -RE_ENOMEM);
             goto fail;
         }
         cJSON *err = cJSON_AddObjectToObject(answer, "error");
@@ -553,24 +555,24 @@ static int import_clusters(struct http_exchange *x)
         http_response_json(&x->res, 400, answer);
         goto out;
     }
-    im.groups_created = (int)(count_groups(q.db) - groups_before);
+    im.groups_created = (int)(count_groups(q->db) - groups_before);
     if (!(answer = cJSON_CreateObject()) ||
         !cJSON_AddNumberToObject(answer, "created", im.created) ||
         !cJSON_AddNumberToObject(answer, "groups_created", im.groups_created)) {
-        inv_fail_err(&q, -RE_ENOMEM);
+        inv_fail_err(q, -RE_ENOMEM);
         goto fail;
     }
     import_finalize(&im);        /* before COMMIT: no statement may be left pending */
     snprintf(summary, sizeof(summary), "%d clusters imported", im.created);
-    struct inventory_change chg = { "import", "import", 0, "clusters", q.actor, NULL, NULL,
+    struct inventory_change chg = { "import", "import", 0, "clusters", q->actor, NULL, NULL,
                                     summary };
-    if (inv_finish(&q, 201, answer, &chg, NULL, 0) < 0)
+    if (api_finish(&req, 201, answer, &chg, NULL, 0) < 0)
         goto fail;
     goto out;
 fail:
-    inv_reply_error(&q);
+    api_reply_error(&req);
 out:
-    db_exec(q.db, "PRAGMA cache_size = -2000");
+    db_exec(q->db, "PRAGMA cache_size = -2000");
     import_finalize(&im);
     cJSON_Delete(im.errors);
     cJSON_Delete(answer);

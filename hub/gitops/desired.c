@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "api/api_config.h"
+#include "inventory/config_values.h"
 #include "inventory/db.h"
 #include "desired.h"
 #include "error.h"

@@ -44,7 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include "http/routes.h"
+struct re_buf;
 
 struct hub;
 struct gitstore;
@@ -54,10 +54,16 @@ struct gitstore;
 #define GITOPS_PREVIEW_MAX   5000
 #define GITOPS_PREVIEW_NAMES 100
 
-/* Opens DIR/git (creating it), installs the inventory hooks, registers the
- * readiness check and metrics, and queues the start-up reconcile. Call on the
- * loop thread after server_start. 0 or negative (the hub should not serve). */
-int gitops_start(struct hub *hub);
+/* Opens DIR/git (creating it), installs the inventory hooks and metrics, and
+ * queues the start-up reconcile. port is the hub's bound port (the stores'
+ * git URL). Call on the loop thread after server_start. 0 or negative (the
+ * hub should not serve). */
+int gitops_start(struct hub *hub, int port);
+/* Readiness (a server_ready_fn over hub->gitops): fails while the last batch
+ * failed, with why. */
+int gitops_ready(void *gitops, struct re_buf *why);
+/* The push mirror, or NULL when none is configured or the writer is off. */
+struct mirror *gitops_mirror(const struct hub *hub);
 /* Removes the hooks, waits for a running batch to stop (it is abandoned
  * between clusters and redone at the next start), frees. NULL-safe on a hub
  * without a writer. */
@@ -74,7 +80,5 @@ struct gitstore *gitops__reader(struct hub *hub);   /* NULL when not running */
 void gitops__mark_cluster(struct hub *hub, int64_t id, const char *actor, const char *summary);
 /* Writer state as JSON for GET /api/v1/gitops/status. */
 cJSON *gitops__status_json(struct hub *hub);
-
-extern const struct route gitops_routes[];
 
 #endif

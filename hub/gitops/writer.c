@@ -25,7 +25,6 @@
 #include "metrics.h"
 #include "mirror.h"
 #include "revcache.h"
-#include "http/server.h"
 #include "inventory/validate.h"
 
 #define MSG_MAX 4096
@@ -1203,7 +1202,13 @@ out:
 
 /* ---- readiness, status ---- */
 
-static int ready(void *arg, struct re_buf *why)
+struct mirror *gitops_mirror(const struct hub *hub)
+{
+    const struct gitops *go = hub->gitops;
+    return go ? go->mirror : NULL;
+}
+
+int gitops_ready(void *arg, struct re_buf *why)
 {
     struct gitops *go = arg;
     if (go->last_result < 0 && go->last_error[0]) {
@@ -1252,6 +1257,13 @@ int gitops_desired_revision(struct hub *hub, const char *cluster, char out[41])
         return -RE_ENOENT;
     return go->revs ? revcache_head(go->revs, go->rd, cluster, out)
                     : gitstore_head(go->rd, cluster, out);
+}
+
+/* The inventory's view of a cluster shows the revision it should run. */
+static int desired_revision_hook(void *ctx, struct hub *hub, const char *cluster, char out[41])
+{
+    (void)ctx;
+    return gitops_desired_revision(hub, cluster, out);
 }
 
 /* ---- clean stop ----
@@ -1324,7 +1336,7 @@ static void write_clean_stop(struct gitops *go, struct hub *hub)
 
 /* ---- start, stop ---- */
 
-static void git_base_of(struct gitops *go, struct hub *hub)
+static void git_base_of(struct gitops *go, struct hub *hub, int port)
 {
     const char *l = hub->cfg.listen ? hub->cfg.listen : "";
     const char *colon = strrchr(l, ':');
@@ -1334,10 +1346,10 @@ static void git_base_of(struct gitops *go, struct hub *hub)
         (hl == 4 && memcmp(l, "[::]", 4) == 0))
         return; /* wildcard: no single name the stores could use */
     snprintf(go->git_base, sizeof(go->git_base), "https://%.*s:%d", (int)hl, l,
-             hub->server ? server_port(hub->server) : 8443);
+             port > 0 ? port : 8443);
 }
 
-int gitops_start(struct hub *hub)
+int gitops_start(struct hub *hub, int port)
 {
     struct gitops *go = calloc(1, sizeof(*go));
     struct re_buf err;
@@ -1351,7 +1363,7 @@ int gitops_start(struct hub *hub)
     if ((r = re_snprintf(go->git_dir, sizeof(go->git_dir), "%s/git", hub->cfg.dir)) < 0 ||
         (r = re_snprintf(go->db_path, sizeof(go->db_path), "%s/" HUB_DB_FILE, hub->cfg.dir)) < 0)
         goto out;
-    git_base_of(go, hub);
+    git_base_of(go, hub, port);
     /* Opened first, before any batch or revert can write: this hub holds
      * DIR/hub.lock, so a packed-refs.lock still here is a crashed writer's. */
     if ((r = gitstore_open(&go->rd, go->git_dir, GITSTORE_SOLE_WRITER, &err)) < 0) {
@@ -1371,12 +1383,8 @@ int gitops_start(struct hub *hub)
     uv_timer_init(hub->loop, &go->timer);
     go->timer.data = go;
     hub->gitops = go;
-    struct inventory_hooks h = { go, on_committed, on_preview };
+    struct inventory_hooks h = { go, on_committed, on_preview, desired_revision_hook };
     inventory_set_hooks(&h);
-    if (hub->server)
-        server_ready_add(hub->server, "gitops", ready, go);
-    if (hub->server && go->mirror)
-        server_ready_add_warning(hub->server, "mirror", mirror_ready, go->mirror);
     metrics_describe(hub->metrics, "resedge_gitops_renders_total", "counter",
                      "clusters rendered by the GitOps writer");
     metrics_describe(hub->metrics, "resedge_gitops_commits_total", "counter",

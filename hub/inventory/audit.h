@@ -12,13 +12,11 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "http/routes.h"
 
 /* Appends one row; before/after may be NULL. 0 or a negative RE code. */
 int audit_record(sqlite3 *db, int64_t at, const char *actor, const char *action,
                  const char *entity, int64_t entity_id, const char *name,
                  const cJSON *before, const cJSON *after);
 
-extern const struct route audit_routes[];
 
 #endif

@@ -12,8 +12,7 @@
 #include "db.h"
 #include "error.h"
 #include "fleet.h"
-#include "api/api_checkin.h"
-#include "gitops/gitops.h"
+#include "checkin_status.h"
 #include "inventory_int.h"
 #include "json.h"
 #include "validate.h"
@@ -165,11 +164,10 @@ static int group_pre_delete(struct inv_req *q, int64_t id, const cJSON *before)
 {
     const char *path = cJSON_GetObjectItem(before, "path")->valuestring;
     int64_t clusters = 0, subgroups = 0;
-    bool cascade = false;
+    bool cascade = q->cascade;
     sqlite3_stmt *st = NULL;
     int r;
-    if ((r = inv_query_bool(q, "cascade", false, &cascade)) < 0 ||
-        (r = count_where(q, "SELECT count(DISTINCT cluster_id) FROM cluster_groups WHERE group_id"
+    if ((r = count_where(q, "SELECT count(DISTINCT cluster_id) FROM cluster_groups WHERE group_id"
                          " IN (" SUBTREE ")", 0, path, &clusters)) < 0 ||
         (r = count_where(q, "SELECT count(*) - 1 FROM (" SUBTREE ")", 0, path, &subgroups)) < 0)
         return r;
@@ -368,7 +366,7 @@ static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
     r = 0;
     /* What its agent last reported, on reads only: it is not inventory, so it
      * stays out of audit before/after and of the GitOps change hooks. */
-    if (q->x && q->x->req.method == HTTP_GET) {
+    if (q->live) {
         const cJSON *name = cJSON_GetObjectItem(obj, "name");
         cJSON *status = cJSON_AddObjectToObject(obj, "agent");
         char rev[41];
@@ -376,7 +374,7 @@ static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
             r = -RE_ENOMEM;
         else
             r = checkin_status_json(q->db, name->valuestring, status);
-        if (r == 0 && gitops_desired_revision(q->hub, name->valuestring, rev) == 0)
+        if (r == 0 && inventory_desired_revision(q->hub, name->valuestring, rev) == 0)
             cJSON_AddStringToObject(obj, "desired_revision", rev);
         else if (r == 0)
             cJSON_AddNullToObject(obj, "desired_revision");

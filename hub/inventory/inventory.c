@@ -1,12 +1,12 @@
-/* inventory.c - the generic inventory engine: request context and errors,
- * one transaction per request, create/get/list/update/delete for every
- * entity descriptor, keyset paging with opaque cursors, dry runs and the
- * change hooks. Entity specifics live in inventory_entities.c. */
+/* inventory.c - the generic inventory engine: an operation's errors, one
+ * transaction per operation, read/create/update/delete for every entity
+ * descriptor, bound queries, and the change hooks run at commit or in a dry
+ * run. Entity specifics live in entities.c; the REST handlers over it in
+ * api/api_inventory.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <mbedtls/base64.h>
 #include "auth.h"
 #include "clock.h"
 #include "db.h"
@@ -18,14 +18,7 @@
 #include "json.h"
 #include "validate.h"
 
-#define LIMIT_DEFAULT 100
-#define LIMIT_MAX 1000
 #define METADATA_MAX_KEYS 64
-#define CURSOR_MAX 16384
-/* metadata.KEY list filters: two binds each; with search (2), an entity
- * filter (1) and the cursor (2) they stay within INV_MAX_BINDS. */
-#define LIST_MAX_METADATA 8
-_Static_assert(2 + 2 * LIST_MAX_METADATA + 1 + 2 <= INV_MAX_BINDS, "list binds overflow");
 
 static struct inventory_hooks hooks;
 
@@ -37,7 +30,14 @@ void inventory_set_hooks(const struct inventory_hooks *h)
         memset(&hooks, 0, sizeof(hooks));
 }
 
-/* ---- request context ---- */
+int inventory_desired_revision(struct hub *hub, const char *cluster, char out[41])
+{
+    if (!hooks.desired_revision)
+        return -RE_ENOENT;
+    return hooks.desired_revision(hooks.ctx, hub, cluster, out);
+}
+
+/* ---- an operation's errors and transaction ---- */
 
 int inv_fail(struct inv_req *q, int status, const char *code, const char *field,
              const char *fmt, ...)
@@ -58,105 +58,19 @@ int inv_fail(struct inv_req *q, int status, const char *code, const char *field,
 
 int inv_fail_err(struct inv_req *q, int err)
 {
-    /* One mapping for the whole API (http.c); out of memory is transient. */
-    int status = err == -RE_ENOMEM ? 503 : http_status_from_err(err);
-    if (status < 500)
-        status = 500; /* a storage error here is never the client's fault */
+    /* A storage error here is never the client's fault: 500, or 503 for
+     * what passes (out of memory, a busy or locked database), 501 for what
+     * this build cannot do (the API's mapping, http.c). */
+    int e = err < 0 ? -err : err;
+    int status = e == RE_ENOMEM || e == RE_EBUSY || e == RE_EAGAIN || e == RE_ELOCKED ? 503
+                 : e == RE_EUNSUPP ? 501 : 500;
     inv_fail(q, status, re_errcode(err), NULL, "%s", re_strerror(err));
     return err < 0 ? err : -RE_EDB;
-}
-
-int inv_reply_error(struct inv_req *q)
-{
-    inv_abort(q);
-    if (!q->status)
-        inv_fail(q, 500, "internal", NULL, "internal error");
-    http_response_error(&q->x->res, q->status, q->code, q->field[0] ? q->field : NULL, "%s",
-                        q->message);
-    return 0;
 }
 
 bool inv_is(struct inv_req *q, unsigned roles)
 {
     return auth_has_role(q->peer, roles);
-}
-
-int inv_require_role(struct inv_req *q, unsigned roles)
-{
-    if (inv_is(q, roles))
-        return 0;
-    return inv_fail(q, 403, "forbidden", NULL, "role '%s' may not %s %.*s",
-                    role_name(q->peer->role), q->x->req.method_name ? q->x->req.method_name : "",
-                    (int)q->x->req.path.len, q->x->req.path.ptr ? q->x->req.path.ptr : "");
-}
-
-int inv_query(struct inv_req *q, const char *key, char **out)
-{
-    int r = http_query_get(&q->x->req, key, out);
-    if (r == -RE_ENOENT) {
-        *out = NULL;
-        return 0;
-    }
-    if (r < 0)
-        return inv_fail(q, 400, "invalid", key, "query parameter '%s' is badly encoded", key);
-    return 0;
-}
-
-int inv_query_bool(struct inv_req *q, const char *key, bool def, bool *out)
-{
-    char *v = NULL;
-    int r = inv_query(q, key, &v);
-    if (r < 0)
-        return r;
-    if (!v)
-        *out = def;
-    else if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "") == 0)
-        *out = true;
-    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
-        *out = false;
-    else
-        r = inv_fail(q, 400, "invalid", key, "'%s' must be true or false", key);
-    free(v);
-    return r;
-}
-
-int inv_param(struct inv_req *q, size_t i, char **out)
-{
-    if (i >= q->x->n_params ||
-        http_percent_decode(out, q->x->params[i], false) < 0)
-        return inv_fail(q, 400, "invalid", NULL, "badly encoded path");
-    return 0;
-}
-
-void inv_req_init(struct inv_req *q, struct http_exchange *x)
-{
-    memset(q, 0, sizeof(*q));
-    q->x = x;
-    q->hub = x->hub;
-    q->db = x->hub->db;
-    q->peer = &x->req.peer;
-    if (auth_identity(q->actor, sizeof(q->actor), q->peer) < 0)
-        snprintf(q->actor, sizeof(q->actor), "unknown");
-    q->now = re_time();
-    inv_query_bool(q, "dry_run", false, &q->dry_run);
-}
-
-int inv_parse_object(struct inv_req *q, cJSON **out)
-{
-    size_t pos = 0;
-    int depth = q->hub->cfg.limits.max_json_depth > 0 ? q->hub->cfg.limits.max_json_depth
-                                                      : RE_JSON_DEFAULT_DEPTH;
-    int r = re_json_parse(out, q->x->req.body, depth, &pos);
-    if (r == -RE_EDEPTH)
-        return inv_fail(q, 400, "too_deep", NULL, "JSON nested deeper than %d levels", depth);
-    if (r < 0)
-        return inv_fail(q, 400, "parse_error", NULL, "invalid JSON at byte %zu", pos);
-    if (!cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return inv_fail(q, 400, "invalid", NULL, "the body must be a JSON object");
-    }
-    return 0;
 }
 
 int inv_begin(struct inv_req *q)
@@ -177,45 +91,20 @@ void inv_abort(struct inv_req *q)
     }
 }
 
-int inv_finish(struct inv_req *q, int status, const cJSON *result,
-               const struct inventory_change *chg, const char *location, int64_t etag)
+int inv_preview(struct inv_req *q, const struct inventory_change *chg, const char *diff_cluster,
+                cJSON *answer)
 {
-    struct http_response *res = &q->x->res;
-    int r;
-    if (q->dry_run) {
-        cJSON *answer = cJSON_CreateObject();
-        if (!answer || !cJSON_AddTrueToObject(answer, "dry_run") ||
-            !cJSON_AddNumberToObject(answer, "status", status) ||
-            !cJSON_AddItemToObject(answer, "result", result ? cJSON_Duplicate(result, 1)
-                                                            : cJSON_CreateNull())) {
-            cJSON_Delete(answer);
-            return inv_fail_err(q, -RE_ENOMEM);
-        }
-        char *diff = NULL;
-        const char *why = NULL;
-        if ((r = inv_query(q, "diff", &diff)) < 0) {
-            cJSON_Delete(answer);
-            return r;
-        }
-        if (diff && validate_dns_label(re_str_c(diff), &why) < 0) {
-            r = inv_fail(q, 400, "invalid", "diff", "diff: a cluster name %s", why);
-            free(diff);
-            cJSON_Delete(answer);
-            return r;
-        }
-        if (hooks.preview && chg)
-            r = hooks.preview(hooks.ctx, q->hub, chg, diff, answer);
-        free(diff);
-        inv_abort(q);
-        if (r < 0) {
-            cJSON_Delete(answer);
-            return inv_fail_err(q, r);
-        }
-        r = http_response_json(res, 200, answer);
-        cJSON_Delete(answer);
-        return r < 0 ? inv_fail_err(q, r) : 0;
-    }
-    if ((r = db_commit(q->db)) < 0) {
+    int r = 0;
+    if (hooks.preview && chg)
+        r = hooks.preview(hooks.ctx, q->hub, chg, diff_cluster, answer);
+    inv_abort(q);
+    return r < 0 ? inv_fail_err(q, r) : 0;
+}
+
+int inv_commit(struct inv_req *q, const struct inventory_change *chg)
+{
+    int r = db_commit(q->db);
+    if (r < 0) {
         inv_abort(q);
         return inv_fail_err(q, r);
     }
@@ -225,115 +114,6 @@ int inv_finish(struct inv_req *q, int status, const cJSON *result,
         fleet_invalidate();
     if (hooks.committed && chg)
         hooks.committed(hooks.ctx, q->hub, chg);
-    if (location)
-        http_response_header(res, "Location", "%s", location);
-    if (etag > 0)
-        http_response_header(res, "ETag", "\"%lld\"", (long long)etag);
-    if (result) {
-        r = http_response_json(res, status, result);
-        if (r < 0)
-            return inv_fail_err(q, r);
-    } else {
-        re_buf_reset(&res->body);
-        res->status = status;
-    }
-    return 0;
-}
-
-/* ---- cursors ---- */
-
-int inv_cursor_encode(char **out, const cJSON *state)
-{
-    char *json = cJSON_PrintUnformatted(state);
-    unsigned char *b64 = NULL;
-    size_t n = 0, len;
-    int r = -RE_ENOMEM;
-    if (!json)
-        goto out;
-    len = strlen(json);
-    mbedtls_base64_encode(NULL, 0, &n, (const unsigned char *)json, len);
-    if (!(b64 = malloc(n + 1)))
-        goto out;
-    if (mbedtls_base64_encode(b64, n + 1, &n, (const unsigned char *)json, len) != 0) {
-        r = -RE_EINVAL;
-        goto out;
-    }
-    /* URL-safe alphabet, no padding */
-    while (n > 0 && b64[n - 1] == '=')
-        n--;
-    b64[n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-    *out = (char *)b64;
-    b64 = NULL;
-    r = 0;
-out:
-    free(json);
-    free(b64);
-    return r;
-}
-
-int inv_cursor_decode(cJSON **out, const char *text)
-{
-    size_t len = strlen(text), n = 0;
-    char *b64 = NULL;
-    unsigned char *raw = NULL;
-    cJSON *state = NULL;
-    const cJSON *k;
-    long long num;
-    int r = -RE_EINVAL;
-    if (len == 0 || len > CURSOR_MAX)
-        return -RE_EINVAL;
-    if (!(b64 = malloc(len + 4)) || !(raw = malloc(len + 4))) {
-        r = -RE_ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        b64[i] = c == '-' ? '+' : c == '_' ? '/' : c;
-        if (c == '+' || c == '/' || c == '=')
-            goto out;
-    }
-    while (len % 4)
-        b64[len++] = '=';
-    if (mbedtls_base64_decode(raw, len, &n, (unsigned char *)b64, len) != 0)
-        goto out;
-    if ((r = re_json_parse(&state, (struct re_str){ (char *)raw, n }, 8, NULL)) < 0)
-        goto out;
-    /* The cursor came back from the client: its numbers go into int64
-     * binds, so they must be whole numbers in range (re_json_get_int). */
-    r = -RE_EINVAL;
-    k = cJSON_GetObjectItem(state, "k");
-    if (!cJSON_IsObject(state) || !cJSON_IsObject(cJSON_GetObjectItem(state, "f")) ||
-        re_json_get_int(&num, state, "i") < 0 ||
-        (k && !cJSON_IsString(k) && re_json_get_int(&num, state, "k") < 0))
-        goto out;
-    *out = state;
-    state = NULL;
-    r = 0;
-out:
-    cJSON_Delete(state);
-    free(b64);
-    free(raw);
-    return r < 0 ? -RE_EINVAL : 0;
-}
-
-int inv_parse_limit(struct inv_req *q, int *out)
-{
-    char *v = NULL;
-    unsigned long long n;
-    int r = inv_query(q, "limit", &v);
-    if (r < 0)
-        return r;
-    if (!v) {
-        *out = LIMIT_DEFAULT;
-        return 0;
-    }
-    r = re_str_to_u64(&n, re_str_c(v), 100000000ULL);
-    free(v);
-    if (r < 0 || n < 1 || n > LIMIT_MAX)
-        return inv_fail(q, 400, "invalid", "limit", "limit must be between 1 and %d", LIMIT_MAX);
-    *out = (int)n;
     return 0;
 }
 
@@ -372,7 +152,7 @@ int inv_bind_idset(struct inv_binds *b, const void *set)
     return 0;
 }
 
-static int binds_apply(sqlite3_stmt *st, const struct inv_binds *b)
+int inv_binds_apply(sqlite3_stmt *st, const struct inv_binds *b)
 {
     for (int i = 0; i < b->n; i++) {
         int rc;
@@ -387,7 +167,7 @@ static int binds_apply(sqlite3_stmt *st, const struct inv_binds *b)
     return 0;
 }
 
-static void binds_release(struct inv_binds *b)
+void inv_binds_release(struct inv_binds *b)
 {
     for (int i = 0; i < b->n_owned; i++)
         if (b->free_owned)
@@ -775,146 +555,8 @@ out:
     return r;
 }
 
-/* ---- handlers ---- */
-
-static const struct inv_entity *const ENTITIES[] = {
-    &inv_group, &inv_cluster, &inv_namespace, &inv_application, &inv_policy, NULL,
-};
-
-/* The entity named by the path's third segment (/api/v1/<plural>...). */
-static const struct inv_entity *entity_of(struct http_exchange *x)
-{
-    struct re_str p = x->req.path;
-    const char *prefix = "/api/v1/";
-    size_t n = strlen(prefix);
-    if (p.len <= n || memcmp(p.ptr, prefix, n) != 0)
-        return NULL;
-    const char *s = p.ptr + n;
-    size_t len = p.len - n;
-    const char *slash = memchr(s, '/', len);
-    if (slash)
-        len = (size_t)(slash - s);
-    for (size_t i = 0; ENTITIES[i]; i++)
-        if (strlen(ENTITIES[i]->plural) == len && memcmp(ENTITIES[i]->plural, s, len) == 0)
-            return ENTITIES[i];
-    return NULL;
-}
-
-static int get_if_match(struct inv_req *q, int64_t *out)
-{
-    struct re_str v = http_header_get(&q->x->req, "If-Match");
-    unsigned long long n;
-    *out = -1;
-    if (!v.ptr || re_str_eq_c(v, "*"))
-        return 0;
-    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"')
-        v = (struct re_str){ v.ptr + 1, v.len - 2 };
-    if (re_str_to_u64(&n, v, (1ULL << 53)) < 0)
-        return inv_fail(q, 400, "invalid", "If-Match", "If-Match must be a version number");
-    *out = (int64_t)n;
-    return 0;
-}
-
-static char *location_of(const struct inv_entity *e, int64_t id)
-{
-    struct re_buf b;
-    re_buf_init(&b, 256);
-    re_buf_printf(&b, "/api/v1/%s/%lld", e->plural, (long long)id);
-    return re_buf_steal(&b);
-}
-
-static int64_t version_of(const cJSON *obj)
-{
-    const cJSON *v = cJSON_GetObjectItem(obj, "version");
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
-}
-
-/* 412 unless want (from If-Match; -1 when absent) is before's version. */
-static int check_version(struct inv_req *q, const struct inv_entity *e, const cJSON *before,
-                         int64_t want)
-{
-    if (want < 0 || want == version_of(before))
-        return 0;
-    return inv_fail(q, 412, "precondition_failed", "If-Match",
-                    "%s has version %lld, not %lld: reload and retry", e->kind,
-                    (long long)version_of(before), (long long)want);
-}
-
-static int inv_h_create(struct http_exchange *x)
-{
-    struct inv_req q;
-    const struct inv_entity *e = entity_of(x);
-    cJSON *body = NULL, *after = NULL;
-    char *loc = NULL, summary[400];
-    int64_t id = 0;
-    inv_req_init(&q, x);
-    if (!e)
-        return http_response_error(&x->res, 404, "not_found", NULL, "no such collection"), 0;
-    if (q.status || inv_require_role(&q, e->create_roles) < 0 ||
-        inv_parse_object(&q, &body) < 0 || inv_begin(&q) < 0 ||
-        inv_create_in_txn(&q, e, body, &id, &after) < 0)
-        goto fail;
-    loc = location_of(e, id);
-    const char *name = cJSON_GetObjectItem(after, e->key)->valuestring;
-    snprintf(summary, sizeof(summary), "%s %s created", e->kind, name);
-    struct inventory_change chg = { e->kind, "create", id, name, q.actor, NULL, after, summary };
-    if (inv_finish(&q, 201, after, &chg, loc, version_of(after)) < 0)
-        goto fail;
-    goto out;
-fail:
-    inv_reply_error(&q);
-out:
-    free(loc);
-    cJSON_Delete(body);
-    cJSON_Delete(after);
-    return 0;
-}
-
-/* Reads the object named by params[0], checking read permission. */
-static int load_target(struct inv_req *q, const struct inv_entity *e, enum inv_action a,
-                       int64_t *id, cJSON **obj)
-{
-    char *ref = NULL;
-    int r;
-    if ((r = inv_param(q, 0, &ref)) < 0)
-        return r;
-    r = inv_lookup(q, e, ref, id);
-    free(ref);
-    if (r < 0)
-        return r;
-    if ((r = inv_read(q, e, *id, obj)) < 0)
-        return r == -RE_ENOENT ? inv_fail(q, 404, "not_found", NULL, "%s not found", e->kind)
-                               : inv_fail_err(q, r);
-    if (e->authorize && (r = e->authorize(q, a, *obj, NULL)) < 0) {
-        cJSON_Delete(*obj);
-        *obj = NULL;
-        return r;
-    }
-    return 0;
-}
-
-static int inv_h_get(struct http_exchange *x)
-{
-    struct inv_req q;
-    const struct inv_entity *e = entity_of(x);
-    cJSON *obj = NULL;
-    int64_t id;
-    inv_req_init(&q, x);
-    if (!e)
-        return http_response_error(&x->res, 404, "not_found", NULL, "no such collection"), 0;
-    if (inv_require_role(&q, e->read_roles) < 0 || load_target(&q, e, INV_READ, &id, &obj) < 0) {
-        inv_reply_error(&q);
-        goto out;
-    }
-    http_response_header(&x->res, "ETag", "\"%lld\"", (long long)version_of(obj));
-    http_response_json(&x->res, 200, obj);
-out:
-    cJSON_Delete(obj);
-    return 0;
-}
-
-static int do_update(struct inv_req *q, const struct inv_entity *e, cJSON *body, int64_t id,
-                     const cJSON *before, cJSON **after)
+int inv_update_in_txn(struct inv_req *q, const struct inv_entity *e, cJSON *body, int64_t id,
+                      const cJSON *before, cJSON **after)
 {
     struct re_buf sql;
     sqlite3_stmt *st = NULL;
@@ -995,382 +637,26 @@ out:
     return r;
 }
 
-static int inv_h_update(struct http_exchange *x)
+int inv_delete_in_txn(struct inv_req *q, const struct inv_entity *e, int64_t id,
+                      const cJSON *before)
 {
-    struct inv_req q;
-    const struct inv_entity *e = entity_of(x);
-    cJSON *body = NULL, *before = NULL, *after = NULL;
-    char summary[400];
-    int64_t id, want;
-    inv_req_init(&q, x);
-    if (!e)
-        return http_response_error(&x->res, 404, "not_found", NULL, "no such collection"), 0;
-    if (q.status || inv_require_role(&q, e->write_roles) < 0 || get_if_match(&q, &want) < 0 ||
-        inv_parse_object(&q, &body) < 0 || inv_begin(&q) < 0 ||
-        load_target(&q, e, INV_UPDATE, &id, &before) < 0)
-        goto fail;
-    if (check_version(&q, e, before, want) < 0)
-        goto fail;
-    if (do_update(&q, e, body, id, before, &after) < 0)
-        goto fail;
-    const char *name = cJSON_GetObjectItem(after, e->key)->valuestring;
-    snprintf(summary, sizeof(summary), "%s %s updated", e->kind, name);
-    struct inventory_change chg = { e->kind, "update", id, name, q.actor, before, after, summary };
-    if (inv_finish(&q, 200, after, &chg, NULL, version_of(after)) < 0)
-        goto fail;
-    goto out;
-fail:
-    inv_reply_error(&q);
-out:
-    cJSON_Delete(body);
-    cJSON_Delete(before);
-    cJSON_Delete(after);
-    return 0;
-}
-
-static int inv_h_delete(struct http_exchange *x)
-{
-    struct inv_req q;
-    const struct inv_entity *e = entity_of(x);
-    cJSON *before = NULL;
-    char sql[128], summary[400];
+    char sql[128];
     sqlite3_stmt *st = NULL;
-    int64_t id, want;
-    inv_req_init(&q, x);
-    if (!e)
-        return http_response_error(&x->res, 404, "not_found", NULL, "no such collection"), 0;
-    if (q.status || inv_require_role(&q, e->write_roles) < 0 || get_if_match(&q, &want) < 0 ||
-        inv_begin(&q) < 0 || load_target(&q, e, INV_DELETE, &id, &before) < 0)
-        goto fail;
-    if (check_version(&q, e, before, want) < 0)
-        goto fail;
-    if (e->authorize && e->authorize(&q, INV_DELETE, before, NULL) < 0)
-        goto fail;
-    if (e->pre_delete && e->pre_delete(&q, id, before) < 0)
-        goto fail;
+    int r;
+    if (e->authorize && (r = e->authorize(q, INV_DELETE, before, NULL)) < 0)
+        return r;
+    if (e->pre_delete && (r = e->pre_delete(q, id, before)) < 0)
+        return r;
     const char *name = cJSON_GetObjectItem(before, e->key)->valuestring;
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", e->table);
-    if (sqlite3_prepare_v2(q.db, sql, -1, &st, NULL) != SQLITE_OK) {
-        inv_fail_err(&q, -RE_EDB);
-        goto fail;
-    }
+    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return inv_fail_err(q, -RE_EDB);
     sqlite3_bind_int64(st, 1, id);
-    if (step_write(&q, e, st, name) < 0)
-        goto fail;
-    int r = audit_record(q.db, q.now, q.actor, "delete", e->kind, id, name, before, NULL);
-    if (r < 0) {
-        inv_fail_err(&q, r);
-        goto fail;
-    }
-    snprintf(summary, sizeof(summary), "%s %s deleted", e->kind, name);
-    struct inventory_change chg = { e->kind, "delete", id, name, q.actor, before, NULL, summary };
-    if (inv_finish(&q, 204, NULL, &chg, NULL, 0) < 0)
-        goto fail;
-    goto out;
-fail:
-    inv_reply_error(&q);
-out:
+    r = step_write(q, e, st, name);
     sqlite3_finalize(st);
-    cJSON_Delete(before);
-    return 0;
-}
-
-/* ---- lists ---- */
-
-/* "name", "name desc", "-name": column and direction; 400 naming orderby. */
-static int parse_orderby(struct inv_req *q, const struct inv_entity *e, const char *s,
-                         const char **col, bool *desc)
-{
-    char word[32] = "";
-    size_t n = strcspn(s, " +");
-    const char *rest = s + n;
-    *desc = false;
-    if (*s == '-') {
-        *desc = true;
-        s++;
-        n--;
-    }
-    if (n >= sizeof(word))
-        goto bad;
-    memcpy(word, s, n);
-    word[n] = '\0';
-    while (*rest == ' ' || *rest == '+')
-        rest++;
-    if (strcmp(rest, "desc") == 0)
-        *desc = true;
-    else if (*rest && strcmp(rest, "asc") != 0)
-        goto bad;
-    if (strcmp(word, "id") == 0)
-        *col = "id";
-    else if (strcmp(word, "name") == 0 || strcmp(word, e->key) == 0)
-        *col = e->key;
-    else if (strcmp(word, "created_at") == 0)
-        *col = "created_at";
-    else if (strcmp(word, "updated_at") == 0)
-        *col = "updated_at";
-    else
-        goto bad;
-    return 0;
-bad:
-    return inv_fail(q, 400, "invalid", "orderby",
-                    "orderby must be name, id, created_at or updated_at, optionally with ' desc'");
-}
-
-/* Collects the list query from the request (or the cursor) into state:
- * {"f": {filters}, "o": orderby, "k": last key, "i": last id}. */
-static int list_state(struct inv_req *q, const struct inv_entity *e, cJSON **out)
-{
-    const char *p = q->x->req.query.ptr, *end = p ? p + q->x->req.query.len : NULL;
-    cJSON *state = NULL, *filters, *meta;
-    char *next = NULL;
-    int r;
-    if ((r = inv_query(q, "next", &next)) < 0)
+    if (r < 0)
         return r;
-    if (next) {
-        r = inv_cursor_decode(&state, next);
-        free(next);
-        if (r < 0)
-            return inv_fail(q, 400, "invalid", "next", "next is not a cursor this list returned");
-        *out = state;
-        return 0;
-    }
-    if (!(state = cJSON_CreateObject()) || !(filters = cJSON_AddObjectToObject(state, "f")) ||
-        !(meta = cJSON_AddObjectToObject(filters, "metadata"))) {
-        cJSON_Delete(state);
-        return inv_fail_err(q, -RE_ENOMEM);
-    }
-    while (p && p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        char *k = NULL, *v = NULL;
-        r = 0;
-        if (stop > p) {
-            if (http_percent_decode(&k, (struct re_str){ p, (size_t)((eq ? eq : stop) - p) },
-                                    true) < 0 ||
-                http_percent_decode(&v, eq ? (struct re_str){ eq + 1, (size_t)(stop - eq - 1) }
-                                           : (struct re_str){ "", 0 }, true) < 0) {
-                r = inv_fail(q, 400, "invalid", NULL, "badly encoded query string");
-            } else if (strncmp(k, "metadata.", 9) == 0) {
-                const char *why = NULL;
-                if (cJSON_GetArraySize(meta) >= LIST_MAX_METADATA)
-                    r = inv_fail(q, 400, "invalid", k, "at most %d metadata filters",
-                                 LIST_MAX_METADATA);
-                else if (validate_key(re_str_c(k + 9), &why) < 0 ||
-                    validate_value(re_str_c(v), &why) < 0)
-                    r = inv_fail(q, 400, "invalid", k, "%s: %s", k, why);
-                else if (!cJSON_AddStringToObject(meta, k + 9, v))
-                    r = inv_fail_err(q, -RE_ENOMEM);
-            } else if (strcmp(k, "limit") == 0 || strcmp(k, "dry_run") == 0) {
-                /* handled elsewhere */
-            } else {
-                bool known = strcmp(k, "search") == 0 || strcmp(k, "orderby") == 0;
-                for (size_t i = 0; !known && e->list_params && e->list_params[i]; i++)
-                    known = strcmp(k, e->list_params[i]) == 0;
-                if (!known)
-                    r = inv_fail(q, 400, "unknown_field", k, "unknown query parameter '%.100s'", k);
-                else if (cJSON_GetObjectItem(filters, k))
-                    r = inv_fail(q, 400, "invalid", k, "'%s' given twice", k);
-                else if (!cJSON_AddStringToObject(filters, k, v))
-                    r = inv_fail_err(q, -RE_ENOMEM);
-            }
-        }
-        free(k);
-        free(v);
-        if (r < 0) {
-            cJSON_Delete(state);
-            return r;
-        }
-        p = stop + (amp ? 1 : 0);
-        if (!amp)
-            break;
-    }
-    *out = state;
+    if ((r = audit_record(q->db, q->now, q->actor, "delete", e->kind, id, name, before, NULL)) < 0)
+        return inv_fail_err(q, r);
     return 0;
 }
-
-/* Builds the WHERE part common to every entity into sql (which already has
- * "SELECT ... FROM t WHERE 1"). */
-static int list_where(struct inv_req *q, const struct inv_entity *e, const cJSON *filters,
-                      struct re_buf *sql, struct inv_binds *b)
-{
-    const cJSON *search = cJSON_GetObjectItem(filters, "search");
-    const cJSON *meta = cJSON_GetObjectItem(filters, "metadata"), *m;
-    int r = 0;
-    if (cJSON_IsString(search) && search->valuestring[0]) {
-        if (re_buf_printf(sql, " AND (instr(lower(%s), lower(?)) > 0 OR"
-                          " instr(lower(description), lower(?)) > 0)", e->key) < 0 ||
-            inv_bind_text(b, search->valuestring) < 0 || inv_bind_text(b, search->valuestring) < 0)
-            return inv_fail_err(q, -RE_ENOMEM);
-    }
-    if (cJSON_GetArraySize(meta) > LIST_MAX_METADATA)
-        return inv_fail(q, 400, "invalid", "next", "bad cursor");
-    cJSON_ArrayForEach(m, meta) {
-        char path[300];
-        if (!cJSON_IsString(m) || validate_key(re_str_c(m->string), NULL) < 0)
-            return inv_fail(q, 400, "invalid", "next", "bad cursor");
-        snprintf(path, sizeof(path), "$.\"%s\"", m->string);
-        if (re_buf_append_str(sql, " AND json_extract(metadata, ?) = ?") < 0 ||
-            inv_bind_text_copy(b, path) < 0 || inv_bind_text(b, m->valuestring) < 0)
-            return inv_fail_err(q, -RE_ENOMEM);
-    }
-    if (e->list_filter)
-        r = e->list_filter(q, filters, sql, b);
-    return r;
-}
-
-static int inv_h_list(struct http_exchange *x)
-{
-    struct inv_req q;
-    const struct inv_entity *e = entity_of(x);
-    cJSON *state = NULL, *answer = NULL, *items, *last_key = NULL;
-    struct re_buf sql;
-    struct inv_binds b = { .n = 0 };
-    sqlite3_stmt *st = NULL;
-    const char *col = "id";
-    bool desc = false;
-    int limit = 0, rc, count = 0;
-    int64_t last_id = 0;
-    char *cursor = NULL;
-
-    re_buf_init(&sql, 16384);
-    inv_req_init(&q, x);
-    if (!e) {
-        http_response_error(&x->res, 404, "not_found", NULL, "no such collection");
-        goto out;
-    }
-    if (inv_require_role(&q, e->read_roles) < 0 || inv_parse_limit(&q, &limit) < 0 ||
-        list_state(&q, e, &state) < 0)
-        goto fail;
-    const cJSON *filters = cJSON_GetObjectItem(state, "f");
-    const cJSON *ob = cJSON_GetObjectItem(filters, "orderby");
-    if (cJSON_IsString(ob) && parse_orderby(&q, e, ob->valuestring, &col, &desc) < 0)
-        goto fail;
-    if (q.status)
-        goto fail;
-    if (re_buf_printf(&sql, "SELECT id, %s FROM %s WHERE 1", col, e->table) < 0)
-        goto nomem;
-    if (list_where(&q, e, filters, &sql, &b) < 0)
-        goto fail;
-    const cJSON *ci = cJSON_GetObjectItem(state, "i"), *ck = cJSON_GetObjectItem(state, "k");
-    const char *cmp = desc ? "<" : ">";
-    if (cJSON_IsNumber(ci)) {
-        if (strcmp(col, "id") == 0) {
-            if (re_buf_printf(&sql, " AND id %s ?", cmp) < 0 ||
-                inv_bind_int(&b, (int64_t)ci->valuedouble) < 0)
-                goto nomem;
-        } else {
-            if (!ck || (!cJSON_IsString(ck) && !cJSON_IsNumber(ck))) {
-                inv_fail(&q, 400, "invalid", "next", "next is not a cursor this list returned");
-                goto fail;
-            }
-            if (re_buf_printf(&sql, " AND (%s, id) %s (?, ?)", col, cmp) < 0 ||
-                (cJSON_IsString(ck) ? inv_bind_text(&b, ck->valuestring)
-                                    : inv_bind_int(&b, (int64_t)ck->valuedouble)) < 0 ||
-                inv_bind_int(&b, (int64_t)ci->valuedouble) < 0)
-                goto nomem;
-        }
-    }
-    if (strcmp(col, "id") == 0) {
-        if (re_buf_printf(&sql, " ORDER BY id%s", desc ? " DESC" : "") < 0)
-            goto nomem;
-    } else if (re_buf_printf(&sql, " ORDER BY %s%s, id%s", col, desc ? " DESC" : "",
-                             desc ? " DESC" : "") < 0) {
-        goto nomem;
-    }
-    if (re_buf_printf(&sql, " LIMIT %d", limit + 1) < 0)
-        goto nomem;
-    if (sqlite3_prepare_v2(q.db, sql.ptr, -1, &st, NULL) != SQLITE_OK || binds_apply(st, &b) < 0) {
-        inv_fail_err(&q, -RE_EDB);
-        goto fail;
-    }
-    if (!(answer = cJSON_CreateObject()) || !(items = cJSON_AddArrayToObject(answer, "items")))
-        goto nomem;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cJSON *obj = NULL;
-        int64_t id = sqlite3_column_int64(st, 0);
-        if (count == limit) {
-            /* one more row exists: the page ends at the previous one */
-            cJSON *cur = cJSON_Duplicate(state, 1);
-            if (!cur)
-                goto nomem;
-            cJSON_DeleteItemFromObject(cur, "i");
-            cJSON_DeleteItemFromObject(cur, "k");
-            cJSON_AddNumberToObject(cur, "i", (double)last_id);
-            if (last_key)
-                cJSON_AddItemToObject(cur, "k", last_key);
-            last_key = NULL;
-            int r = inv_cursor_encode(&cursor, cur);
-            cJSON_Delete(cur);
-            if (r < 0)
-                goto nomem;
-            break;
-        }
-        if (inv_read(&q, e, id, &obj) < 0) {
-            inv_fail_err(&q, -RE_EDB);
-            goto fail;
-        }
-        cJSON_AddItemToArray(items, obj);
-        count++;
-        last_id = id;
-        cJSON_Delete(last_key);
-        last_key = sqlite3_column_type(st, 1) == SQLITE_TEXT
-                       ? cJSON_CreateString((const char *)sqlite3_column_text(st, 1))
-                       : cJSON_CreateNumber((double)sqlite3_column_int64(st, 1));
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        inv_fail_err(&q, db_err(rc));
-        goto fail;
-    }
-    if (!cJSON_AddItemToObject(answer, "next", cursor ? cJSON_CreateString(cursor)
-                                                      : cJSON_CreateNull()))
-        goto nomem;
-    http_response_json(&x->res, 200, answer);
-    goto out;
-nomem:
-    inv_fail_err(&q, -RE_ENOMEM);
-fail:
-    inv_reply_error(&q);
-out:
-    sqlite3_finalize(st);
-    binds_release(&b);
-    re_buf_release(&sql);
-    cJSON_Delete(state);
-    cJSON_Delete(answer);
-    cJSON_Delete(last_key);
-    free(cursor);
-    return 0;
-}
-
-#define R_READ_INV  (ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM)
-#define R_OPS       (ROLE_ADMIN | ROLE_OPERATOR)
-#define R_NS_WRITE  (ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM)
-
-const struct route inventory_routes[] = {
-    { "GET",    "/api/v1/groups", inv_h_list, R_READ_INV | ROLE_TECHNICIAN },
-    { "POST",   "/api/v1/groups", inv_h_create, R_OPS },
-    { "GET",    "/api/v1/groups/{id}", inv_h_get, R_READ_INV | ROLE_TECHNICIAN },
-    { "PATCH",  "/api/v1/groups/{id}", inv_h_update, R_OPS },
-    { "DELETE", "/api/v1/groups/{id}", inv_h_delete, R_OPS },
-    { "GET",    "/api/v1/clusters", inv_h_list, R_READ_INV | ROLE_TECHNICIAN },
-    { "POST",   "/api/v1/clusters", inv_h_create, R_OPS | ROLE_TECHNICIAN },
-    { "GET",    "/api/v1/clusters/{name}", inv_h_get, R_READ_INV | ROLE_TECHNICIAN | ROLE_AGENT },
-    { "PATCH",  "/api/v1/clusters/{name}", inv_h_update, R_OPS },
-    { "DELETE", "/api/v1/clusters/{name}", inv_h_delete, R_OPS },
-    { "GET",    "/api/v1/namespaces", inv_h_list, R_READ_INV },
-    { "POST",   "/api/v1/namespaces", inv_h_create, R_NS_WRITE },
-    { "GET",    "/api/v1/namespaces/{name}", inv_h_get, R_READ_INV },
-    { "PATCH",  "/api/v1/namespaces/{name}", inv_h_update, R_NS_WRITE },
-    { "DELETE", "/api/v1/namespaces/{name}", inv_h_delete, R_NS_WRITE },
-    { "GET",    "/api/v1/applications", inv_h_list, R_READ_INV },
-    { "POST",   "/api/v1/applications", inv_h_create, R_NS_WRITE },
-    { "GET",    "/api/v1/applications/{name}", inv_h_get, R_READ_INV },
-    { "PATCH",  "/api/v1/applications/{name}", inv_h_update, R_NS_WRITE },
-    { "DELETE", "/api/v1/applications/{name}", inv_h_delete, R_NS_WRITE },
-    { "GET",    "/api/v1/policies", inv_h_list, R_READ_INV },
-    { "POST",   "/api/v1/policies", inv_h_create, R_OPS },
-    { "GET",    "/api/v1/policies/{name}", inv_h_get, R_READ_INV },
-    { "PATCH",  "/api/v1/policies/{name}", inv_h_update, R_OPS },
-    { "DELETE", "/api/v1/policies/{name}", inv_h_delete, R_OPS },
-    { NULL, NULL, NULL, 0 },
-};

@@ -54,7 +54,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include "http/routes.h"
 
 struct hub;
 
@@ -81,16 +80,15 @@ struct inventory_hooks {
      * NULL when not given. A negative return fails the request with 500. */
     int (*preview)(void *ctx, struct hub *hub, const struct inventory_change *c,
                    const char *diff_cluster, cJSON *answer);
+    /* The commit cluster should run, as 40 hex digits; -RE_ENOENT when
+     * there is none (yet). Loop thread. */
+    int (*desired_revision)(void *ctx, struct hub *hub, const char *cluster, char out[41]);
 };
 
 /* Installs the hooks (copied); NULL removes them. */
 void inventory_set_hooks(const struct inventory_hooks *h);
+/* The desired_revision hook, or -RE_ENOENT without one. */
+int inventory_desired_revision(struct hub *hub, const char *cluster, char out[41]);
 
-/* Route tables for routes.c. */
-extern const struct route inventory_routes[];
-extern const struct route config_routes[];
-extern const struct route import_routes[];
-extern const struct route audit_routes[];
-extern const struct route plan_routes[];    /* inventory_plan.h */
 
 #endif

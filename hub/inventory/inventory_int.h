@@ -1,6 +1,8 @@
-/* inventory_int.h - internals shared by the inventory modules (inventory.c,
- * inventory_entities.c, api_config.c, api_import.c, audit.c): the request
- * context, errors, entity descriptors. Not for use elsewhere. */
+/* inventory_int.h - the inventory engine's interface for the modules built on
+ * it (entities.c, plan.c, audit.c and the api/ handlers over them): one
+ * operation's context and errors, the entity descriptors, reads and writes
+ * inside the operation's transaction. The HTTP side of a request (query,
+ * body, answer) is api/request.h. */
 #ifndef HUB_INVENTORY_INT_H
 #define HUB_INVENTORY_INT_H
 
@@ -8,12 +10,14 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include "http/http.h"
+#include "buf.h"
+#include "caller.h"
 #include "inventory.h"
 
-/* One API request: who, when, and the first error it met. */
+/* One operation on the inventory: who, when, and the first error it met.
+ * status is the error's HTTP status: the API's error taxonomy, which the
+ * engine speaks so that a handler can answer what it recorded. */
 struct inv_req {
-    struct http_exchange *x;
     struct hub *hub;
     sqlite3 *db;
     const struct caller *peer;
@@ -21,40 +25,28 @@ struct inv_req {
     int64_t now;
     bool dry_run;
     bool in_txn;
+    bool live;                   /* a read: add what is not inventory (agent status) */
+    bool cascade;                /* a delete may remove what hangs below (groups) */
     int status;                  /* of the error; 0 while none */
     const char *code;
     char field[128];
     char message[512];
 };
 
-/* Sets up q for x (actor, time, ?dry_run). */
-void inv_req_init(struct inv_req *q, struct http_exchange *x);
 /* Records an error (the first one wins) and returns -RE_EINVAL. */
 int inv_fail(struct inv_req *q, int status, const char *code, const char *field,
              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Records an internal error for a negative RE code (busy -> 503, else 500). */
 int inv_fail_err(struct inv_req *q, int err);
-/* Writes q's error into the response; returns 0 (handler result). */
-int inv_reply_error(struct inv_req *q);
-/* 403 unless the caller has one of roles. */
-int inv_require_role(struct inv_req *q, unsigned roles);
-/* Parses the body as a JSON object with the configured depth limit. */
-int inv_parse_object(struct inv_req *q, cJSON **out);
-/* Decoded query parameter, malloc'd; NULL (and 0) when absent. */
-int inv_query(struct inv_req *q, const char *key, char **out);
-/* Boolean query parameter (true/false/1/0); def when absent. */
-int inv_query_bool(struct inv_req *q, const char *key, bool def, bool *out);
-/* A path parameter, percent-decoded, malloc'd. */
-int inv_param(struct inv_req *q, size_t i, char **out);
 
 /* BEGIN IMMEDIATE. */
 int inv_begin(struct inv_req *q);
-/* Ends the transaction and answers: a dry run rolls back and answers 200
- * {"dry_run": true, "status": status, "result": result, ...preview}; else
- * COMMIT, then status + result (NULL: no body), with Location/ETag when
- * given. Calls the hooks and invalidates the fleet index. Consumes nothing. */
-int inv_finish(struct inv_req *q, int status, const cJSON *result,
-               const struct inventory_change *chg, const char *location, int64_t etag);
+/* COMMIT, then the committed hook and the fleet index's invalidation. */
+int inv_commit(struct inv_req *q, const struct inventory_change *chg);
+/* A dry run's end: the preview hook adds to answer (diff_cluster: ?diff, or
+ * NULL), then ROLLBACK. */
+int inv_preview(struct inv_req *q, const struct inventory_change *chg, const char *diff_cluster,
+                cJSON *answer);
 /* Rolls back if a transaction is open (after an error). */
 void inv_abort(struct inv_req *q);
 
@@ -63,12 +55,6 @@ int audit_record(sqlite3 *db, int64_t at, const char *actor, const char *action,
                  const char *entity, int64_t entity_id, const char *name,
                  const cJSON *before, const cJSON *after);
 
-/* Opaque list cursors: base64url of a JSON object. */
-int inv_cursor_encode(char **out, const cJSON *state);
-int inv_cursor_decode(cJSON **out, const char *text);
-
-/* Parses ?limit (default 100, 1..1000); 400 naming "limit" otherwise. */
-int inv_parse_limit(struct inv_req *q, int *out);
 
 /* ---- entities ---- */
 
@@ -146,6 +132,9 @@ int inv_bind_text(struct inv_binds *b, const char *s);
 int inv_bind_text_copy(struct inv_binds *b, const char *s);
 int inv_bind_int(struct inv_binds *b, int64_t i);
 int inv_bind_idset(struct inv_binds *b, const void *set);
+/* Binds b's values to st in order; frees what b owns. */
+int inv_binds_apply(sqlite3_stmt *st, const struct inv_binds *b);
+void inv_binds_release(struct inv_binds *b);
 
 extern const struct inv_entity inv_group, inv_cluster, inv_namespace, inv_application,
     inv_policy;
@@ -158,6 +147,14 @@ int inv_read(struct inv_req *q, const struct inv_entity *e, int64_t id, cJSON **
  * transaction: validation, permission, insert, audit. *id_out and *after set. */
 int inv_create_in_txn(struct inv_req *q, const struct inv_entity *e, cJSON *body,
                       int64_t *id_out, cJSON **after);
+/* Updates object id (read as before) from a partial body inside the open
+ * transaction: validation, permission, UPDATE, audit; *after set. */
+int inv_update_in_txn(struct inv_req *q, const struct inv_entity *e, cJSON *body, int64_t id,
+                      const cJSON *before, cJSON **after);
+/* Deletes object id (read as before) inside the open transaction:
+ * permission, the entity's pre_delete, DELETE, audit. */
+int inv_delete_in_txn(struct inv_req *q, const struct inv_entity *e, int64_t id,
+                      const cJSON *before);
 /* Validates a metadata object (string values); field prefix "metadata". */
 int inv_check_metadata(struct inv_req *q, const cJSON *v);
 /* Validates an expression string; 400 field with the parser's message. */

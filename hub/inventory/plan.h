@@ -31,7 +31,6 @@
 #include <sqlite3.h>
 #include "bitset.h"
 #include "fleet.h"
-#include "http/routes.h"
 
 struct plan_namespace {
     const char *name;
@@ -82,6 +81,5 @@ bool plan_policy_applies(const struct plan *p, size_t policy, size_t cluster);
 /* The assignments of one cluster as JSON (the endpoint's answer). */
 int plan_cluster_json(cJSON **out, const struct plan *p, size_t cluster);
 
-extern const struct route plan_routes[];
 
 #endif
