@@ -111,8 +111,9 @@ demo: deps
 	$(MAKE) all
 	bash tests/demo.sh
 
-lint:
-	@bash tests/lint.sh
+# Builds first: the layer check reads the hub's objects (nm).
+lint: all
+	@LINT_OBJECTS=$(BUILD) bash tests/lint.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

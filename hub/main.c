@@ -9,20 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "inventory/checkin_batch.h"
+#include "api/api_git.h"
 #include "conf.h"
-#include "inventory/db.h"
 #include "error.h"
 #include "fsutil.h"
-#include "api/api_git.h"
 #include "gitops/gitops.h"
+#include "gitops/mirror.h"
+#include "http/routes.h"
+#include "http/server.h"
 #include "hub.h"
+#include "inventory/checkin_batch.h"
+#include "inventory/db.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
-#include "http/routes.h"
-#include "http/server.h"
-#include "gitops/mirror.h"
 #include "state.h"
 
 #define EXIT_USAGE 64

@@ -12,10 +12,10 @@
 #include <unistd.h>
 #include "clock.h"
 #include "crypto.h"
-#include "inventory/db.h"
 #include "error.h"
 #include "fsutil.h"
 #include "hub.h"
+#include "inventory/db.h"
 #include "state.h"
 
 #define CA_LIFETIME_S (10LL * 365 * 86400)

@@ -12,6 +12,16 @@ fi
 if hits=$(grep -nE '#include "(\.\./)?(hub|agent)/|#include "(server|routes|hub|agent)\.h"' shared/*.[ch]); then
     echo "shared/ includes a daemon header:"; echo "$hits"; rc=1
 fi
+# The hub's layers: one-way includes per folder, no cycle among the objects
+# (tests/lint_layers.py; `make lint` builds first, objects in $LINT_OBJECTS).
+if ! out=$(python3 tests/lint_layers.py --objects "${LINT_OBJECTS:-build/rel}" 2>&1); then
+    echo "hub layers:"; echo "$out"; rc=1
+fi
+# ar keeps one member per file name: two hub modules may not share one.
+if dups=$(git ls-files 'hub/*.c' | grep -v '^hub/ctl/' | xargs -n1 basename | sort | uniq -d) &&
+   [ -n "$dups" ]; then
+    echo "hub modules sharing a file name (libhub.a would keep one):"; echo "$dups"; rc=1
+fi
 if command -v cppcheck >/dev/null; then
     # cppcheck does not read the system headers; the iteration macros it
     # meets in the code must be spelled out for it (else: unknownMacro).

@@ -6,10 +6,10 @@
 #include <time.h>
 #include "clock.h"
 #include "error.h"
+#include "http/routes.h"
 #include "inventory/audit.h"
 #include "inventory/db.h"
 #include "json.h"
-#include "http/routes.h"
 #include "request.h"
 
 /* Unix seconds or an ISO 8601 UTC time ("2026-01-02T03:04:05Z"). */

@@ -3,17 +3,17 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "api_checkin.h"
-#include "gitops/gitops.h"
-#include "inventory/auth.h"
-#include "inventory/checkin_batch.h"
 #include "clock.h"
-#include "inventory/db.h"
 #include "error.h"
+#include "gitops/gitops.h"
 #include "http/http.h"
 #include "hub.h"
+#include "inventory/auth.h"
+#include "inventory/checkin_batch.h"
+#include "inventory/db.h"
+#include "inventory/validate.h"
 #include "json.h"
 #include "log.h"
-#include "inventory/validate.h"
 
 /* ---- validation ---- */
 

@@ -4,14 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api_config.h"
-#include "inventory/auth.h"
-#include "inventory/db.h"
 #include "error.h"
-#include "inventory/config_values.h"
 #include "http/routes.h"
-#include "request.h"
-#include "json.h"
+#include "inventory/auth.h"
+#include "inventory/config_values.h"
+#include "inventory/db.h"
 #include "inventory/validate.h"
+#include "json.h"
+#include "request.h"
 
 /* Which object a config route is about. */
 struct owner {

@@ -25,12 +25,12 @@
 #include "enroll/enroll.h"
 #include "error.h"
 #include "http/http.h"
+#include "http/routes.h"
 #include "hub.h"
+#include "inventory/validate.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
-#include "http/routes.h"
-#include "inventory/validate.h"
 
 #define BODY_MAX (ENROLL_CSR_MAX + 4096)    /* a request body beyond: 413 */
 

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
-#include "error.h"
 #include "api_git.h"
+#include "error.h"
 #include "http/http.h"
 #include "hub.h"
-#include "log.h"
 #include "inventory/validate.h"
+#include "log.h"
 
 #define GIT_DIR_NAME      "git"
 #define ADV_MAX           (64 * 1024)

@@ -17,15 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "inventory/audit.h"
 #include "conf.h"
-#include "inventory/auth.h"
-#include "inventory/db.h"
 #include "error.h"
 #include "gitops/gitops.h"
 #include "gitops/gitstore.h"
 #include "http/routes.h"
 #include "hub.h"
+#include "inventory/audit.h"
+#include "inventory/auth.h"
+#include "inventory/db.h"
 #include "json.h"
 
 #define READ_ROLES (ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_TECHNICIAN | ROLE_AGENT)

@@ -20,13 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "inventory/db.h"
 #include "error.h"
 #include "http/routes.h"
-#include "request.h"
 #include "hub.h"
-#include "json.h"
+#include "inventory/db.h"
 #include "inventory/validate.h"
+#include "json.h"
+#include "request.h"
 
 #define IMPORT_MAX_ROWS 200000
 #define IMPORT_MAX_ERRORS 1000

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
+#include "http/routes.h"
 #include "inventory/auth.h"
 #include "inventory/db.h"
 #include "inventory/expr.h"
 #include "inventory/fleet.h"
 #include "inventory/validate.h"
 #include "json.h"
-#include "http/routes.h"
 #include "request.h"
 
 #define METADATA_MAX_KEYS 64

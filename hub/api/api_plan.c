@@ -2,11 +2,11 @@
  * (inventory/plan.h) gives one cluster; an agent may read only its own. */
 #include <stdlib.h>
 #include "error.h"
+#include "http/routes.h"
 #include "inventory/auth.h"
 #include "inventory/fleet.h"
 #include "inventory/plan.h"
 #include "json.h"
-#include "http/routes.h"
 #include "request.h"
 
 static int assignments(struct http_exchange *x)

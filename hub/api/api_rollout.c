@@ -5,14 +5,14 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "api_checkin.h"
-#include "inventory/auth.h"
-#include "inventory/checkin_batch.h"
 #include "error.h"
 #include "gitops/gitops.h"
 #include "http/http.h"
-#include "hub.h"
-#include "inventory/plan.h"
 #include "http/routes.h"
+#include "hub.h"
+#include "inventory/auth.h"
+#include "inventory/checkin_batch.h"
+#include "inventory/plan.h"
 
 #define ROLLOUT_MAX_NAMES 100    /* lagging names listed per version */
 

@@ -4,8 +4,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "ctl.h"
 #include "conf.h"
+#include "ctl.h"
 #include "error.h"
 #include "fsutil.h"
 #include "json.h"

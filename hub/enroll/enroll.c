@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
-#include "inventory/audit.h"
 #include "clock.h"
 #include "crypto.h"
-#include "inventory/db.h"
 #include "enroll.h"
 #include "error.h"
 #include "fsutil.h"
 #include "hub.h"
+#include "inventory/audit.h"
+#include "inventory/db.h"
 #include "inventory/validate.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

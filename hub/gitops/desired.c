@@ -2,10 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "inventory/config_values.h"
-#include "inventory/db.h"
 #include "desired.h"
 #include "error.h"
+#include "inventory/config_values.h"
+#include "inventory/db.h"
 
 struct desired {
     struct render_cluster c;

@@ -20,9 +20,9 @@
 #include <git2/sys/commit.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
-#include "hash.h"
 #include "error.h"
 #include "gitstore.h"
+#include "hash.h"
 
 #define REF_FMT   "refs/namespaces/%s/refs/heads/main"
 #define HEAD_FMT  "refs/namespaces/%s/HEAD"

@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
-#include "hash.h"
 #include "error.h"
+#include "hash.h"
 #include "render.h"
 #include "yamlout.h"
 

@@ -10,22 +10,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <git2.h>
-#include "inventory/bitset.h"
-#include "inventory/db.h"
 #include "desired.h"
 #include "error.h"
-#include "inventory/fleet.h"
 #include "fsutil.h"
 #include "gitops.h"
 #include "gitstore.h"
 #include "hub.h"
+#include "inventory/bitset.h"
+#include "inventory/db.h"
+#include "inventory/fleet.h"
 #include "inventory/inventory.h"
 #include "inventory/plan.h"
+#include "inventory/validate.h"
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
 #include "revcache.h"
-#include "inventory/validate.h"
 
 #define MSG_MAX 4096
 #define ACTOR_MAX 160

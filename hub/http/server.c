@@ -8,11 +8,11 @@
 #include <time.h>
 #include <http_parser.h>
 #include <uv.h>
-#include "inventory/auth.h"
 #include "error.h"
 #include "fsutil.h"
 #include "http.h"
 #include "hub.h"
+#include "inventory/auth.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"

@@ -2,10 +2,10 @@
  * request (also on TLS-resumed sessions) so revocation takes effect at once. */
 #include <string.h>
 #include "auth.h"
+#include "caller.h"
 #include "db.h"
 #include "error.h"
 #include "hub.h"
-#include "caller.h"
 
 /* Looks peer up with sql, which selects (cert_serial, revoked, role, id) by
  * name (a static string: the statement is cached); role is NULL for

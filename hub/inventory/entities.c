@@ -9,10 +9,10 @@
 #include <http_parser.h>
 #include <yaml.h>
 #include "auth.h"
+#include "checkin_status.h"
 #include "db.h"
 #include "error.h"
 #include "fleet.h"
-#include "checkin_status.h"
 #include "inventory_int.h"
 #include "json.h"
 #include "validate.h"

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "expr.h"
 #include "error.h"
+#include "expr.h"
 
 enum node_kind { N_TERM, N_NOT, N_AND, N_OR };
 

@@ -36,8 +36,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "buf.h"
 #include "bitset.h"
+#include "buf.h"
 
 #define EXPR_MAX_LEN   4096
 #define EXPR_MAX_DEPTH 64

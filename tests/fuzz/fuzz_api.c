@@ -12,11 +12,11 @@
 #include <string.h>
 #include "../../hub/api/api_checkin.h"
 #include "../../hub/api/api_config.h"
+#include "../../hub/http/routes.h"
+#include "../../hub/hub.h"
 #include "../../hub/inventory/db.h"
 #include "../../hub/inventory/fleet.h"
-#include "../../hub/hub.h"
 #include "../../hub/inventory/inventory.h"
-#include "../../hub/http/routes.h"
 #include "../../hub/state.h"
 #include "error.h"
 #include "fuzz.h"

@@ -3,11 +3,11 @@
  * canonical form, and the set evaluator (expr_eval) must agree with the
  * per-cluster evaluator (expr_match) and with the re-parsed expression. */
 #include <string.h>
-#include "inventory/bitset.h"
 #include "buf.h"
 #include "error.h"
-#include "inventory/expr.h"
 #include "fuzz.h"
+#include "inventory/bitset.h"
+#include "inventory/expr.h"
 
 #define N_CLUSTERS 16
 

@@ -17,10 +17,10 @@
 
 #include "clock.h"
 #include "crypto.h"
-#include "inventory/db.h"
 #include "error.h"
 #include "fsutil.h"
 #include "hub.h"
+#include "inventory/db.h"
 #include "sim.h"
 
 #define ISSUE_BACKDATE_S 300

@@ -7,11 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <git2.h>
+#include "../../agent/deploy.h"
 #include "../../agent/enroll.h"
 #include "../../agent/materialize.h"
 #include "../../agent/pull.h"
 #include "../../agent/state.h"
-#include "../../agent/deploy.h"
 #include "clock.h"
 #include "crypto.h"
 #include "error.h"

@@ -1,7 +1,7 @@
 /* test_bitset.c - unit tests for hub/bitset.c: bounds, tail bits, set algebra, iteration. */
-#include "testlib.h"
-#include "inventory/bitset.h"
 #include "error.h"
+#include "inventory/bitset.h"
+#include "testlib.h"
 
 static const size_t sizes[] = { 0, 1, 63, 64, 65, 127, 128, 130, 1000 };
 #define N_SIZES (sizeof(sizes) / sizeof(sizes[0]))

@@ -7,11 +7,11 @@
 
 /* The CLI's sources are not in any archive: include them (main.c aside). */
 #include "../../hub/ctl/args.c"
-#include "../../hub/ctl/output.c"
 #include "../../hub/ctl/client.c"
-#include "../../hub/ctl/profile.c"
-#include "../../hub/ctl/login.c"
 #include "../../hub/ctl/commands.c"
+#include "../../hub/ctl/login.c"
+#include "../../hub/ctl/output.c"
+#include "../../hub/ctl/profile.c"
 
 static int parse(struct ctl_args *a, const char *const *argv, struct re_buf *err)
 {

@@ -1,8 +1,8 @@
 /* test_db.c - the hub database helpers: the prepared statement cache. */
 #include <stdio.h>
 #include <string.h>
-#include "inventory/db.h"
 #include "error.h"
+#include "inventory/db.h"
 #include "testlib.h"
 
 static const char sel_sql[] = "SELECT name FROM users WHERE name = ?";

@@ -13,10 +13,10 @@
 
 #include "clock.h"
 #include "crypto.h"
-#include "inventory/db.h"
 #include "enroll/enroll.h"
 #include "error.h"
 #include "hub.h"
+#include "inventory/db.h"
 #include "state.h"
 #include "testlib.h"
 

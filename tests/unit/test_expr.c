@@ -1,11 +1,11 @@
 /* test_expr.c - unit tests for hub/expr.c: grammar, errors with positions, evaluation, canonical form. */
 #include <stdint.h>
 #include <time.h>
-#include "testlib.h"
-#include "inventory/expr.h"
-#include "inventory/bitset.h"
 #include "buf.h"
 #include "error.h"
+#include "inventory/bitset.h"
+#include "inventory/expr.h"
+#include "testlib.h"
 
 /* ---- a small fleet: 10 clusters with groups, metadata and namespaces ---- */
 

@@ -5,11 +5,11 @@
 #include <stdint.h>
 #include <unistd.h>
 #include <uv.h>
-#include "testlib.h"
+#include "api/api_git.h"
 #include "error.h"
 #include "http/http.h"
 #include "hub.h"
-#include "api/api_git.h"
+#include "testlib.h"
 
 static char dir[256];
 static int done_calls;

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
-#include "testlib.h"
-#include "error.h"
 #include "../../hub/gitops/gitstore.h"
 #include "../../hub/gitops/render.h"
 #include "../../hub/gitops/revcache.h"
+#include "error.h"
+#include "testlib.h"
 
 static const char *const owners[] = { "alice@example.com" };
 static const struct render_namespace nss[] = {

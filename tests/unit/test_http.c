@@ -6,8 +6,8 @@
 #include <cjson/cJSON.h>
 #include "error.h"
 #include "http/http.h"
-#include "metrics.h"
 #include "http/routes.h"
+#include "metrics.h"
 #include "testlib.h"
 
 

@@ -2,18 +2,18 @@
  * in a temporary directory, requests built as struct http_exchange. */
 #include <stdarg.h>
 #include <unistd.h>
-#include "testlib.h"
-#include "error.h"
-#include "json.h"
 #include "../../hub/api/api.h"
 #include "../../hub/api/api_config.h"
+#include "../../hub/http/routes.h"
+#include "../../hub/hub.h"
 #include "../../hub/inventory/config_values.h"
 #include "../../hub/inventory/db.h"
 #include "../../hub/inventory/fleet.h"
-#include "../../hub/hub.h"
 #include "../../hub/inventory/inventory.h"
 #include "../../hub/inventory/plan.h"
-#include "../../hub/http/routes.h"
+#include "error.h"
+#include "json.h"
+#include "testlib.h"
 
 
 static const struct route *const tables[] = {

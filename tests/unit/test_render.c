@@ -7,10 +7,10 @@
 #include <unistd.h>
 #include <yaml.h>
 #include <cjson/cJSON.h>
-#include "testlib.h"
-#include "error.h"
 #include "../../hub/gitops/render.h"
 #include "../../hub/gitops/yamlout.h"
+#include "error.h"
+#include "testlib.h"
 
 static const char *const hostile[] = {
     "a: b\n---\nkind: Secret", "#x", "{\"k\":1}", "'q\"", "", " lead", "trail ",

@@ -1,7 +1,7 @@
 /* test_validate.c - names, paths, keys, values, identities and versions. */
-#include "testlib.h"
-#include "error.h"
 #include "../../hub/inventory/validate.h"
+#include "error.h"
+#include "testlib.h"
 
 #define S(x) re_str_c(x)
 
