@@ -11,7 +11,8 @@ BUILD_DEPS := build-essential pkg-config libuv1-dev libmbedtls-dev libcjson-dev 
               libsqlite3-dev libgit2-dev libcurl4-openssl-dev libhttp-parser-dev \
               libyaml-dev
 TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime jq python3 \
-              systemd lintian man-db sqlite3 cppcheck sslscan valgrind bc
+              systemd lintian man-db sqlite3 cppcheck sslscan valgrind bc \
+              python3-yaml python3-jsonschema
 
 PKGS    := libuv libcjson sqlite3 libgit2 libcurl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -51,3 +51,36 @@ int re_from_errno(int e)
     default: return -RE_EIO;
     }
 }
+
+int re_err_status(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case RE_ENOENT:
+        return 404;
+    case RE_EEXIST:
+    case RE_ECONFLICT:
+        return 409;
+    case RE_EINVAL:
+    case RE_EPARSE:
+    case RE_EDEPTH:
+        return 400;
+    case RE_ETOOBIG:
+        return 413;
+    case RE_ESTALE:
+        return 412;
+    case RE_EDENIED:
+        return 403;
+    case RE_EUNAUTH:
+        return 401;
+    case RE_EBUSY:
+    case RE_EAGAIN:
+    case RE_ELOCKED:
+        return 503;
+    case RE_EUNSUPP:
+        return 501;
+    case RE_ENOSPC:
+        return 507; /* Insufficient Storage: the operator must free disk space */
+    default:
+        return 500;
+    }
+}

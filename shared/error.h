@@ -41,6 +41,9 @@ enum re_err {
 const char *re_strerror(int err);
 /* Stable machine code ("not_found") for the JSON error body; never NULL. */
 const char *re_errcode(int err);
+/* The HTTP status an error answers with (404 for RE_ENOENT, 507 for
+ * RE_ENOSPC, ...; 500 for what is not the client's and has no better). */
+int re_err_status(int err);
 /* Map an errno value to a negative RE code. */
 int re_from_errno(int e);
 

@@ -21,6 +21,8 @@
 #define RENDER_MAX_FILES    100000u
 #define FLUX_NS             "flux-system"
 #define FLUX_SOURCE_NAME    "resedge-hub"
+/* each namespace's account for applying its apps (render_namespace) */
+#define TENANT_SA           "resedge-tenant"
 #define FLUX_SOURCE_SECRET  "resedge-hub-tls"
 #define KUSTOMIZE_API       "kustomize.config.k8s.io/v1beta1"
 #define KUSTOMIZE_COMPONENT_API "kustomize.config.k8s.io/v1alpha1"
@@ -802,7 +804,7 @@ static int render_namespace(struct rctx *x, const struct render_namespace *ns,
                             const struct render_kv *data, size_t n_data)
 {
     char dir[128], path[192];
-    const char *files[8];
+    const char *files[10];
     size_t nf = 0;
     int rc;
     const char *name = ns->name;
@@ -878,6 +880,28 @@ static int render_namespace(struct rctx *x, const struct render_namespace *ns,
             return rc;
         files[nf++] = "rolebinding.yaml";
     }
+
+    /* The account every Kustomization applying this namespace's apps
+     * impersonates (Flux multi-tenancy lockdown): admin here, nothing
+     * elsewhere, so an app team's files cannot reach past its namespace. */
+    d = manifest(x, "v1", "ServiceAccount", TENANT_SA, name);
+    re_snprintf(path, sizeof(path), "%s/serviceaccount.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
+        return rc;
+    files[nf++] = "serviceaccount.yaml";
+    d = manifest(x, "rbac.authorization.k8s.io/v1", "RoleBinding", TENANT_SA, name);
+    cJSON *tref = jobj(x, d, "roleRef");
+    jstr(x, tref, "apiGroup", "rbac.authorization.k8s.io");
+    jstr(x, tref, "kind", "ClusterRole");
+    jstr(x, tref, "name", "admin");
+    cJSON *tsub = jpush_obj(x, jarr(x, d, "subjects"));
+    jstr(x, tsub, "kind", "ServiceAccount");
+    jstr(x, tsub, "name", TENANT_SA);
+    jstr(x, tsub, "namespace", name);
+    re_snprintf(path, sizeof(path), "%s/tenant-rolebinding.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
+        return rc;
+    files[nf++] = "tenant-rolebinding.yaml";
 
     d = manifest(x, "networking.k8s.io/v1", "NetworkPolicy", "default-deny", name);
     cJSON *spec = jobj(x, d, "spec");
@@ -1002,7 +1026,9 @@ static int render_app(struct rctx *x, const struct render_app *a)
         }
         re_snprintf(objname, sizeof(objname), "app-%s", name);
 
-        cJSON *d = manifest(x, FLUX_SRC_API, "GitRepository", objname, FLUX_NS);
+        /* the app team's repository and its Kustomization live in the
+         * team's namespace and apply with the team's account only */
+        cJSON *d = manifest(x, FLUX_SRC_API, "GitRepository", objname, a->namespace_);
         cJSON *spec = jobj(x, d, "spec");
         jstr(x, spec, "interval", "5m");
         cJSON *r = jobj(x, spec, "ref");
@@ -1019,7 +1045,7 @@ static int render_app(struct rctx *x, const struct render_app *a)
         if ((rc = put_doc(x, path, d)) < 0)
             goto out;
 
-        d = manifest(x, FLUX_KS_API, "Kustomization", objname, FLUX_NS);
+        d = manifest(x, FLUX_KS_API, "Kustomization", objname, a->namespace_);
         spec = jobj(x, d, "spec");
         cJSON *cl = jobj(x, jobj(x, spec, "commonMetadata"), "labels");
         for (size_t i = 0; i < 2; i++)
@@ -1031,6 +1057,7 @@ static int render_app(struct rctx *x, const struct render_app *a)
         cJSON *sref = jobj(x, spec, "sourceRef");
         jstr(x, sref, "kind", "GitRepository");
         jstr(x, sref, "name", objname);
+        jstr(x, spec, "serviceAccountName", TENANT_SA);
         jstr(x, spec, "targetNamespace", a->namespace_);
         jstr(x, spec, "timeout", "5m");
         re_snprintf(path, sizeof(path), "%s/flux-kustomization.yaml", dir);
@@ -1103,16 +1130,21 @@ static int render_app(struct rctx *x, const struct render_app *a)
     /* flux/app-<app>.yaml: applies ./apps/<app> on its own. */
     char fname[96];
     re_snprintf(fname, sizeof(fname), "resedge-app-%s", name);
-    cJSON *d = manifest(x, FLUX_KS_API, "Kustomization", fname, FLUX_NS);
+    /* In the team's namespace, impersonating its account: what apps/<app>
+     * holds is the team's, even when the hub rendered it. */
+    cJSON *d = manifest(x, FLUX_KS_API, "Kustomization", fname, a->namespace_);
     cJSON *spec = jobj(x, d, "spec");
     jstr(x, spec, "interval", "10m");
     re_snprintf(path, sizeof(path), "./%s", dir);
     jstr(x, spec, "path", path);
     jbool(x, spec, "prune", true);
     jstr(x, spec, "retryInterval", "1m");
+    jstr(x, spec, "serviceAccountName", TENANT_SA);
     cJSON *sref = jobj(x, spec, "sourceRef");
     jstr(x, sref, "kind", "GitRepository");
     jstr(x, sref, "name", FLUX_SOURCE_NAME);
+    jstr(x, sref, "namespace", FLUX_NS);
+    jstr(x, spec, "targetNamespace", a->namespace_);
     jstr(x, spec, "timeout", "5m");
     re_snprintf(path, sizeof(path), "flux/app-%s.yaml", name);
     rc = put_doc(x, path, d);

@@ -212,35 +212,7 @@ int http_response_error(struct http_response *res, int status, const char *code,
 
 int http_status_from_err(int err)
 {
-    switch (err < 0 ? -err : err) {
-    case RE_ENOENT:
-        return 404;
-    case RE_EEXIST:
-    case RE_ECONFLICT:
-        return 409;
-    case RE_EINVAL:
-    case RE_EPARSE:
-    case RE_EDEPTH:
-        return 400;
-    case RE_ETOOBIG:
-        return 413;
-    case RE_ESTALE:
-        return 412;
-    case RE_EDENIED:
-        return 403;
-    case RE_EUNAUTH:
-        return 401;
-    case RE_EBUSY:
-    case RE_EAGAIN:
-    case RE_ELOCKED:
-        return 503;
-    case RE_EUNSUPP:
-        return 501;
-    case RE_ENOSPC:
-        return 507; /* Insufficient Storage: the operator must free disk space */
-    default:
-        return 500;
-    }
+    return re_err_status(err);
 }
 
 int http_response_from_err(struct http_response *res, int err, const char *field,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <http_parser.h>
 #include <yaml.h>
 #include "auth.h"
@@ -15,6 +16,7 @@
 #include "fleet.h"
 #include "inventory_int.h"
 #include "json.h"
+#include "tenant_files.h"
 #include "validate.h"
 
 #define MAX_CLUSTER_GROUPS 64
@@ -576,6 +578,29 @@ static int check_network(struct inv_req *q, const struct inv_field *f, const cJS
     return 0;
 }
 
+/* Names no inventory namespace may take, for anyone: the cluster's own,
+ * the GitOps engines', the hub's. A namespace the hub renders gets a
+ * default-deny policy, a LimitRange and an owner RoleBinding, and deleting
+ * it prunes the real one: on these that would break the store. */
+static int ns_check_key(struct inv_req *q, const char *name)
+{
+    static const char *const exact[] = { "default", "flux-system", "argocd", NULL };
+    static const char *const prefix[] = { "kube-", "resedge-", "openshift-", NULL };
+    int r;
+    if ((r = check_name(q, name)) < 0)
+        return r;
+    for (size_t i = 0; exact[i]; i++)
+        if (strcasecmp(name, exact[i]) == 0)
+            return inv_fail(q, 400, "reserved", "name",
+                            "namespace '%s' is reserved (the cluster's or a GitOps engine's own)",
+                            name);
+    for (size_t i = 0; prefix[i]; i++)
+        if (strncasecmp(name, prefix[i], strlen(prefix[i])) == 0)
+            return inv_fail(q, 400, "reserved", "name",
+                            "namespace names starting with '%s' are reserved", prefix[i]);
+    return 0;
+}
+
 static int ns_complete(struct inv_req *q, cJSON *body)
 {
     /* an app team creating a namespace owns it */
@@ -590,11 +615,25 @@ static int ns_complete(struct inv_req *q, cJSON *body)
 static int ns_authorize(struct inv_req *q, enum inv_action a, const cJSON *before,
                         const cJSON *after)
 {
+    /* placement and capacity are the platform's: an app team neither
+     * chooses its stores nor raises its own quota */
+    static const char *const platform_fields[] = { "expression", "quota", "network", NULL };
     if (q->peer->role != ROLE_APPTEAM || a == INV_READ)
         return 0;
     if (before && !auth_in_owners(q->peer, cJSON_GetObjectItem(before, "owners")))
         return inv_fail(q, 403, "forbidden", NULL, "'%s' is not an owner of namespace '%s'",
                         q->actor, cJSON_GetObjectItem(before, "name")->valuestring);
+    for (size_t i = 0; after && platform_fields[i]; i++) {
+        const cJSON *now = cJSON_GetObjectItem(after, platform_fields[i]);
+        const cJSON *was = before ? cJSON_GetObjectItem(before, platform_fields[i]) : NULL;
+        bool unset = !now || cJSON_IsNull(now) || (cJSON_IsString(now) && !now->valuestring[0]);
+        bool was_unset = !was || cJSON_IsNull(was) || (cJSON_IsString(was) && !was->valuestring[0]);
+        if ((unset && was_unset) || (now && was && cJSON_Compare(now, was, true)))
+            continue;
+        return inv_fail(q, 403, "forbidden", platform_fields[i],
+                        "only a platform role (admin, operator) sets a namespace's %s",
+                        platform_fields[i]);
+    }
     if (after && !auth_in_owners(q->peer, cJSON_GetObjectItem(after, "owners")))
         return inv_fail(q, 403, "forbidden", "owners",
                         "'%s' must stay among the namespace's owners", q->actor);
@@ -664,7 +703,7 @@ const struct inv_entity inv_namespace = {
     .read_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
-    .check_key = check_name,
+    .check_key = ns_check_key,
     .complete = ns_complete,
     .authorize = ns_authorize,
     .post_write = ns_post_write,
@@ -742,6 +781,10 @@ static int check_source(struct inv_req *q, const struct inv_field *f, const cJSO
             return r;
         if (path && (r = check_string_max(q, "source.git.path", path, 1024)) < 0)
             return r;
+        const char *why = NULL;
+        if (path && tenant_path_check(path->valuestring, &why) < 0)
+            return inv_fail(q, 400, "invalid", "source.git.path", "source.git.path '%.200s' %s",
+                            path->valuestring, why);
         return 0;
     }
     const cJSON *files = cJSON_GetObjectItem(base, "files"), *file;
@@ -773,6 +816,13 @@ static int check_source(struct inv_req *q, const struct inv_field *f, const cJSO
         if (total > MAX_BASE_BYTES)
             return inv_fail(q, 400, "too_large", "source.base.files",
                             "the base's files exceed %d bytes", MAX_BASE_BYTES);
+        char fwhy[512];
+        r = tenant_file_check(file->string, file->valuestring, strlen(file->valuestring), fwhy,
+                              sizeof(fwhy));
+        if (r == -RE_ENOMEM)
+            return inv_fail_err(q, r);
+        if (r < 0)
+            return inv_fail(q, 400, "forbidden_content", field, "%s", fwhy);
     }
     return 0;
 }
@@ -813,6 +863,8 @@ static int check_versions(struct inv_req *q, const struct inv_field *f, const cJ
                 return r;
             if (s && strchr(s->valuestring, '\n'))
                 return inv_fail(q, 400, "invalid", sub, "%s must be one line", sub);
+            if (s && strcmp(strs[k], "path") == 0 && tenant_path_check(s->valuestring, &why) < 0)
+                return inv_fail(q, 400, "invalid", sub, "%s '%.200s' %s", sub, s->valuestring, why);
         }
         snprintf(sub, sizeof(sub), "%s.expression", field);
         const cJSON *e = cJSON_GetObjectItem(item, "expression");

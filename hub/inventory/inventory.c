@@ -58,12 +58,11 @@ int inv_fail(struct inv_req *q, int status, const char *code, const char *field,
 
 int inv_fail_err(struct inv_req *q, int err)
 {
-    /* A storage error here is never the client's fault: 500, or 503 for
-     * what passes (out of memory, a busy or locked database), 501 for what
-     * this build cannot do (the API's mapping, http.c). */
-    int e = err < 0 ? -err : err;
-    int status = e == RE_ENOMEM || e == RE_EBUSY || e == RE_EAGAIN || e == RE_ELOCKED ? 503
-                 : e == RE_EUNSUPP ? 501 : 500;
+    /* One mapping for the whole API (re_err_status); out of memory is
+     * transient, and a storage error here is never the client's fault. */
+    int status = err == -RE_ENOMEM ? 503 : re_err_status(err);
+    if (status < 500)
+        status = 500;
     inv_fail(q, status, re_errcode(err), NULL, "%s", re_strerror(err));
     return err < 0 ? err : -RE_EDB;
 }
