@@ -4,6 +4,7 @@
 #include "checkin.h"
 #include "error.h"
 #include "json.h"
+#include "oid.h"
 
 static cJSON *str_or_null(const char *s)
 {
@@ -69,15 +70,6 @@ out:
     return r;
 }
 
-static bool is_hex40(const char *s)
-{
-    if (strlen(s) != 40)
-        return false;
-    for (size_t i = 0; i < 40; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
 
 /* A conservative git branch name: [A-Za-z0-9._/-], no "..", no leading '-'
  * or '/', no trailing '/' or ".lock". */
@@ -134,12 +126,12 @@ int checkin_parse_answer(struct checkin_answer *a, const char *body, size_t len,
     }
     r = re_json_get_string(&s, j, "revision");
     if (r == 0) {
-        if (!is_hex40(s)) {
+        if (!re_oid_is(s)) {
             re_buf_printf(err, "the hub's answer has a \"revision\" that is not a commit id");
             r = -RE_EINVAL;
             goto out;
         }
-        memcpy(out.revision, s, 41);
+        memcpy(out.revision, s, RE_OID_BUF);
     } else if (r != -RE_ENOENT) {
         re_buf_printf(err, "the hub's answer has a \"revision\" that is not a string");
         goto out;

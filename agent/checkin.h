@@ -19,13 +19,14 @@
 #include "buf.h"
 #include "config.h"
 #include "facts.h"
+#include "oid.h"
 #include "state.h"
 
 #define CHECKIN_MAX_INTERVAL_S 86400
 
 struct checkin_answer {
     char branch[256];
-    char revision[41];               /* "" when the hub has none yet */
+    char revision[RE_OID_BUF];               /* "" when the hub has none yet */
     unsigned interval_s;             /* 0 when the hub did not say */
     char git_url[1024];              /* "" when absent */
 };

@@ -9,6 +9,7 @@
 #include "hubclient.h"
 #include "log.h"
 #include "materialize.h"
+#include "oid.h"
 #include "run.h"
 #include "state.h"
 
@@ -125,7 +126,7 @@ static int cmd_status(int argc, char **argv)
     struct agent_state st = { 0 };
     struct agent_status s;
     struct re_buf err;
-    char cur[41] = "", until[32];
+    char cur[RE_OID_BUF] = "", until[32];
     int r;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

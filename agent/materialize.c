@@ -14,24 +14,15 @@
 #include "error.h"
 #include "fsutil.h"
 #include "materialize.h"
+#include "oid.h"
 
-static bool is_rev(const char *s)
-{
-    size_t n = strlen(s);
-    if (n != 40)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
 
 static int path2(char *out, size_t size, const char *dir, const char *name)
 {
     return re_snprintf(out, size, "%s/%s", dir, name);
 }
 
-int materialize_current(char out[41], const char *state_dir)
+int materialize_current(char out[RE_OID_BUF], const char *state_dir)
 {
     char link[4096], target[256];
     ssize_t n;
@@ -43,11 +34,11 @@ int materialize_current(char out[41], const char *state_dir)
     if (n < 0)
         return errno == ENOENT || errno == EINVAL ? -RE_ENOENT : re_from_errno(errno);
     target[n] = '\0';
-    if (strncmp(target, "revisions/", 10) != 0 || !is_rev(target + 10))
+    if (strncmp(target, "revisions/", 10) != 0 || !re_oid_is(target + 10))
         return -RE_ENOENT;
     if (stat(link, &sb) < 0 || !S_ISDIR(sb.st_mode))
         return -RE_ENOENT;
-    memcpy(out, target + 10, 41);
+    memcpy(out, target + 10, RE_OID_BUF);
     return 0;
 }
 
@@ -56,7 +47,7 @@ int materialize_swap(const char *state_dir, const char *rev)
     char tmp[4096], cur[4096], target[64], dir[4096];
     struct stat sb;
     int r;
-    if (!is_rev(rev))
+    if (!re_oid_is(rev))
         return -RE_EINVAL;
     if ((r = re_snprintf(target, sizeof(target), "revisions/%s", rev)) < 0 ||
         (r = path2(dir, sizeof(dir), state_dir, target)) < 0 ||
@@ -79,7 +70,7 @@ int materialize_swap(const char *state_dir, const char *rev)
 }
 
 struct rev_ent {
-    char name[41];
+    char name[RE_OID_BUF];
     struct timespec mtime;
 };
 
@@ -110,7 +101,7 @@ static int list_revisions(struct rev_ent **out, size_t *n_out, const char *state
         return errno == ENOENT ? 0 : re_from_errno(errno);
     while ((e = readdir(d))) {
         struct stat sb;
-        if (!is_rev(e->d_name) || path2(p, sizeof(p), revs, e->d_name) < 0 ||
+        if (!re_oid_is(e->d_name) || path2(p, sizeof(p), revs, e->d_name) < 0 ||
             lstat(p, &sb) < 0 || !S_ISDIR(sb.st_mode))
             continue;
         if (n == cap) {
@@ -122,7 +113,7 @@ static int list_revisions(struct rev_ent **out, size_t *n_out, const char *state
             }
             v = nv;
         }
-        memcpy(v[n].name, e->d_name, 41);
+        memcpy(v[n].name, e->d_name, RE_OID_BUF);
         v[n].mtime = sb.st_mtim;
         n++;
     }
@@ -138,7 +129,7 @@ int materialize_prune(const char *state_dir, unsigned keep)
 {
     struct rev_ent *v;
     size_t n;
-    char cur[41] = "", p[4096];
+    char cur[RE_OID_BUF] = "", p[4096];
     int r;
     if ((r = list_revisions(&v, &n, state_dir)) < 0)
         return r;
@@ -158,7 +149,7 @@ int materialize_prune(const char *state_dir, unsigned keep)
 
 int materialize_repair(const char *state_dir, struct re_buf *report)
 {
-    char p[4096], revs[4096], cur_hex[41];
+    char p[4096], revs[4096], cur_hex[RE_OID_BUF];
     struct stat sb;
     DIR *d;
     struct dirent *e;
@@ -337,7 +328,7 @@ static int write_tree(struct writer *w, int dirfd, const git_tree *tree, int dep
 int materialize_commit(const char *state_dir, git_repository *repo, const git_oid *commit_id,
                        unsigned keep, struct re_buf *err)
 {
-    char hex[41], revs[4096], final[4096], tmp[4096];
+    char hex[RE_OID_BUF], revs[4096], final[4096], tmp[4096];
     git_commit *commit = NULL;
     git_tree *tree = NULL;
     struct stat sb;

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include "buf.h"
+#include "oid.h"
 
 struct git_repository;
 struct git_oid;
@@ -28,7 +29,7 @@ int materialize_repair(const char *state_dir, struct re_buf *report);
 
 /* The revision STATE/current points at, into out (41 bytes).
  * -RE_ENOENT when there is none. */
-int materialize_current(char out[41], const char *state_dir);
+int materialize_current(char out[RE_OID_BUF], const char *state_dir);
 
 /* Writes commit's tree into revisions/<hex> (no-op when already there),
  * swaps current to it and prunes to keep revisions. err explains failures:

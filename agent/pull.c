@@ -6,6 +6,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "gitstream.h"
+#include "oid.h"
 #include "pull.h"
 #include "tick.h"
 #include "tls.h"
@@ -106,7 +107,7 @@ static int on_sideband(const char *str, int len, void *payload)
     return pull_abort && *pull_abort ? -1 : 0;
 }
 
-int pull_fetch(git_repository *repo, const char *url, const char *branch, char fetched_hex[41],
+int pull_fetch(git_repository *repo, const char *url, const char *branch, char fetched_hex[RE_OID_BUF],
                struct re_buf *err)
 {
     git_remote *remote = NULL;
@@ -147,7 +148,7 @@ int pull_fetch(git_repository *repo, const char *url, const char *branch, char f
         r = -RE_EGIT;
         goto out;
     }
-    git_oid_tostr(fetched_hex, 41, &oid);
+    git_oid_tostr(fetched_hex, RE_OID_BUF, &oid);
     r = 0;
 out:
     git_remote_free(remote);
@@ -166,7 +167,7 @@ static bool head_is(git_repository *repo, const char *ref)
 
 bool pull_published(git_repository *repo, const char *branch, const char *commit_hex)
 {
-    char ref[300], hex[41];
+    char ref[300], hex[RE_OID_BUF];
     git_oid oid;
     if (!repo || re_snprintf(ref, sizeof(ref), "refs/heads/%s", branch) < 0 ||
         git_reference_name_to_id(&oid, repo, ref) < 0)

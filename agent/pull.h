@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include "buf.h"
+#include "oid.h"
 
 struct git_repository;
 
@@ -40,7 +41,7 @@ int pull_check_mirror(struct git_repository *repo, struct re_buf *err);
  * is the one the hub assigned. -RE_EGIT (err: libgit2's message), -RE_EAGAIN
  * when aborted. */
 int pull_fetch(struct git_repository *repo, const char *url, const char *branch,
-               char fetched_hex[41], struct re_buf *err);
+               char fetched_hex[RE_OID_BUF], struct re_buf *err);
 
 /* Points refs/heads/<branch> at commit_hex (a commit already in the mirror)
  * and HEAD at refs/heads/<branch> (so clones check it out); nothing is

@@ -25,6 +25,7 @@
 #include "materialize.h"
 #include "mirrorserve.h"
 #include "notify.h"
+#include "oid.h"
 #include "pull.h"
 #include "run.h"
 #include "state.h"
@@ -405,7 +406,7 @@ static void flux_applied(struct agent *a)
             continue;
         const char *p = strstr(rev->valuestring, "sha1:");
         if (p && strlen(p + 5) == 40)
-            memcpy(a->status.applied, p + 5, 41);
+            memcpy(a->status.applied, p + 5, RE_OID_BUF);
     }
 }
 
@@ -420,7 +421,7 @@ static void pull_error(struct agent *a, const char *msg)
 
 static void sync_desired(struct agent *a)
 {
-    char url[1100], fetched[41], cur[41] = "", rev_dir[4096];
+    char url[1100], fetched[RE_OID_BUF], cur[RE_OID_BUF] = "", rev_dir[4096];
     struct re_buf err;
     int r;
     re_buf_init(&err, 2048);
@@ -477,7 +478,7 @@ static void sync_desired(struct agent *a)
             pull_error(a, msg);
             goto out;
         }
-        memcpy(a->status.pulled, fetched, 41);
+        memcpy(a->status.pulled, fetched, RE_OID_BUF);
         if (strcmp(fetched, want) != 0) {
             char msg[400];
             re_snprintf(msg, sizeof(msg), "branch '%s' is at %s but the hub assigned %s: "
@@ -522,7 +523,7 @@ static void sync_desired(struct agent *a)
     re_snprintf(a->status.mode, sizeof(a->status.mode), "%s", agent_mode_name(a->cfg.mode));
     switch (a->cfg.mode) {
     case AGENT_MODE_NONE:
-        memcpy(a->status.applied, want, 41);
+        memcpy(a->status.applied, want, RE_OID_BUF);
         re_snprintf(a->status.apply_result, sizeof(a->status.apply_result), "ok");
         a->status.applied_at = re_time();
         break;
@@ -533,7 +534,7 @@ static void sync_desired(struct agent *a)
         memcpy(a->status.apply_result, result, sizeof(result));
         a->status.applied_at = re_time();
         if (strcmp(result, "ok") == 0) {
-            memcpy(a->status.applied, want, 41);
+            memcpy(a->status.applied, want, RE_OID_BUF);
             log_notice("applied revision %s", short_rev(want));
         } else {
             log_err("applying revision %s: %s", short_rev(want), result);
@@ -542,7 +543,7 @@ static void sync_desired(struct agent *a)
     }
     case AGENT_MODE_MIRROR:
         if (mirror_flux(a) == 0)
-            memcpy(a->status.applied, want, 41);
+            memcpy(a->status.applied, want, RE_OID_BUF);
         break;
     case AGENT_MODE_FLUX:
         break;
@@ -849,9 +850,9 @@ int agent_run_main(int argc, char **argv)
     r = agent_status_read(&a.status, a.cfg.state_dir);
     {
         /* What is on disk is what was last applied in the modes that materialize. */
-        char cur[41];
+        char cur[RE_OID_BUF];
         if (materialize_current(cur, a.cfg.state_dir) == 0 && !a.status.pulled[0])
-            memcpy(a.status.pulled, cur, 41);
+            memcpy(a.status.pulled, cur, RE_OID_BUF);
     }
     if (r < 0 && r != -RE_ENOENT) {
         log_warn("'%s/%s' was damaged (%s): starting from an empty status and rewriting it",

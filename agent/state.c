@@ -7,6 +7,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "json.h"
+#include "oid.h"
 #include "state.h"
 
 void agent_state_release(struct agent_state *st)
@@ -129,16 +130,6 @@ out:
     return r;
 }
 
-static bool is_rev(const char *s)
-{
-    size_t n = strlen(s);
-    if (n != 40)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
 
 int agent_status_read(struct agent_status *s, const char *dir)
 {
@@ -158,10 +149,10 @@ int agent_status_read(struct agent_status *s, const char *dir)
         goto out;
     }
     r = 0;
-    if (re_json_get_string(&v, j, "pulled_revision") == 0 && is_rev(v))
-        memcpy(s->pulled, v, 41);
-    if (re_json_get_string(&v, j, "applied_revision") == 0 && is_rev(v))
-        memcpy(s->applied, v, 41);
+    if (re_json_get_string(&v, j, "pulled_revision") == 0 && re_oid_is(v))
+        memcpy(s->pulled, v, RE_OID_BUF);
+    if (re_json_get_string(&v, j, "applied_revision") == 0 && re_oid_is(v))
+        memcpy(s->applied, v, RE_OID_BUF);
     if (re_json_get_string(&v, j, "apply_result") == 0)
         re_snprintf(s->apply_result, sizeof(s->apply_result), "%.*s",
                     (int)(sizeof(s->apply_result) - 1), v);

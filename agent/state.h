@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 #include "buf.h"
+#include "oid.h"
 
 #define AGENT_STATE_FILE  "agent.state"
 #define AGENT_CA_FILE     "ca.crt"
@@ -38,8 +39,8 @@ struct agent_state {
 
 /* What the agent reports about pulling and applying (status.json). */
 struct agent_status {
-    char pulled[41];                /* commit hex or "" */
-    char applied[41];
+    char pulled[RE_OID_BUF];                /* commit hex or "" */
+    char applied[RE_OID_BUF];
     char apply_result[512];         /* "ok", "failed: ..." or "" */
     char mode[16];                  /* the mode that applied it ("none", "apply"...) */
     int64_t applied_at;

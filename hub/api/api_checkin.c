@@ -14,6 +14,7 @@
 #include "inventory/validate.h"
 #include "json.h"
 #include "log.h"
+#include "oid.h"
 
 /* ---- validation ---- */
 
@@ -40,15 +41,6 @@ static bool printable(const char *s, size_t max)
     return true;
 }
 
-static bool hex40(const char *s)
-{
-    if (strlen(s) != 40)
-        return false;
-    for (size_t i = 0; i < 40; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
 
 /* Optional string field: absent or null leaves *out NULL. */
 static int opt_string(struct http_exchange *x, const cJSON *j, const char *key, size_t max,
@@ -87,8 +79,8 @@ static int opt_int(struct http_exchange *x, const cJSON *j, const char *key, lon
 
 static int opt_rev(struct http_exchange *x, const cJSON *j, const char *key, const char **out)
 {
-    int r = opt_string(x, j, key, 40, out);
-    if (r == 0 && *out && !hex40(*out)) {
+    int r = opt_string(x, j, key, RE_OID_HEX, out);
+    if (r == 0 && *out && !re_oid_is(*out)) {
         http_response_error(&x->res, 400, "invalid", key,
                             "'%s' must be a commit id (40 lowercase hex digits) or null", key);
         return -RE_EINVAL;
@@ -292,7 +284,7 @@ static int param_cluster(struct http_exchange *x, char out[VALIDATE_LABEL_MAX + 
 
 static int h_checkin(struct http_exchange *x)
 {
-    char name[VALIDATE_LABEL_MAX + 1], rev[41], url[400];
+    char name[VALIDATE_LABEL_MAX + 1], rev[RE_OID_BUF], url[400];
     struct report rep = { 0 };
     cJSON *j = NULL, *ans = NULL;
     size_t errpos = 0;

@@ -27,6 +27,7 @@
 #include "inventory/auth.h"
 #include "inventory/db.h"
 #include "json.h"
+#include "oid.h"
 
 #define READ_ROLES (ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_TECHNICIAN | ROLE_AGENT)
 #define WRITE_ROLES (ROLE_ADMIN | ROLE_OPERATOR)
@@ -131,7 +132,7 @@ static int h_files(struct http_exchange *x)
     struct gitstore *gs;
     struct render_tree *t = NULL;
     char *name = NULL, *path = NULL, *rev = NULL, *data = NULL;
-    char hex[41];
+    char hex[RE_OID_BUF];
     size_t len = 0;
     int64_t id;
     cJSON *ans = NULL, *files;
@@ -260,7 +261,7 @@ static int h_revert(struct http_exchange *x)
     struct gitstore_batch *b = NULL;
     struct render_tree *t = NULL;
     struct re_buf err;
-    char *name = NULL, actor[160], to_hex[41], head[41], new_hex[41] = "", msg[200];
+    char *name = NULL, actor[160], to_hex[RE_OID_BUF], head[RE_OID_BUF], new_hex[RE_OID_BUF] = "", msg[200];
     int64_t id;
     cJSON *body = NULL, *ans = NULL;
     const cJSON *to;
@@ -341,7 +342,7 @@ out:
 
 static int h_unpin(struct http_exchange *x)
 {
-    char *name = NULL, actor[160], head[41] = "", msg[200];
+    char *name = NULL, actor[160], head[RE_OID_BUF] = "", msg[200];
     int64_t id;
     cJSON *ans = NULL;
     int r;

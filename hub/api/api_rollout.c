@@ -13,6 +13,7 @@
 #include "inventory/auth.h"
 #include "inventory/checkin_batch.h"
 #include "inventory/plan.h"
+#include "oid.h"
 
 #define ROLLOUT_MAX_NAMES 100    /* lagging names listed per version */
 
@@ -25,10 +26,10 @@ struct version_tally {
 /* The revision each cluster's agent last applied, by fleet index (NULL where
  * it never reported one): an array, so that the tally below stays linear in
  * the fleet (a cJSON object keyed by name made every lookup a scan). */
-static int load_applied(sqlite3 *db, const struct fleet *f, char (**out)[41])
+static int load_applied(sqlite3 *db, const struct fleet *f, char (**out)[RE_OID_BUF])
 {
     sqlite3_stmt *st = NULL;
-    char (*applied)[41] = calloc(fleet_size(f) ? fleet_size(f) : 1, sizeof(*applied));
+    char (*applied)[RE_OID_BUF] = calloc(fleet_size(f) ? fleet_size(f) : 1, sizeof(*applied));
     int rc;
     if (!applied)
         return -RE_ENOMEM;
@@ -57,7 +58,7 @@ static int app_status(struct http_exchange *x)
 {
     struct plan *p = NULL;
     cJSON *ans = NULL, *versions;
-    char (*applied)[41] = NULL;
+    char (*applied)[RE_OID_BUF] = NULL;
     struct version_tally *t = NULL;
     char name[128];
     size_t app = (size_t)-1;
@@ -97,7 +98,7 @@ static int app_status(struct http_exchange *x)
     for (size_t c = 0; c < fleet_size(p->fleet); c++) {
         const struct plan_version *pv = plan_app_version(p, app, c);
         const char *cname = fleet_cluster_name(p->fleet, c);
-        char want[41];
+        char want[RE_OID_BUF];
         if (!pv) {
             unassigned++;
             continue;

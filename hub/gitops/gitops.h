@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+#include "oid.h"
 struct re_buf;
 
 struct hub;
@@ -72,7 +73,7 @@ void gitops_stop(struct hub *hub);
 /* The commit a cluster should run (its branch head) as 40 hex digits.
  * -RE_ENOENT when the writer is not running or the cluster has no branch yet.
  * Loop thread only. */
-int gitops_desired_revision(struct hub *hub, const char *cluster, char out[41]);
+int gitops_desired_revision(struct hub *hub, const char *cluster, char out[RE_OID_BUF]);
 
 /* For api_gitops.c, loop thread only. */
 struct gitstore *gitops__reader(struct hub *hub);   /* NULL when not running */

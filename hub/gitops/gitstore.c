@@ -23,6 +23,7 @@
 #include "error.h"
 #include "gitstore.h"
 #include "hash.h"
+#include "oid.h"
 
 #define REF_FMT   "refs/namespaces/%s/refs/heads/main"
 #define HEAD_FMT  "refs/namespaces/%s/HEAD"
@@ -580,12 +581,12 @@ int gitstore_ref_files(struct gitstore *gs, const char *cluster, char *loose, si
     return re_snprintf(packed, packed_size, "%spacked-refs", gs->gitdir);
 }
 
-int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[41])
+int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[RE_OID_BUF])
 {
     git_oid oid;
     int rc = head_oid(gs, cluster, &oid);
     if (rc == 0)
-        git_oid_tostr(out_hex, 41, &oid);
+        git_oid_tostr(out_hex, RE_OID_BUF, &oid);
     return rc;
 }
 
@@ -837,7 +838,7 @@ static int commit_tree_id(struct gitstore *gs, const git_oid *commit, git_oid *o
     size_t n = git_odb_object_size(o);
     int rc = 0;
     if (git_odb_object_type(o) != GIT_OBJECT_COMMIT || n < 46 || memcmp(d, "tree ", 5) != 0 ||
-        d[45] != '\n' || git_oid_fromstrn(out, d + 5, 40) < 0)
+        d[45] != '\n' || git_oid_fromstrn(out, d + 5, RE_OID_HEX) < 0)
         rc = -RE_EGIT;
     git_odb_object_free(o);
     return rc;
@@ -870,7 +871,7 @@ static int want_head_fix(struct gitstore_batch *b, const char *cluster)
 int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
                        const struct render_tree *tree, const char *author,
                        const char *message, const char *expected_old_hex,
-                       bool *changed, char out_hex[41])
+                       bool *changed, char out_hex[RE_OID_BUF])
 {
     struct gitstore *gs = b->gs;
     struct staged s;
@@ -946,7 +947,7 @@ int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
     if (changed)
         *changed = true;
     if (out_hex)
-        git_oid_tostr(out_hex, 41, &commit_oid);
+        git_oid_tostr(out_hex, RE_OID_BUF, &commit_oid);
     /* Large batches go to disk in chunks, so memory stays bounded. */
     if (b->n_st >= b->chunk || b->mem >= GITSTORE_CHUNK_BYTES)
         rc = flush(b, NULL);
@@ -1111,13 +1112,6 @@ out:
     return 0;
 }
 
-static bool is_hex40(const char *s)
-{
-    for (int i = 0; i < 40; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
 
 /* Splits packed-refs text into its header line and records (sorted). */
 static int parse_packed(const char *text, size_t len, struct re_str *header,
@@ -1139,11 +1133,11 @@ static int parse_packed(const char *text, size_t len, struct re_str *header,
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t ll = (size_t)(nl - p);
         if (*p == '^') {
-            if (n == 0 || ll != 41 || !is_hex40(p + 1))
+            if (n == 0 || ll != RE_OID_HEX + 1 || !re_oid_prefix_is(p + 1))
                 goto bad;
             v[n - 1].len += ll + 1;
         } else {
-            if (ll < 42 || !is_hex40(p) || p[40] != ' ')
+            if (ll < RE_OID_HEX + 2 || !re_oid_prefix_is(p) || p[RE_OID_HEX] != ' ')
                 goto bad;
             if (n == cap) {
                 cap = cap ? cap * 2 : 1024;
@@ -1154,7 +1148,7 @@ static int parse_packed(const char *text, size_t len, struct re_str *header,
                 }
                 v = nv;
             }
-            v[n] = (struct pref){ p + 41, ll - 41, p, ll + 1 };
+            v[n] = (struct pref){ p + RE_OID_HEX + 1, ll - RE_OID_HEX - 1, p, ll + 1 };
             if (n > 0 && cmp_pref(&v[n - 1], &v[n]) >= 0)
                 sorted = false;
             n++;
@@ -1690,7 +1684,7 @@ static int resolve_oid(struct gitstore *gs, const char *cluster, const char *rev
     } else {
         size_t n = strlen(rev);
         git_oid prefix;
-        if (n < 4 || n > 40 || !is_hex(rev, n) || git_oid_fromstrn(&prefix, rev, n) < 0)
+        if (n < 4 || n > RE_OID_HEX || !is_hex(rev, n) || git_oid_fromstrn(&prefix, rev, n) < 0)
             return -RE_ENOENT;
         if (git_object_lookup_prefix(&obj, gs->repo, &prefix, n, GIT_OBJECT_COMMIT) < 0)
             return -RE_ENOENT;
@@ -1712,12 +1706,12 @@ static int resolve_oid(struct gitstore *gs, const char *cluster, const char *rev
 }
 
 int gitstore_resolve(struct gitstore *gs, const char *cluster, const char *rev,
-                     char out_hex[41])
+                     char out_hex[RE_OID_BUF])
 {
     git_oid oid;
     int rc = resolve_oid(gs, cluster, rev, &oid);
     if (rc == 0)
-        git_oid_tostr(out_hex, 41, &oid);
+        git_oid_tostr(out_hex, RE_OID_BUF, &oid);
     return rc;
 }
 

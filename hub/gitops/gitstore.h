@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "buf.h"
+#include "oid.h"
 #include "render.h"
 
 struct gitstore;
@@ -98,7 +99,7 @@ void gitstore_get_stats(const struct gitstore *gs, struct gitstore_stats *out);
 
 /* Current commit of a cluster's branch as 40 hex digits (+ NUL).
  * -RE_ENOENT when the cluster has no branch yet. */
-int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[41]);
+int gitstore_head(struct gitstore *gs, const char *cluster, char out_hex[RE_OID_BUF]);
 /* Increases every time this process moves branches (a batch's refs step, on
  * any handle or thread): a cache of heads is stale when it changed. */
 uint64_t gitstore_refs_generation(void);
@@ -135,7 +136,7 @@ int gitstore_batch_begin(struct gitstore_batch **out, struct gitstore *gs,
 int gitstore_batch_put(struct gitstore_batch *b, const char *cluster,
                        const struct render_tree *tree, const char *author,
                        const char *message, const char *expected_old_hex,
-                       bool *changed, char out_hex[41]);
+                       bool *changed, char out_hex[RE_OID_BUF]);
 /* Number of commits staged and not yet written (a chunk flush resets it). */
 size_t gitstore_batch_count(const struct gitstore_batch *b);
 /* Flush every `commits` staged commits instead of GITSTORE_CHUNK_COMMITS. */
@@ -157,7 +158,7 @@ void gitstore_batch_abort(struct gitstore_batch *b);
 /* ---- reading ---- */
 
 struct gitstore_commit_info {
-    char id[41];
+    char id[RE_OID_BUF];
     int64_t time;               /* committer time, seconds since the epoch */
     const char *author;         /* author name */
     const char *message;        /* full message */
@@ -176,7 +177,7 @@ int gitstore_log(struct gitstore *gs, const char *cluster, size_t max,
  * when there is no such commit in that cluster's history.
  */
 int gitstore_resolve(struct gitstore *gs, const char *cluster, const char *rev,
-                     char out_hex[41]);
+                     char out_hex[RE_OID_BUF]);
 /* The files of cluster's state at rev (see gitstore_resolve), as a finished
  * render_tree (for revert, preview diffs and `clusters files`). */
 int gitstore_read_tree(struct render_tree **out, struct gitstore *gs,

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include "error.h"
 #include "hash.h"
+#include "oid.h"
 #include "render.h"
 #include "yamlout.h"
 
@@ -335,16 +336,6 @@ static bool looks_like_version(const char *s)
     return true;
 }
 
-static bool is_hex40(const char *s)
-{
-    size_t n = strlen(s);
-    if (n != 40)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
 
 /* ---- manifest building ---------------------------------------------------- */
 
@@ -1034,7 +1025,7 @@ static int render_app(struct rctx *x, const struct render_app *a)
         cJSON *r = jobj(x, spec, "ref");
         if (strncmp(ref, "refs/", 5) == 0)
             jstr(x, r, "name", ref);
-        else if (is_hex40(ref))
+        else if (re_oid_is(ref))
             jstr(x, r, "commit", ref);
         else if (looks_like_version(ref))
             jstr(x, r, "tag", ref);

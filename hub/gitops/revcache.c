@@ -7,13 +7,14 @@
 #include "error.h"
 #include "gitstore.h"
 #include "hash.h"
+#include "oid.h"
 #include "revcache.h"
 
 struct slot {
     char *name;                     /* NULL: empty */
     uint64_t hash;
     bool has_head;
-    char head[41];
+    char head[RE_OID_BUF];
 };
 
 struct revcache {
@@ -90,7 +91,7 @@ static bool make_room(struct revcache *c)
     return true;
 }
 
-int revcache_head(struct revcache *c, struct gitstore *gs, const char *cluster, char out[41])
+int revcache_head(struct revcache *c, struct gitstore *gs, const char *cluster, char out[RE_OID_BUF])
 {
     uint64_t gen = gitstore_refs_generation(), h = re_hash64(cluster, strlen(cluster), 0);
     char loose[4096], packed[4096];
@@ -114,7 +115,7 @@ int revcache_head(struct revcache *c, struct gitstore *gs, const char *cluster, 
     if (c->cap && (s = find(c, cluster, h))->name) {
         if (!s->has_head)
             return -RE_ENOENT;
-        memcpy(out, s->head, 41);
+        memcpy(out, s->head, RE_OID_BUF);
         return 0;
     }
     r = gitstore_head(gs, cluster, out);
@@ -126,7 +127,7 @@ int revcache_head(struct revcache *c, struct gitstore *gs, const char *cluster, 
     s->hash = h;
     s->has_head = r == 0;
     if (r == 0)
-        memcpy(s->head, out, 41);
+        memcpy(s->head, out, RE_OID_BUF);
     c->n++;
     return r;
 }

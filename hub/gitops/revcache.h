@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "oid.h"
 
 #define REVCACHE_MAX_ENTRIES (1u << 20)
 
@@ -26,6 +27,6 @@ void revcache_free(struct revcache *c);            /* NULL-safe */
 /* The head of cluster's branch into out (40 hex and NUL): from the cache, or
  * from gs (then remembered). 0, -RE_ENOENT (no branch yet: also remembered),
  * or gitstore_head's other errors (not remembered). */
-int revcache_head(struct revcache *c, struct gitstore *gs, const char *cluster, char out[41]);
+int revcache_head(struct revcache *c, struct gitstore *gs, const char *cluster, char out[RE_OID_BUF]);
 
 #endif

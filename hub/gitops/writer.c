@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
+#include "oid.h"
 #include "revcache.h"
 
 #define MSG_MAX 4096
@@ -34,7 +35,7 @@
 
 struct pin {
     int64_t id;
-    char rev[41];
+    char rev[RE_OID_BUF];
 };
 
 struct gitops {
@@ -1250,7 +1251,7 @@ struct gitstore *gitops__reader(struct hub *hub)
     return go ? go->rd : NULL;
 }
 
-int gitops_desired_revision(struct hub *hub, const char *cluster, char out[41])
+int gitops_desired_revision(struct hub *hub, const char *cluster, char out[RE_OID_BUF])
 {
     struct gitops *go = hub ? hub->gitops : NULL;
     if (!go || !go->rd)
@@ -1260,7 +1261,7 @@ int gitops_desired_revision(struct hub *hub, const char *cluster, char out[41])
 }
 
 /* The inventory's view of a cluster shows the revision it should run. */
-static int desired_revision_hook(void *ctx, struct hub *hub, const char *cluster, char out[41])
+static int desired_revision_hook(void *ctx, struct hub *hub, const char *cluster, char out[RE_OID_BUF])
 {
     (void)ctx;
     return gitops_desired_revision(hub, cluster, out);

@@ -16,6 +16,7 @@
 #include "fleet.h"
 #include "inventory_int.h"
 #include "json.h"
+#include "oid.h"
 #include "tenant_files.h"
 #include "validate.h"
 
@@ -371,7 +372,7 @@ static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
     if (q->live) {
         const cJSON *name = cJSON_GetObjectItem(obj, "name");
         cJSON *status = cJSON_AddObjectToObject(obj, "agent");
-        char rev[41];
+        char rev[RE_OID_BUF];
         if (!status || !cJSON_IsString(name))
             r = -RE_ENOMEM;
         else

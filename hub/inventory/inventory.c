@@ -16,6 +16,7 @@
 #include "hub.h"
 #include "inventory_int.h"
 #include "json.h"
+#include "oid.h"
 #include "validate.h"
 
 #define METADATA_MAX_KEYS 64
@@ -30,7 +31,7 @@ void inventory_set_hooks(const struct inventory_hooks *h)
         memset(&hooks, 0, sizeof(hooks));
 }
 
-int inventory_desired_revision(struct hub *hub, const char *cluster, char out[41])
+int inventory_desired_revision(struct hub *hub, const char *cluster, char out[RE_OID_BUF])
 {
     if (!hooks.desired_revision)
         return -RE_ENOENT;

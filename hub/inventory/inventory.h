@@ -54,6 +54,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+#include "oid.h"
 
 struct hub;
 
@@ -82,13 +83,13 @@ struct inventory_hooks {
                    const char *diff_cluster, cJSON *answer);
     /* The commit cluster should run, as 40 hex digits; -RE_ENOENT when
      * there is none (yet). Loop thread. */
-    int (*desired_revision)(void *ctx, struct hub *hub, const char *cluster, char out[41]);
+    int (*desired_revision)(void *ctx, struct hub *hub, const char *cluster, char out[RE_OID_BUF]);
 };
 
 /* Installs the hooks (copied); NULL removes them. */
 void inventory_set_hooks(const struct inventory_hooks *h);
 /* The desired_revision hook, or -RE_ENOENT without one. */
-int inventory_desired_revision(struct hub *hub, const char *cluster, char out[41]);
+int inventory_desired_revision(struct hub *hub, const char *cluster, char out[RE_OID_BUF]);
 
 
 #endif

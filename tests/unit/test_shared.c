@@ -13,6 +13,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "notify.h"
+#include "oid.h"
 #include "testlib.h"
 
 static void error_tables(void)
@@ -22,6 +23,27 @@ static void error_tables(void)
     CHECK_EQ_STR(re_errcode(RE_ETOOBIG), "too_large");
     CHECK_EQ_STR(re_strerror(-9999), "unknown error");
     CHECK_EQ_INT(re_from_errno(ENOSPC), -RE_ENOSPC);
+    CHECK_EQ_INT(re_err_status(-RE_ENOENT), 404);
+    CHECK_EQ_INT(re_err_status(-RE_ENOSPC), 507);
+    CHECK_EQ_INT(re_err_status(-RE_EBUSY), 503);
+    CHECK_EQ_INT(re_err_status(-RE_EDB), 500);
+}
+
+static void oid_checks(void)
+{
+    const char *ok = "0123456789abcdef0123456789abcdef01234567";
+    char s[64];
+    CHECK(re_oid_is(ok));
+    CHECK(re_oid_prefix_is(ok));
+    snprintf(s, sizeof(s), "%s\n", ok);
+    CHECK(!re_oid_is(s));                   /* the length is checked */
+    CHECK(re_oid_prefix_is(s));
+    CHECK(!re_oid_is("0123456789abcdef0123456789abcdef0123456"));    /* 39 */
+    CHECK(!re_oid_prefix_is("0123456789abcdef0123456789abcdef0123456"));
+    CHECK(!re_oid_is("0123456789ABCDEF0123456789abcdef01234567"));   /* upper case */
+    CHECK(!re_oid_is("0123456789abcdeg0123456789abcdef01234567"));
+    CHECK(!re_oid_is(""));
+    CHECK_EQ_INT(RE_OID_BUF, 41);
 }
 
 static void buf_bounded(void)
@@ -216,6 +238,6 @@ static void notify_datagram(void)
     close(fd);
 }
 
-TEST_MAIN(T(error_tables), T(buf_bounded), T(str_helpers), T(json_depth_and_getters),
+TEST_MAIN(T(error_tables), T(oid_checks), T(buf_bounded), T(str_helpers), T(json_depth_and_getters),
           T(conf_parse_and_validate), T(conf_values), T(fs_atomic_write), T(clock_stub),
           T(notify_datagram))
