@@ -6,6 +6,7 @@
 #include "config.h"
 #include "conf.h"
 #include "error.h"
+#include "validate.h"
 #include "log.h"
 #include "mirrorserve.h"
 
@@ -76,48 +77,16 @@ void agent_config_release(struct agent_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-static bool is_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* Kubernetes label syntax: name part and value are at most 63 of
- * [A-Za-z0-9._-], beginning and ending alphanumeric (the value may be empty);
- * an optional DNS prefix "example.com/" before the name. */
-static bool label_name_ok(const char *s, size_t len, bool allow_empty)
-{
-    if (len == 0)
-        return allow_empty;
-    if (len > 63 || !is_alnum(s[0]) || !is_alnum(s[len - 1]))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-            return false;
-    return true;
-}
-
 bool agent__label_key_ok(const char *k);
 bool agent__label_key_ok(const char *k)
 {
-    const char *slash = strchr(k, '/');
-    size_t len = strlen(k);
-    if (len == 0 || len > AGENT_LABEL_KEY_MAX)
-        return false;
-    if (!slash)
-        return label_name_ok(k, len, false);
-    size_t plen = (size_t)(slash - k);
-    if (plen == 0 || plen > 253)
-        return false;
-    for (size_t i = 0; i < plen; i++)
-        if (!is_alnum(k[i]) && k[i] != '-' && k[i] != '.')
-            return false;
-    return label_name_ok(slash + 1, len - plen - 1, false);
+    return strlen(k) <= AGENT_LABEL_KEY_MAX && validate_label_key(re_str_c(k), NULL) == 0;
 }
 
 bool agent__label_value_ok(const char *v);
 bool agent__label_value_ok(const char *v)
 {
-    return label_name_ok(v, strlen(v), true);
+    return validate_label_value(re_str_c(v), NULL) == 0;
 }
 
 int agent_config_add_label(struct agent_config *cfg, const char *kv, struct re_buf *err)

@@ -11,7 +11,7 @@
 #include "inventory/auth.h"
 #include "inventory/checkin_batch.h"
 #include "inventory/db.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "json.h"
 #include "log.h"
 #include "oid.h"
@@ -111,11 +111,16 @@ static int check_labels(struct http_exchange *x, const cJSON *j, struct report *
                                 "at most %d labels", CHECKIN_MAX_LABELS);
             return -RE_EINVAL;
         }
-        if (!l->string || !l->string[0] || !printable(l->string, 253) || !cJSON_IsString(l) ||
-            !printable(l->valuestring, 63)) {
+        const char *why = NULL;
+        if (!l->string || strlen(l->string) > 316 || !cJSON_IsString(l)) {
             http_response_error(&x->res, 400, "invalid", "labels",
-                                "label keys are 1 to 253 and values at most 63 printable "
-                                "characters, values strings");
+                                "labels are an object of string values, keys at most 316 bytes");
+            return -RE_EINVAL;
+        }
+        if (validate_label_key(re_str_c(l->string), &why) < 0 ||
+            validate_label_value(re_str_c(l->valuestring), &why) < 0) {
+            http_response_error(&x->res, 400, "invalid", "labels", "label '%.80s': %s",
+                                l->string, why);
             return -RE_EINVAL;
         }
     }

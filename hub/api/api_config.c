@@ -9,7 +9,7 @@
 #include "inventory/auth.h"
 #include "inventory/config_values.h"
 #include "inventory/db.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "json.h"
 #include "request.h"
 

@@ -27,7 +27,7 @@
 #include "http/http.h"
 #include "http/routes.h"
 #include "hub.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"

@@ -12,7 +12,7 @@
 #include "error.h"
 #include "http/http.h"
 #include "hub.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "log.h"
 
 #define GIT_DIR_NAME      "git"

@@ -24,7 +24,7 @@
 #include "http/routes.h"
 #include "hub.h"
 #include "inventory/db.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "json.h"
 #include "request.h"
 

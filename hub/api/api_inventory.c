@@ -11,7 +11,7 @@
 #include "inventory/db.h"
 #include "inventory/expr.h"
 #include "inventory/fleet.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "json.h"
 #include "request.h"
 

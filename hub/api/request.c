@@ -8,7 +8,7 @@
 #include "error.h"
 #include "hub.h"
 #include "inventory/auth.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "json.h"
 #include "request.h"
 

@@ -14,7 +14,7 @@
 #include "hub.h"
 #include "inventory/audit.h"
 #include "inventory/db.h"
-#include "inventory/validate.h"
+#include "validate.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 

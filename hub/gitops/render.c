@@ -16,6 +16,7 @@
 #include "hash.h"
 #include "oid.h"
 #include "render.h"
+#include "validate.h"
 #include "yamlout.h"
 
 #define RENDER_FILE_MAX     (16u << 20)
@@ -272,18 +273,10 @@ static bool is_alnum(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* Kubernetes label value: empty or [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?, <= 63. */
+/* Kubernetes label value (shared/validate.c). */
 static bool is_label_value(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0)
-        return true;
-    if (n > 63 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-            return false;
-    return true;
+    return validate_label_value(re_str_c(s), NULL) == 0;
 }
 
 /* ConfigMap data key: [-._a-zA-Z0-9]+, at most 253 characters. */

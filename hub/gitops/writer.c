@@ -21,7 +21,7 @@
 #include "inventory/fleet.h"
 #include "inventory/inventory.h"
 #include "inventory/plan.h"
-#include "inventory/validate.h"
+#include "validate.h"
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"

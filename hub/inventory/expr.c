@@ -6,6 +6,7 @@
 #include <strings.h>
 #include "error.h"
 #include "expr.h"
+#include "validate.h"
 
 enum node_kind { N_TERM, N_NOT, N_AND, N_OR };
 
@@ -180,15 +181,7 @@ static char *pool_put(struct expr *e, const char *s, size_t n)
 
 static bool is_dns_label(const char *s, size_t n)
 {
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (c != '-' || i == 0 || i == n - 1))
-            return false;
-    }
-    return true;
+    return validate_dns_label((struct re_str){ s, n }, NULL) == 0;
 }
 
 static int check_group(struct parser *p, const char *s, size_t n, size_t pos)

@@ -1,5 +1,5 @@
 /* test_validate.c - names, paths, keys, values, identities and versions. */
-#include "../../hub/inventory/validate.h"
+#include "validate.h"
 #include "error.h"
 #include "testlib.h"
 
@@ -22,6 +22,26 @@ static void labels(void)
     CHECK_EQ_INT(validate_dns_label(S(n63), NULL), 0);
     CHECK_EQ_INT(validate_dns_label(S(n64), &why), -RE_EINVAL);
     CHECK(strstr(why, "63"));
+}
+
+static void k8s_labels(void)
+{
+    const char *why = NULL;
+    CHECK_EQ_INT(validate_label_value(re_str_c(""), NULL), 0);
+    CHECK_EQ_INT(validate_label_value(re_str_c("v1.2_beta-3"), NULL), 0);
+    CHECK_EQ_INT(validate_label_value(re_str_c("-x"), &why), -RE_EINVAL);
+    CHECK(why && strstr(why, "start and end"));
+    CHECK_EQ_INT(validate_label_value(re_str_c("a b"), NULL), -RE_EINVAL);
+    char long64[65];
+    memset(long64, 'a', 64);
+    long64[64] = '\0';
+    CHECK_EQ_INT(validate_label_value(re_str_c(long64), NULL), -RE_EINVAL);
+    CHECK_EQ_INT(validate_label_key(re_str_c("kubernetes.io/hostname"), NULL), 0);
+    CHECK_EQ_INT(validate_label_key(re_str_c("app"), NULL), 0);
+    CHECK_EQ_INT(validate_label_key(re_str_c(""), NULL), -RE_EINVAL);
+    CHECK_EQ_INT(validate_label_key(re_str_c("Example.com/x"), NULL), -RE_EINVAL);
+    CHECK_EQ_INT(validate_label_key(re_str_c("example.com/"), NULL), -RE_EINVAL);
+    CHECK_EQ_INT(validate_label_key(re_str_c("/x"), NULL), -RE_EINVAL);
 }
 
 static void paths(void)
@@ -107,5 +127,5 @@ static void files_and_quantities(void)
     CHECK_EQ_INT(validate_quantity(S(""), NULL), -RE_EINVAL);
 }
 
-TEST_MAIN(T(labels), T(paths), T(keys_and_values), T(identities), T(versions),
+TEST_MAIN(T(labels), T(k8s_labels), T(paths), T(keys_and_values), T(identities), T(versions),
           T(files_and_quantities))

@@ -1,9 +1,10 @@
-/* validate.h - syntax rules for inventory input: DNS-1123 labels, group paths,
- * metadata keys and values, identities, free text. Each check returns 0, or
+/* validate.h - the name rules both daemons apply: DNS-1123 labels,
+ * Kubernetes label keys and values, group paths, metadata keys and values,
+ * identities, free text. Each check returns 0, or
  * -RE_EINVAL and sets *why (when not NULL) to a static message a person can
  * act on ("must be at most 63 characters"). */
-#ifndef HUB_VALIDATE_H
-#define HUB_VALIDATE_H
+#ifndef RE_VALIDATE_H
+#define RE_VALIDATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +18,13 @@
 
 /* A DNS-1123 label: 1-63 of a-z 0-9 '-', starting and ending alphanumeric. */
 int validate_dns_label(struct re_str s, const char **why);
+
+/* A Kubernetes label value: empty, or 1-63 of A-Z a-z 0-9 '-' '_' '.',
+ * starting and ending alphanumeric. */
+int validate_label_value(struct re_str s, const char **why);
+/* A Kubernetes label key: [prefix/]name, the name as a non-empty label
+ * value, the optional prefix a DNS subdomain of at most 253. */
+int validate_label_key(struct re_str s, const char **why);
 
 /* A group path: "/seg/seg...", at least one segment; each segment 1-63 of
  * A-Z a-z 0-9 '.' '_' '-', never "." or "..", no empty segment, no trailing

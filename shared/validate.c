@@ -37,6 +37,44 @@ int validate_dns_label(struct re_str s, const char **why)
     return 0;
 }
 
+int validate_label_value(struct re_str s, const char **why)
+{
+    if (s.len == 0)
+        return 0;
+    if (s.len > VALIDATE_LABEL_MAX)
+        return fail(why, "must be at most 63 characters");
+    if (!is_alnum((unsigned char)s.ptr[0]) || !is_alnum((unsigned char)s.ptr[s.len - 1]))
+        return fail(why, "must start and end with a letter or digit");
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (!is_alnum(c) && c != '-' && c != '_' && c != '.')
+            return fail(why, "may hold only letters, digits, '-', '_' and '.'");
+    }
+    return 0;
+}
+
+int validate_label_key(struct re_str s, const char **why)
+{
+    const char *slash = memchr(s.ptr, '/', s.len);
+    struct re_str name = s;
+    if (s.len == 0)
+        return fail(why, "must not be empty");
+    if (slash) {
+        size_t plen = (size_t)(slash - s.ptr);
+        if (plen == 0 || plen > 253)
+            return fail(why, "prefix must be 1 to 253 characters");
+        for (size_t i = 0; i < plen; i++) {
+            unsigned char c = (unsigned char)s.ptr[i];
+            if (!is_lower_alnum(c) && c != '-' && c != '.')
+                return fail(why, "prefix must be a DNS subdomain (lowercase, digits, '-', '.')");
+        }
+        name = (struct re_str){ slash + 1, s.len - plen - 1 };
+    }
+    if (name.len == 0)
+        return fail(why, "name must not be empty");
+    return validate_label_value(name, why);
+}
+
 int validate_group_path(struct re_str s, const char **why)
 {
     size_t i = 0;
