@@ -296,9 +296,9 @@ static int h_checkin(struct http_exchange *x)
     int r;
     if (param_cluster(x, name) < 0)
         goto out;
-    if (!auth_is_cluster(&x->req.peer, name)) {
-        http_response_error(&x->res, 403, "forbidden", "name",
-                            "an agent may check in only for its own cluster");
+    /* the route admits agents only: their own cluster, the one rule */
+    if (!auth_own_cluster_ok(&x->req.peer, name)) {
+        http_response_error(&x->res, 403, "forbidden", "name", AUTH_OWN_CLUSTER_ONLY);
         goto out;
     }
     if (x->req.body.len > CHECKIN_BODY_MAX) {
@@ -365,9 +365,8 @@ static int h_status(struct http_exchange *x)
     int r;
     if (param_cluster(x, name) < 0)
         return 0;
-    if (auth_has_role(&x->req.peer, ROLE_AGENT) && !auth_is_cluster(&x->req.peer, name)) {
-        http_response_error(&x->res, 403, "forbidden", "name",
-                            "an agent may read only its own cluster");
+    if (!auth_own_cluster_ok(&x->req.peer, name)) {
+        http_response_error(&x->res, 403, "forbidden", "name", AUTH_OWN_CLUSTER_ONLY);
         return 0;
     }
     if ((r = cluster_id(x->hub->db, name, &id)) < 0) {

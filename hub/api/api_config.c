@@ -52,10 +52,8 @@ static int config_get_effective(struct http_exchange *x)
     if (api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_AGENT) < 0 ||
         find_owner(&req, &o) < 0)
         goto fail;
-    if (q->peer->role == ROLE_AGENT && !auth_is_cluster(q->peer, o.name)) {
-        inv_fail(q, 403, "forbidden", NULL, "an agent may only read its own cluster");
+    if (inv_require_own_cluster(q, o.name) < 0)
         goto fail;
-    }
     if ((r = config_effective(q->db, o.id, &out)) < 0) {
         inv_fail_err(q, r);
         goto fail;

@@ -45,8 +45,8 @@ static int cluster_param(struct http_exchange *x, char **name, int64_t *id)
         http_response_error(&x->res, 400, "invalid", "name", "bad cluster name");
         return -RE_EINVAL;
     }
-    if (x->req.peer.role == ROLE_AGENT && !auth_is_cluster(&x->req.peer, n)) {
-        http_response_error(&x->res, 403, "forbidden", NULL, "an agent may only read its own cluster");
+    if (!auth_own_cluster_ok(&x->req.peer, n)) {
+        http_response_error(&x->res, 403, "forbidden", NULL, AUTH_OWN_CLUSTER_ONLY);
         r = -RE_EDENIED;
         goto out;
     }

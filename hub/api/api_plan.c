@@ -27,11 +27,8 @@ static int assignments(struct http_exchange *x)
         goto fail;
     }
     size_t idx = fleet_index_of_id(p->fleet, id);
-    if (q->peer->role == ROLE_AGENT &&
-        !auth_is_cluster(q->peer, fleet_cluster_name(p->fleet, idx) ? fleet_cluster_name(p->fleet, idx) : "")) {
-        inv_fail(q, 403, "forbidden", NULL, "an agent may only read its own cluster");
+    if (inv_require_own_cluster(q, fleet_cluster_name(p->fleet, idx)) < 0)
         goto fail;
-    }
     if ((r = plan_cluster_json(&out, p, idx)) < 0) {
         inv_fail_err(q, r);
         goto fail;

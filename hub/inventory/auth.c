@@ -72,6 +72,11 @@ bool auth_is_cluster(const struct caller *peer, const char *name)
     return strcmp(peer->kind, "cluster") == 0 && strcmp(peer->name, name) == 0;
 }
 
+bool auth_own_cluster_ok(const struct caller *peer, const char *cluster)
+{
+    return peer->role != ROLE_AGENT || auth_is_cluster(peer, cluster ? cluster : "");
+}
+
 bool auth_in_owners(const struct caller *peer, const cJSON *owners)
 {
     char id[200];

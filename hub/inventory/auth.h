@@ -21,8 +21,12 @@ int auth_resolve(struct hub *hub, struct caller *peer);
 int auth_identity(char *out, size_t size, const struct caller *peer);
 /* True when peer's role is one of roles (a bitmask of enum hub_role). */
 bool auth_has_role(const struct caller *peer, unsigned roles);
-/* An agent may touch only its own cluster: true when peer is cluster/<name>. */
+/* True when peer is cluster/<name> (its agent's certificate). */
 bool auth_is_cluster(const struct caller *peer, const char *name);
+/* The one rule for every endpoint that names a cluster: an agent reaches
+ * only its own. True for any other role (their own checks apply). */
+bool auth_own_cluster_ok(const struct caller *peer, const char *cluster);
+#define AUTH_OWN_CLUSTER_ONLY "an agent may only reach its own cluster"
 /* True when the JSON array owners holds peer's identity. */
 bool auth_in_owners(const struct caller *peer, const cJSON *owners);
 /* *out = whether peer is among the owners of namespace ns (false when the

@@ -391,12 +391,10 @@ out:
 static int cluster_authorize(struct inv_req *q, enum inv_action a, const cJSON *before,
                              const cJSON *after)
 {
-    if (q->peer->role != ROLE_AGENT)
-        return 0;
     const cJSON *name = cJSON_GetObjectItem(before ? before : after, "name");
-    if (a == INV_READ && cJSON_IsString(name) && auth_is_cluster(q->peer, name->valuestring))
-        return 0;
-    return inv_fail(q, 403, "forbidden", NULL, "an agent may only read its own cluster");
+    if (q->peer->role == ROLE_AGENT && a != INV_READ)
+        return inv_fail(q, 403, "forbidden", NULL, "an agent may not change its cluster");
+    return inv_require_own_cluster(q, cJSON_IsString(name) ? name->valuestring : NULL);
 }
 
 /* A set of cluster ids from the fleet index, for re_in_idset(). */

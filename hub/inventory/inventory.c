@@ -73,6 +73,13 @@ bool inv_is(struct inv_req *q, unsigned roles)
     return auth_has_role(q->peer, roles);
 }
 
+int inv_require_own_cluster(struct inv_req *q, const char *cluster)
+{
+    if (auth_own_cluster_ok(q->peer, cluster))
+        return 0;
+    return inv_fail(q, 403, "forbidden", NULL, AUTH_OWN_CLUSTER_ONLY);
+}
+
 int inv_begin(struct inv_req *q)
 {
     int r = db_begin(q->db);

@@ -173,5 +173,7 @@ int inv_cluster_set_groups(struct inv_req *q, int64_t id, const cJSON *groups);
 
 /* Caller identity helpers (auth.c holds the role logic). */
 bool inv_is(struct inv_req *q, unsigned roles);
+/* 403 unless the caller may reach cluster (auth_own_cluster_ok). */
+int inv_require_own_cluster(struct inv_req *q, const char *cluster);
 
 #endif
