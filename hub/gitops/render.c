@@ -978,140 +978,134 @@ static bool is_yaml_name(const char *p)
     return (n > 5 && strcmp(p + n - 5, ".yaml") == 0) || (n > 4 && strcmp(p + n - 4, ".yml") == 0);
 }
 
-static int render_app(struct rctx *x, const struct render_app *a)
+/* apps/<app> of an app team's repository: a GitRepository and a Flux
+ * Kustomization in the team's namespace, applying with its account. */
+static int render_app_git(struct rctx *x, const struct render_app *a, const char *dir,
+                          const struct render_kv *labels, cJSON *k)
 {
-    char dir[128], path[192];
+    char path[192];
     const char *name = a->name;
-    const char *version = a->version ? a->version : "";
-    /* The cluster label comes from the cluster/ component, so these files
-     * are the same in every cluster that runs this version. */
-    struct render_kv labels[2] = { { LABEL_APP, name }, { LABEL_VERSION, version } };
     int rc;
+    const char *ref = a->git_ref && a->git_ref[0] ? a->git_ref : "main";
+    const char *gpath = a->git_path && a->git_path[0] ? a->git_path : "./";
+    char objname[80];
+    if (!is_flux_url(a->git_url)) {
+        return fail(x, -RE_EINVAL, "application '%s': source URL '%s' must be "
+                    "http(s):// or ssh://", name, S(a->git_url));
+    }
+    if (!no_controls(ref) || !no_controls(gpath)) {
+        return fail(x, -RE_EINVAL, "application '%s': invalid git ref or path", name);
+    }
+    re_snprintf(objname, sizeof(objname), "app-%s", name);
 
-    if (!is_label_value(version))
-        return fail(x, -RE_EINVAL, "application '%s': version '%s' is not a valid "
-                    "label value (63 letters, digits, '-', '_', '.')", name, version);
-    if ((rc = re_snprintf(dir, sizeof(dir), "apps/%s", name)) < 0)
+    /* the app team's repository and its Kustomization live in the
+     * team's namespace and apply with the team's account only */
+    cJSON *d = manifest(x, FLUX_SRC_API, "GitRepository", objname, a->namespace_);
+    cJSON *spec = jobj(x, d, "spec");
+    jstr(x, spec, "interval", "5m");
+    cJSON *r = jobj(x, spec, "ref");
+    if (strncmp(ref, "refs/", 5) == 0)
+        jstr(x, r, "name", ref);
+    else if (re_oid_is(ref))
+        jstr(x, r, "commit", ref);
+    else if (looks_like_version(ref))
+        jstr(x, r, "tag", ref);
+    else
+        jstr(x, r, "branch", ref);
+    jstr(x, spec, "url", a->git_url);
+    re_snprintf(path, sizeof(path), "%s/gitrepository.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
         return rc;
 
-    cJSON *k = kustomization(x);
-    if (a->kind == RENDER_SRC_GIT) {
-        const char *ref = a->git_ref && a->git_ref[0] ? a->git_ref : "main";
-        const char *gpath = a->git_path && a->git_path[0] ? a->git_path : "./";
-        char objname[80];
-        if (!is_flux_url(a->git_url)) {
-            cJSON_Delete(k);
-            return fail(x, -RE_EINVAL, "application '%s': source URL '%s' must be "
-                        "http(s):// or ssh://", name, S(a->git_url));
-        }
-        if (!no_controls(ref) || !no_controls(gpath)) {
-            cJSON_Delete(k);
-            return fail(x, -RE_EINVAL, "application '%s': invalid git ref or path", name);
-        }
-        re_snprintf(objname, sizeof(objname), "app-%s", name);
+    d = manifest(x, FLUX_KS_API, "Kustomization", objname, a->namespace_);
+    spec = jobj(x, d, "spec");
+    cJSON *cl = jobj(x, jobj(x, spec, "commonMetadata"), "labels");
+    for (size_t i = 0; i < 2; i++)
+        jstr(x, cl, labels[i].key, labels[i].value);
+    jstr(x, spec, "interval", "10m");
+    jstr(x, spec, "path", gpath);
+    jbool(x, spec, "prune", true);
+    jstr(x, spec, "retryInterval", "1m");
+    cJSON *sref = jobj(x, spec, "sourceRef");
+    jstr(x, sref, "kind", "GitRepository");
+    jstr(x, sref, "name", objname);
+    jstr(x, spec, "serviceAccountName", TENANT_SA);
+    jstr(x, spec, "targetNamespace", a->namespace_);
+    jstr(x, spec, "timeout", "5m");
+    re_snprintf(path, sizeof(path), "%s/flux-kustomization.yaml", dir);
+    if ((rc = put_doc(x, path, d)) < 0)
+        return rc;
 
-        /* the app team's repository and its Kustomization live in the
-         * team's namespace and apply with the team's account only */
-        cJSON *d = manifest(x, FLUX_SRC_API, "GitRepository", objname, a->namespace_);
-        cJSON *spec = jobj(x, d, "spec");
-        jstr(x, spec, "interval", "5m");
-        cJSON *r = jobj(x, spec, "ref");
-        if (strncmp(ref, "refs/", 5) == 0)
-            jstr(x, r, "name", ref);
-        else if (re_oid_is(ref))
-            jstr(x, r, "commit", ref);
-        else if (looks_like_version(ref))
-            jstr(x, r, "tag", ref);
-        else
-            jstr(x, r, "branch", ref);
-        jstr(x, spec, "url", a->git_url);
-        re_snprintf(path, sizeof(path), "%s/gitrepository.yaml", dir);
-        if ((rc = put_doc(x, path, d)) < 0)
-            goto out;
+    cJSON *res = jarr(x, k, "resources");
+    jpush_str(x, res, "gitrepository.yaml");
+    jpush_str(x, res, "flux-kustomization.yaml");
+    return 0;
+}
 
-        d = manifest(x, FLUX_KS_API, "Kustomization", objname, a->namespace_);
-        spec = jobj(x, d, "spec");
-        cJSON *cl = jobj(x, jobj(x, spec, "commonMetadata"), "labels");
-        for (size_t i = 0; i < 2; i++)
-            jstr(x, cl, labels[i].key, labels[i].value);
-        jstr(x, spec, "interval", "10m");
-        jstr(x, spec, "path", gpath);
-        jbool(x, spec, "prune", true);
-        jstr(x, spec, "retryInterval", "1m");
-        cJSON *sref = jobj(x, spec, "sourceRef");
-        jstr(x, sref, "kind", "GitRepository");
-        jstr(x, sref, "name", objname);
-        jstr(x, spec, "serviceAccountName", TENANT_SA);
-        jstr(x, spec, "targetNamespace", a->namespace_);
-        jstr(x, spec, "timeout", "5m");
-        re_snprintf(path, sizeof(path), "%s/flux-kustomization.yaml", dir);
-        if ((rc = put_doc(x, path, d)) < 0)
-            goto out;
-
-        cJSON *res = jarr(x, k, "resources");
-        jpush_str(x, res, "gitrepository.yaml");
-        jpush_str(x, res, "flux-kustomization.yaml");
-    } else {
-        bool have_k = false;
-        struct re_buf p;
-        re_buf_init(&p, 8192);
-        cJSON *gen = kustomization(x);
-        cJSON *gres = jarr(x, gen, "resources");
-        const char **yamls = calloc(a->n_base_files ? a->n_base_files : 1, sizeof(*yamls));
-        size_t ny = 0;
-        rc = yamls ? 0 : -RE_ENOMEM;
-        for (size_t i = 0; rc == 0 && i < a->n_base_files; i++) {
-            const struct render_file *f = &a->base_files[i];
-            if (!f->path || !path_ok(f->path)) {
-                rc = fail(x, -RE_EINVAL, "application '%s': invalid base file path '%s'",
-                          name, S(f->path));
-                break;
-            }
-            re_buf_reset(&p);
-            if ((rc = re_buf_printf(&p, "%s/base/%s", dir, f->path)) < 0 ||
-                (rc = render_tree_add(x->t, p.ptr, f->data, f->len)) < 0)
-                break;
-            if (is_kustomization_name(f->path))
-                have_k = true;
-            else if (is_yaml_name(f->path))
-                yamls[ny++] = f->path;
+/* apps/<app> of files stored in the hub: apps/<app>/base (with a generated
+ * kustomization when the team gave none), the namespace and image tag. */
+static int render_app_base(struct rctx *x, const struct render_app *a, const char *dir, cJSON *k)
+{
+    char path[192];
+    const char *name = a->name;
+    int rc;
+    bool have_k = false;
+    struct re_buf p;
+    re_buf_init(&p, 8192);
+    cJSON *gen = kustomization(x);
+    cJSON *gres = jarr(x, gen, "resources");
+    const char **yamls = calloc(a->n_base_files ? a->n_base_files : 1, sizeof(*yamls));
+    size_t ny = 0;
+    rc = yamls ? 0 : -RE_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < a->n_base_files; i++) {
+        const struct render_file *f = &a->base_files[i];
+        if (!f->path || !path_ok(f->path)) {
+            rc = fail(x, -RE_EINVAL, "application '%s': invalid base file path '%s'",
+                      name, S(f->path));
+            break;
         }
-        if (rc == 0 && !have_k) {
-            qsort(yamls, ny, sizeof(*yamls), cmp_str_ptr);
-            for (size_t i = 0; i < ny; i++)
-                jpush_str(x, gres, yamls[i]);
-            re_snprintf(path, sizeof(path), "%s/base/kustomization.yaml", dir);
-            rc = put_doc(x, path, gen);
-            gen = NULL;
-        }
-        cJSON_Delete(gen);
-        free(yamls);
-        re_buf_release(&p);
-        if (rc < 0)
-            goto out;
-        jstr(x, k, "namespace", a->namespace_);
-        jpush_str(x, jarr(x, k, "resources"), "base");
-        if (a->image_tag) {
-            if (!a->image_name || !a->image_name[0] || !no_controls(a->image_name) ||
-                !a->image_tag[0] || !no_controls(a->image_tag)) {
-                rc = fail(x, -RE_EINVAL, "application '%s': an image tag needs an image "
-                          "name", name);
-                goto out;
-            }
-            cJSON *img = jpush_obj(x, jarr(x, k, "images"));
-            jstr(x, img, "name", a->image_name);
-            jstr(x, img, "newTag", a->image_tag);
-        }
+        re_buf_reset(&p);
+        if ((rc = re_buf_printf(&p, "%s/base/%s", dir, f->path)) < 0 ||
+            (rc = render_tree_add(x->t, p.ptr, f->data, f->len)) < 0)
+            break;
+        if (is_kustomization_name(f->path))
+            have_k = true;
+        else if (is_yaml_name(f->path))
+            yamls[ny++] = f->path;
     }
-    jpush_str(x, jarr(x, k, "components"), "../../" CLUSTER_DIR);
-    klabels(x, k, labels, 2);
-    re_snprintf(path, sizeof(path), "%s/kustomization.yaml", dir);
-    rc = put_doc(x, path, k);
-    k = NULL;
+    if (rc == 0 && !have_k) {
+        qsort(yamls, ny, sizeof(*yamls), cmp_str_ptr);
+        for (size_t i = 0; i < ny; i++)
+            jpush_str(x, gres, yamls[i]);
+        re_snprintf(path, sizeof(path), "%s/base/kustomization.yaml", dir);
+        rc = put_doc(x, path, gen);
+        gen = NULL;
+    }
+    cJSON_Delete(gen);
+    free(yamls);
+    re_buf_release(&p);
     if (rc < 0)
-        goto out;
+        return rc;
+    jstr(x, k, "namespace", a->namespace_);
+    jpush_str(x, jarr(x, k, "resources"), "base");
+    if (a->image_tag) {
+        if (!a->image_name || !a->image_name[0] || !no_controls(a->image_name) ||
+            !a->image_tag[0] || !no_controls(a->image_tag)) {
+            return fail(x, -RE_EINVAL, "application '%s': an image tag needs an image "
+                        "name", name);
+        }
+        cJSON *img = jpush_obj(x, jarr(x, k, "images"));
+        jstr(x, img, "name", a->image_name);
+        jstr(x, img, "newTag", a->image_tag);
+    }
+    return 0;
+}
 
-    /* flux/app-<app>.yaml: applies ./apps/<app> on its own. */
+/* flux/app-<app>.yaml: applies ./apps/<app> on its own. */
+static int render_app_flux(struct rctx *x, const struct render_app *a, const char *dir)
+{
+    char path[192];
+    const char *name = a->name;
     char fname[96];
     re_snprintf(fname, sizeof(fname), "resedge-app-%s", name);
     /* In the team's namespace, impersonating its account: what apps/<app>
@@ -1131,10 +1125,38 @@ static int render_app(struct rctx *x, const struct render_app *a)
     jstr(x, spec, "targetNamespace", a->namespace_);
     jstr(x, spec, "timeout", "5m");
     re_snprintf(path, sizeof(path), "flux/app-%s.yaml", name);
-    rc = put_doc(x, path, d);
-out:
-    cJSON_Delete(k);
-    return rc;
+    return put_doc(x, path, d);
+}
+
+static int render_app(struct rctx *x, const struct render_app *a)
+{
+    char dir[128], path[192];
+    const char *name = a->name;
+    const char *version = a->version ? a->version : "";
+    /* The cluster label comes from the cluster/ component, so these files
+     * are the same in every cluster that runs this version. */
+    struct render_kv labels[2] = { { LABEL_APP, name }, { LABEL_VERSION, version } };
+    int rc;
+
+    if (!is_label_value(version))
+        return fail(x, -RE_EINVAL, "application '%s': version '%s' is not a valid "
+                    "label value (63 letters, digits, '-', '_', '.')", name, version);
+    if ((rc = re_snprintf(dir, sizeof(dir), "apps/%s", name)) < 0)
+        return rc;
+
+    cJSON *k = kustomization(x);
+    rc = a->kind == RENDER_SRC_GIT ? render_app_git(x, a, dir, labels, k)
+                                   : render_app_base(x, a, dir, k);
+    if (rc < 0) {
+        cJSON_Delete(k);
+        return rc;
+    }
+    jpush_str(x, jarr(x, k, "components"), "../../" CLUSTER_DIR);
+    klabels(x, k, labels, 2);
+    re_snprintf(path, sizeof(path), "%s/kustomization.yaml", dir);
+    if ((rc = put_doc(x, path, k)) < 0)
+        return rc;
+    return render_app_flux(x, a, dir);
 }
 
 static int render_flux_dir(struct rctx *x, const struct render_app *const *apps, size_t n)
