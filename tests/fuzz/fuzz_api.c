@@ -10,6 +10,7 @@
  * must never make the hub fail internally); success bodies are JSON. */
 #include <stdio.h>
 #include <string.h>
+#include "../../hub/api/api.h"
 #include "../../hub/api/api_checkin.h"
 #include "../../hub/api/api_config.h"
 #include "../../hub/http/routes.h"
@@ -22,9 +23,6 @@
 #include "fuzz.h"
 #include "json.h"
 
-const struct route *routes_match(const struct route *const *tables, struct http_exchange *x,
-                                 int *path_matched);
-extern const struct route enroll_routes[];
 
 static const struct route *const tables[] = {
     inventory_routes, config_routes, import_routes, audit_routes, plan_routes,
