@@ -9,12 +9,12 @@ VERSION := 0.1.0
 # Debian 12 packages this project builds against (`make deps` installs them).
 BUILD_DEPS := build-essential pkg-config libuv1-dev libmbedtls-dev libcjson-dev \
               libsqlite3-dev libgit2-dev libcurl4-openssl-dev libhttp-parser-dev \
-              libyaml-dev
+              libyaml-dev zlib1g-dev
 TEST_DEPS  := git curl openssl ca-certificates procps psmisc faketime jq python3 \
               systemd lintian man-db sqlite3 cppcheck sslscan valgrind bc \
               python3-yaml python3-jsonschema
 
-PKGS    := libuv libcjson sqlite3 libgit2 libcurl yaml-0.1
+PKGS    := libuv libcjson sqlite3 libgit2 libcurl yaml-0.1 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # mbedTLS 2.28 ships no .pc file; http-parser neither.

@@ -1,6 +1,8 @@
 /* gitserve.c - the hub's read-only git smart-HTTP endpoint: the no-change
- * poll (protocol v0/v1 info/refs) answered in-process from libgit2, every
- * other request delegated to `git http-backend` in a libuv child process.
+ * poll (protocol v0/v1 info/refs) answered in-process from libgit2, what an
+ * upload-pack request wants checked against the cluster's refs
+ * (git_wants.c), the rest delegated to `git http-backend` in a libuv child
+ * process.
  * See gitserve.h for routes, roles and limits. */
 #include <signal.h>
 #include <stdarg.h>
@@ -8,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <zlib.h>
 #include "api_git.h"
 #include "error.h"
+#include "git_wants.h"
 #include "http/http.h"
 #include "hub.h"
 #include "validate.h"
@@ -18,7 +22,7 @@
 #define GIT_DIR_NAME      "git"
 #define ADV_MAX           (64 * 1024)
 #define STDERR_MAX        2048
-#define ENV_MAX           24
+#define ENV_MAX           32
 #define PROTO_HDR_MAX     256
 #define RETRY_AFTER_S     2
 #define HEAD_CACHE_SLOTS  65536         /* 4 MB */
@@ -68,6 +72,7 @@ struct job {
     int term_signal;
     struct re_buf out_buf;
     struct re_buf err_buf;
+    struct re_buf in_body;          /* the body git reads when not the request's */
     char cluster[VALIDATE_LABEL_MAX + 1];
     char *env[ENV_MAX + 1];
     size_t n_env;
@@ -267,38 +272,6 @@ struct ls_refs_args {
     size_t n_prefixes;
 };
 
-/* Next pkt-line of *in: 0 and *line (payload, one trailing '\n' dropped),
- * 1 for a flush-pkt, 2 for a delim-pkt, -1 when malformed or at the end. */
-static int pkt_next(struct re_str *in, struct re_str *line)
-{
-    unsigned long long n;
-    char hex[5];
-
-    if (in->len < 4)
-        return -1;
-    for (int i = 0; i < 4; i++) {
-        char c = in->ptr[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return -1;
-        hex[i] = c;
-    }
-    hex[4] = '\0';
-    n = strtoull(hex, NULL, 16);
-    if (n == 0 || n == 1) {
-        in->ptr += 4;
-        in->len -= 4;
-        return n == 0 ? 1 : 2;
-    }
-    if (n < 5 || n > in->len)
-        return -1;
-    *line = (struct re_str){ in->ptr + 4, (size_t)n - 4 };
-    if (line->len && line->ptr[line->len - 1] == '\n')
-        line->len--;
-    in->ptr += n;
-    in->len -= n;
-    return 0;
-}
-
 /*
  * Parses a v2 request that is exactly an ls-refs command with the arguments
  * this module answers itself (symrefs, peel, unborn, ref-prefix). Returns
@@ -312,14 +285,14 @@ static int parse_ls_refs(struct re_str body, struct ls_refs_args *a)
     int k;
 
     memset(a, 0, sizeof(*a));
-    if (pkt_next(&body, &line) != 0 || !re_str_eq_c(line, "command=ls-refs"))
+    if (git_wants_pkt_next(&body, &line) != 0 || !re_str_eq_c(line, "command=ls-refs"))
         return -1;
-    while ((k = pkt_next(&body, &line)) == 0) {          /* capabilities */
+    while ((k = git_wants_pkt_next(&body, &line)) == 0) {        /* capabilities */
         if (!re_str_startswith_c(line, "agent=") && !re_str_eq_c(line, "object-format=sha1"))
             return -1;
     }
     if (k == 2) {
-        while ((k = pkt_next(&body, &line)) == 0) {      /* arguments */
+        while ((k = git_wants_pkt_next(&body, &line)) == 0) {    /* arguments */
             if (re_str_eq_c(line, "symrefs"))
                 a->symrefs = true;
             else if (re_str_eq_c(line, "peel") || re_str_eq_c(line, "unborn"))
@@ -461,6 +434,7 @@ static void job_close_cb(uv_handle_t *h)
         free(j->env[i]);
     re_buf_release(&j->out_buf);
     re_buf_release(&j->err_buf);
+    re_buf_release(&j->in_body);
     free(j);
     http_exchange_done(x);
 }
@@ -691,6 +665,39 @@ static int env_add(struct job *j, const char *name, struct re_str value)
     return 0;
 }
 
+/* What git reads on stdin: the inflated body when the hub inflated it. */
+static struct re_str job_body(const struct job *j)
+{
+    return j->in_body.ptr ? re_buf_str(&j->in_body) : j->x->req.body;
+}
+
+/* Repository config may not widen what upload-pack sends: command-line
+ * scope (GIT_CONFIG_COUNT) wins over DIR/git/config. v0/v1 honour these;
+ * git 2.39's v2 fetch ignores the allow*SHA1InWant ones, hence git_wants.c. */
+static const char *const hardening[][2] = {
+    { "uploadpack.allowAnySHA1InWant", "false" },
+    { "uploadpack.allowReachableSHA1InWant", "false" },
+    { "uploadpack.allowTipSHA1InWant", "false" },
+    { "uploadpack.allowFilter", "false" },
+};
+#define N_HARDENING (sizeof(hardening) / sizeof(hardening[0]))
+
+static int env_hardening(struct job *j)
+{
+    char name[32], n[8];
+    int rc = re_snprintf(n, sizeof(n), "%zu", N_HARDENING);
+
+    if (!rc)
+        rc = env_add(j, "GIT_CONFIG_COUNT", re_str_c(n));
+    for (size_t i = 0; !rc && i < N_HARDENING; i++) {
+        if (!(rc = re_snprintf(name, sizeof(name), "GIT_CONFIG_KEY_%zu", i)))
+            rc = env_add(j, name, re_str_c(hardening[i][0]));
+        if (!rc && !(rc = re_snprintf(name, sizeof(name), "GIT_CONFIG_VALUE_%zu", i)))
+            rc = env_add(j, name, re_str_c(hardening[i][1]));
+    }
+    return rc;
+}
+
 static int job_env(struct job *j, bool post, struct re_str proto, struct re_str encoding)
 {
     struct http_exchange *x = j->x;
@@ -710,6 +717,8 @@ static int job_env(struct job *j, bool post, struct re_str proto, struct re_str 
     if (!rc)
         rc = env_add(j, "GIT_CONFIG_GLOBAL", RE_STR_LIT("/dev/null"));
     if (!rc)
+        rc = env_hardening(j);
+    if (!rc)
         rc = env_add(j, "LC_ALL", RE_STR_LIT("C"));
     if (!rc)
         rc = env_add(j, "REQUEST_METHOD", re_str_c(post ? "POST" : "GET"));
@@ -724,7 +733,7 @@ static int job_env(struct job *j, bool post, struct re_str proto, struct re_str 
         rc = env_add(j, "HTTP_GIT_PROTOCOL", proto);
     if (!rc && post) {
         rc = env_add(j, "CONTENT_TYPE", RE_STR_LIT("application/x-git-upload-pack-request"));
-        if (!rc && (rc = re_snprintf(len, sizeof(len), "%zu", x->req.body.len)) == 0)
+        if (!rc && (rc = re_snprintf(len, sizeof(len), "%zu", job_body(j).len)) == 0)
             rc = env_add(j, "CONTENT_LENGTH", re_str_c(len));
         if (!rc && encoding.len)
             rc = env_add(j, "HTTP_CONTENT_ENCODING", encoding);
@@ -732,9 +741,12 @@ static int job_env(struct job *j, bool post, struct re_str proto, struct re_str 
     return rc;
 }
 
-/* Starts git http-backend for x; HTTP_DEFERRED, or 0 with an error response. */
+/* Starts git http-backend for x; HTTP_DEFERRED, or 0 with an error response.
+ * body, when it holds anything, is what git reads instead of the request's
+ * body; the job takes it over. */
 static int delegate(struct http_exchange *x, const char *cluster, bool post,
-                    struct re_str proto, struct re_str encoding, bool keep_v2_caps)
+                    struct re_str proto, struct re_str encoding, bool keep_v2_caps,
+                    struct re_buf *body)
 {
     uv_loop_t *loop = x->hub->loop;
     struct job *j;
@@ -764,11 +776,17 @@ static int delegate(struct http_exchange *x, const char *cluster, bool post,
     j->x = x;
     j->keep_v2_caps = keep_v2_caps;
     memcpy(j->cluster, cluster, strlen(cluster) + 1);
+    re_buf_init(&j->in_body, 0);
+    if (body && body->ptr) {
+        j->in_body = *body;
+        re_buf_init(body, 0);
+    }
     re_buf_init(&j->out_buf, gs.max_output);
     re_buf_init(&j->err_buf, STDERR_MAX);
     if ((rc = job_env(j, post, proto, encoding)) < 0) {
         for (size_t i = 0; i < j->n_env; i++)
             free(j->env[i]);
+        re_buf_release(&j->in_body);
         free(j);
         goto nomem;
     }
@@ -816,8 +834,8 @@ static int delegate(struct http_exchange *x, const char *cluster, bool post,
     uv_read_start((uv_stream_t *)&j->out, on_alloc, on_read);
     uv_read_start((uv_stream_t *)&j->err, on_alloc, on_read);
     uv_timer_start(&j->timer, on_timeout, gs.timeout_ms, 0);
-    if (post && x->req.body.len) {
-        uv_buf_t b = uv_buf_init((char *)x->req.body.ptr, (unsigned)x->req.body.len);
+    if (post && job_body(j).len) {
+        uv_buf_t b = uv_buf_init((char *)job_body(j).ptr, (unsigned)job_body(j).len);
         rc = uv_write(&j->wreq, (uv_stream_t *)&j->in, &b, 1, on_written);
         if (rc < 0)
             close_handle(j, (uv_handle_t *)&j->in);
@@ -828,6 +846,128 @@ static int delegate(struct http_exchange *x, const char *cluster, bool post,
 nomem:
     http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
     return 0;
+}
+
+/* ---- checking upload-pack requests ---- */
+
+/* Inflates the gzip body into *out (git gzips requests over 1 KB), at
+ * most max_body_bytes: what the hub checks must be the bytes git reads
+ * (git http-backend would inflate it itself, without the hub's limit).
+ * Returns 0, or fills the error response and returns 1. */
+static int inflate_body(struct http_exchange *x, struct re_buf *out)
+{
+    size_t max = x->hub->cfg.limits.max_body_bytes;
+    z_stream z;
+    char chunk[16384];
+    int zrc, rc = 0;
+
+    re_buf_init(out, max < UINT32_MAX ? max : UINT32_MAX);
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, 15 + 16) != Z_OK)             /* 16: gzip framing */
+        goto bad;
+    z.next_in = (Bytef *)x->req.body.ptr;
+    z.avail_in = (uInt)x->req.body.len;                 /* <= UINT32_MAX: checked */
+    do {
+        z.next_out = (Bytef *)chunk;
+        z.avail_out = sizeof(chunk);
+        zrc = inflate(&z, Z_NO_FLUSH);
+        if (zrc != Z_OK && zrc != Z_STREAM_END)
+            break;
+        if ((rc = re_buf_append(out, chunk, sizeof(chunk) - z.avail_out)) < 0)
+            break;
+    } while (zrc == Z_OK && (z.avail_in || z.avail_out == 0));
+    inflateEnd(&z);
+    if (rc == -RE_ETOOBIG) {
+        http_response_error(&x->res, 413, "too_large", NULL,
+                            "the inflated request body is over %zu bytes", max);
+        return 1;
+    }
+    if (rc == 0 && zrc == Z_STREAM_END && z.avail_in == 0 && out->ptr)
+        return 0;
+bad:
+    http_response_error(&x->res, 400, "invalid", "Content-Encoding",
+                        "the request body is not one complete gzip stream");
+    return 1;
+}
+
+/* A request git would serve but the hub does not: git's ERR pkt-line over
+ * 200, which the git client prints as "fatal: remote error: <why>" (for an
+ * HTTP error status it shows only the code). */
+static void refuse(struct http_exchange *x, const char *cluster, struct re_str why)
+{
+    log_warn("git endpoint: refused a fetch for '%s' from %s: %.*s", cluster,
+             x->req.peer.remote_addr, (int)why.len, why.ptr);
+    re_buf_reset(&x->res.body);
+    if (pkt_line(&x->res.body, "ERR %.*s\n", (int)why.len, why.ptr) < 0) {
+        http_response_error(&x->res, 403, "forbidden", NULL, "%.*s", (int)why.len, why.ptr);
+        return;
+    }
+    x->res.status = 200;
+    x->res.content_type = "application/x-git-upload-pack-result";
+    http_response_header(&x->res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
+}
+
+/* Answers v2 ls-refs in-process (the second half of a v2 poll). 1 when it
+ * did, 0 when the request is one git must answer. */
+static int v2_ls_refs(struct http_exchange *x, const char *cluster, struct re_str body)
+{
+    struct ls_refs_args lr;
+    int rc;
+
+    if (parse_ls_refs(body, &lr) < 0)
+        return 0;
+    if ((rc = ls_refs(&x->res.body, gs.repo, cluster, &lr)) < 0) {
+        re_buf_reset(&x->res.body);
+        http_response_from_err(&x->res, rc, NULL, "cannot read the git repository");
+        return 1;
+    }
+    x->res.status = 200;
+    x->res.content_type = "application/x-git-upload-pack-result";
+    http_response_header(&x->res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
+    return 1;
+}
+
+/*
+ * Every cluster's objects share one store and git sends more than the
+ * namespace reaches (git_wants.h), so a body is read before git sees it:
+ * 0 when git may answer it; else 1 with the response filled: 400 for broken
+ * pkt-lines, an ERR for a command or want the cluster may not have, or the
+ * in-process v2 ls-refs answer.
+ */
+static int admit(struct http_exchange *x, const char *cluster, struct re_str body, bool v2)
+{
+    struct git_wants *req = malloc(sizeof(*req));
+    struct re_buf why;
+    int rc;
+
+    re_buf_init(&why, 512);
+    if (!req) {
+        http_response_error(&x->res, 500, "no_memory", NULL, "out of memory");
+        rc = 1;
+        goto out;
+    }
+    rc = v2 ? git_wants_parse_v2(req, body, &why) : git_wants_parse_v0(req, body, &why);
+    if (rc == 0 && req->command == GIT_WANTS_LS_REFS && v2_ls_refs(x, cluster, body)) {
+        rc = 1;
+        goto out;
+    }
+    if (rc == 0)
+        rc = git_wants_check(gs.repo, cluster, req, &why);
+    if (rc == -RE_EPARSE) {
+        http_response_error(&x->res, 400, "invalid", "body", "bad git protocol v%d request: %s",
+                            v2 ? 2 : 0, why.ptr ? why.ptr : "malformed");
+    } else if (rc == -RE_EDENIED) {
+        refuse(x, cluster, re_buf_str(&why));
+    } else if (rc < 0) {
+        log_err("git endpoint: cannot check a fetch for '%s': %s", cluster,
+                why.ptr ? why.ptr : re_strerror(rc));
+        http_response_from_err(&x->res, rc, NULL, "cannot read the git repository");
+    }
+    rc = rc < 0 ? 1 : 0;
+out:
+    free(req);
+    re_buf_release(&why);
+    return rc;
 }
 
 /* ---- handlers ---- */
@@ -868,7 +1008,7 @@ static int h_info_refs(struct http_exchange *x)
             http_response_header(&x->res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
             return 0;
         }
-        return delegate(x, cluster, false, proto, RE_STR_NULL, true);
+        return delegate(x, cluster, false, proto, RE_STR_NULL, true, NULL);
     }
 
     /* v0/v1: the no-change poll, in-process. */
@@ -922,21 +1062,24 @@ static int h_upload_pack(struct http_exchange *x)
     }
     if (check_branch(x, cluster))
         return 0;
-    /* v2 ls-refs is the second half of a v2 poll: answered in-process too. */
-    struct ls_refs_args lr;
-    if (wants_v2(proto) && !enc.len && parse_ls_refs(x->req.body, &lr) == 0) {
-        int rc = ls_refs(&x->res.body, gs.repo, cluster, &lr);
-        if (rc < 0) {
-            re_buf_reset(&x->res.body);
-            http_response_from_err(&x->res, rc, NULL, "cannot read the git repository");
-            return 0;
-        }
-        x->res.status = 200;
-        x->res.content_type = "application/x-git-upload-pack-result";
-        http_response_header(&x->res, "Cache-Control", "no-cache, max-age=0, must-revalidate");
-        return 0;
-    }
-    return delegate(x, cluster, true, proto, enc, false);
+
+    /* git reads the inflated body the hub checked, with the version the
+     * hub parsed it as (v1 requests are v0's: no Git-Protocol needed) */
+    bool v2 = wants_v2(proto);
+    struct re_buf plain;
+    int rc = 0;
+    re_buf_init(&plain, 0);
+    if (enc.len && inflate_body(x, &plain))
+        goto out;
+    rc = admit(x, cluster, plain.ptr ? re_buf_str(&plain) : x->req.body, v2);
+    if (rc == 0)
+        rc = delegate(x, cluster, true, v2 ? RE_STR_LIT("version=2") : RE_STR_NULL,
+                      RE_STR_NULL, false, &plain);
+    else
+        rc = 0;
+out:
+    re_buf_release(&plain);
+    return rc;
 }
 
 static int h_receive_pack(struct http_exchange *x)

@@ -17,11 +17,18 @@
  *        capability list, asked from git once a minute and kept (it names
  *        no ref, so it is the same for every cluster).
  *   POST /git/{cluster}.git/git-upload-pack
+ *        the body (gzip inflated by the hub, at most max_body_bytes) is
+ *        read first (git_wants.h): every cluster shares one object store,
+ *        and git would send objects other namespaces reach, so each want
+ *        must be what one of the cluster's refs reaches; object-info,
+ *        bundle-uri, filter, deepen-not are refused. A refusal is git's
+ *        ERR pkt-line over 200 (git prints "fatal: remote error: <why>"),
+ *        broken pkt-lines a 400.
  *        v2 ls-refs (the rest of a v2 no-change poll): in-process;
- *        everything else (fetch, other v2 commands, gzip bodies): delegated
- *        to `git http-backend` (which runs `git upload-pack --stateless-rpc`)
- *        with GIT_NAMESPACE=<cluster>, spawned with libuv so the loop never
- *        blocks; git inflates gzip request bodies itself.
+ *        fetches that pass: delegated to `git http-backend` (which runs
+ *        `git upload-pack --stateless-rpc`) with GIT_NAMESPACE=<cluster>
+ *        and uploadpack.allow*SHA1InWant / allowFilter forced off, spawned
+ *        with libuv so the loop never blocks.
  *
  * The in-process answers assume the writer's layout: a namespace holds only
  * refs/heads/main (pointing at a commit) and HEAD; they are byte for byte

@@ -20,7 +20,7 @@ if ! make -s -C "$root" -j2 BUILD=build/replay SANFLAGS="$san" CFLAGS="-O1 -g" W
     done_testing; exit 1
 fi
 CC=${CC:-cc}
-pkgs="libuv libcjson sqlite3 libgit2 libcurl yaml-0.1"
+pkgs="libuv libcjson sqlite3 libgit2 libcurl yaml-0.1 zlib"
 libs="$(pkg-config --libs $pkgs) -lmbedtls -lmbedx509 -lmbedcrypto -lhttp_parser -lpthread -lm"
 cflags="$(pkg-config --cflags $pkgs) -std=c11 -D_GNU_SOURCE -DRE_VERSION=\"replay\" -O1 -g $san"
 cflags="$cflags -I$root/shared -I$root/hub -I$root/agent -I$fz"

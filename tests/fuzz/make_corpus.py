@@ -195,3 +195,27 @@ api("GET audit", "", query="next=" + cursor('{"i":1e300}'))
 api("POST namespaces", '{"name": "big", "quota": {"pods": 1e400}}')
 api("POST cluster code", '{"ttl": 1e400}')
 api("POST checkin", '{"interval": 1e400, "node_count": -1e300}', role=4)
+
+# ---- upload-pack request bodies (first byte: 1 = protocol v2, 0 = v0)
+def pkts(*lines):
+    out = b""
+    for l in lines:
+        if l in ("0000", "0001"):
+            out += l.encode()
+        else:
+            b = l.encode() + b"\n"
+            out += b"%04x" % (len(b) + 4) + b
+    return out
+OID = "0123456789abcdef0123456789abcdef01234567"
+for body in [pkts("command=fetch", "agent=git/2.39.5", "object-format=sha1", "0001",
+                  "thin-pack", "ofs-delta", "want " + OID, "have " + OID, "done", "0000"),
+             pkts("command=fetch", "0001", "want-ref refs/heads/main", "deepen 1", "0000"),
+             pkts("command=ls-refs", "0001", "symrefs", "ref-prefix HEAD", "0000"),
+             pkts("command=object-info", "0001", "size", "oid " + OID, "0000"),
+             pkts("command=fetch", "0001", "want-ref refs/heads/../x", "0000"),
+             b"0000", b"zzzz", b"ffff" + b"x" * 8]:
+    put("fuzz_pktline", b"\x01" + body)
+for body in [pkts("want %s multi_ack_detailed side-band-64k ofs-delta" % OID, "want " + OID,
+                  "shallow " + OID, "deepen 3", "0000", "have " + OID, "done"),
+             b"0000", pkts("want " + OID[:39])]:
+    put("fuzz_pktline", b"\x00" + body)

@@ -31,7 +31,7 @@ make -s CC="$CLANG" BUILD=$out SANFLAGS="$san" CFLAGS="-O1 -g" \
     WARN="-Wall -Wno-unused-parameter -Wno-unknown-warning-option" \
     $out/libresedge.a $out/libhub.a $out/libagent.a || { echo "fuzz: building the sources failed"; exit 1; }
 
-pkgs="libuv libcjson sqlite3 libgit2 libcurl yaml-0.1"
+pkgs="libuv libcjson sqlite3 libgit2 libcurl yaml-0.1 zlib"
 libs="$(pkg-config --libs $pkgs) -lmbedtls -lmbedx509 -lmbedcrypto -lhttp_parser -lpthread -lm"
 cflags="$(pkg-config --cflags $pkgs) -std=c11 -D_GNU_SOURCE -DRE_VERSION=\"fuzz\" -Ishared -Ihub -Iagent -Itests/fuzz"
 
