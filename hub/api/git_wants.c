@@ -5,7 +5,8 @@
 #include <string.h>
 #include "error.h"
 #include "git_wants.h"
-#include "inventory/validate.h"
+#include "oid.h"
+#include "validate.h"
 
 #define PKT_MAX          65520      /* git's LARGE_PACKET_MAX */
 #define CAPS_MAX         64
@@ -77,12 +78,7 @@ static struct re_str shown(struct re_str s)
  * exactly 40 lowercase digits so that what is checked is what git reads. */
 static bool is_oid_hex(struct re_str s)
 {
-    if (s.len != GIT_OID_HEXSZ)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!((s.ptr[i] >= '0' && s.ptr[i] <= '9') || (s.ptr[i] >= 'a' && s.ptr[i] <= 'f')))
-            return false;
-    return true;
+    return s.len == RE_OID_HEX && re_oid_prefix_is(s.ptr);
 }
 
 static bool is_decimal(struct re_str s)
