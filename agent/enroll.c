@@ -257,50 +257,45 @@ static bool url_ok(const char *s)
     return true;
 }
 
-int enroll_run(struct agent_state *st, const struct enroll_opts *o, struct re_buf *err)
+/* The options a technician typed, before anything touches the network. */
+static int check_options(const struct enroll_opts *o, char want[72], struct re_buf *err)
 {
-    struct hubclient *boot = NULL, *pinned = NULL;
-    struct hubclient_resp resp;
-    struct re_buf ca, key, csr;
-    struct re_cert_info info;
-    struct agent_state s = { 0 };
-    char want[72], cluster[64], path[4096];
-    cJSON *answer = NULL;
-    const char *cert_pem = NULL, *ca2 = NULL;
+    char path[4096];
     struct stat sb;
     int r;
-    hubclient_resp_init(&resp);
-    re_buf_init(&ca, 64 * 1024);
-    re_buf_init(&key, 16 * 1024);
-    re_buf_init(&csr, 16 * 1024);
-
     if (!url_ok(o->hub_url)) {
         re_buf_printf(err, "--hub must be an https:// URL, e.g. https://hub.example:8443");
-        r = -RE_EINVAL;
-        goto out;
+        return -RE_EINVAL;
     }
     if (!code_ok(o->code)) {
         re_buf_printf(err, "--code must be the code printed by 'resedgectl clusters enroll-code'");
-        r = -RE_EINVAL;
-        goto out;
+        return -RE_EINVAL;
     }
     if ((r = enroll_normalize_fingerprint(want, o->ca_fingerprint)) < 0) {
         re_buf_printf(err, "--ca-fingerprint must be sha256:<64 hex digits>, as printed with "
                       "the code");
-        goto out;
+        return r;
     }
     if ((r = agent_state_path(path, sizeof(path), o->state_dir, AGENT_STATE_FILE)) < 0)
-        goto out;
+        return r;
     if (!o->force && stat(path, &sb) == 0) {
         re_buf_printf(err, "'%s' is already enrolled (%s): use --force to replace it",
                       o->state_dir, path);
-        r = -RE_EEXIST;
-        goto out;
+        return -RE_EEXIST;
     }
+    return 0;
+}
 
-    /* 1. The CA, fetched without verification, accepted only by fingerprint. */
+/* Step 1: the CA, fetched without verification, accepted only by fingerprint. */
+static int fetch_ca(const struct enroll_opts *o, const char *want, struct re_buf *ca,
+                    struct re_buf *err)
+{
+    struct hubclient *boot = NULL;
+    struct hubclient_resp resp;
     struct hubclient_opts bo = { .base_url = o->hub_url, .insecure = true,
                                  .abort_flag = o->abort_flag };
+    int r;
+    hubclient_resp_init(&resp);
     if ((r = hubclient_new(&boot, &bo)) < 0)
         goto out;
     if ((r = hubclient_request(boot, "GET", "/api/v1/enroll/ca", NULL, 0, &resp, err)) < 0) {
@@ -314,53 +309,79 @@ int enroll_run(struct agent_state *st, const struct enroll_opts *o, struct re_bu
         r = -RE_EIO;
         goto out;
     }
-    if ((r = enroll_extract_ca(&ca, resp.body.ptr, resp.body.len)) < 0) {
+    if ((r = enroll_extract_ca(ca, resp.body.ptr, resp.body.len)) < 0) {
         re_buf_printf(err, "the hub's CA answer is neither PEM nor JSON with \"ca\"");
         goto out;
     }
-    if ((r = enroll_check_ca(ca.ptr, ca.len, want, err)) < 0)
-        goto out;
+    r = enroll_check_ca(ca->ptr, ca->len, want, err);
+out:
+    hubclient_free(boot);
+    hubclient_resp_release(&resp);
+    return r;
+}
 
-    /* 2. Our own key and CSR; the code goes only to the pinned hub. */
-    if ((r = re_key_generate(&key)) < 0 ||
-        (r = re_csr_create(&csr, key.ptr, "resedge-agent", NULL)) < 0) {
+/* Step 2: our own key and CSR; the code goes only to the pinned hub. On
+ * success *answer holds the hub's answer, *cert_pem points into it, and
+ * info and cluster describe the checked certificate. */
+static int request_certificate(const struct enroll_opts *o, const struct re_buf *ca,
+                               const char *want, struct re_buf *key, cJSON **answer,
+                               const char **cert_pem, struct re_cert_info *info,
+                               char *cluster, size_t cluster_size, struct re_buf *err)
+{
+    struct hubclient *pinned = NULL;
+    struct re_buf csr;
+    const char *ca2 = NULL;
+    int r;
+    re_buf_init(&csr, 16 * 1024);
+    if ((r = re_key_generate(key)) < 0 ||
+        (r = re_csr_create(&csr, key->ptr, "resedge-agent", NULL)) < 0) {
         re_buf_printf(err, "cannot create a key and CSR: %s", re_strerror(r));
         goto out;
     }
-    struct hubclient_opts po = { .base_url = o->hub_url, .ca_pem = ca.ptr,
+    struct hubclient_opts po = { .base_url = o->hub_url, .ca_pem = ca->ptr,
                                  .abort_flag = o->abort_flag };
     if ((r = hubclient_new(&pinned, &po)) < 0)
         goto out;
-    if ((r = post_csr(&answer, pinned, "/api/v1/enroll", o->code, csr.ptr, err)) < 0)
+    if ((r = post_csr(answer, pinned, "/api/v1/enroll", o->code, csr.ptr, err)) < 0)
         goto out;
-    if (re_json_get_string(&cert_pem, answer, "certificate") < 0) {
+    if (re_json_get_string(cert_pem, *answer, "certificate") < 0) {
         re_buf_printf(err, "the hub's answer has no \"certificate\"");
         r = -RE_EPARSE;
         goto out;
     }
-    if (re_json_get_string(&ca2, answer, "ca") == 0 && enroll_check_ca(ca2, strlen(ca2), want,
-                                                                       err) < 0) {
+    if (re_json_get_string(&ca2, *answer, "ca") == 0 &&
+        enroll_check_ca(ca2, strlen(ca2), want, err) < 0) {
         r = -RE_EBADSIG;
         goto out;
     }
-    if ((r = check_issued(&info, cert_pem, key.ptr, ca.ptr, err)) < 0)
+    if ((r = check_issued(info, *cert_pem, key->ptr, ca->ptr, err)) < 0)
         goto out;
-    if ((r = cluster_from_cert(cluster, sizeof(cluster), &info)) < 0) {
+    if ((r = cluster_from_cert(cluster, cluster_size, info)) < 0)
         re_buf_printf(err, "the issued certificate names no cluster (URI SAN '%s', CN '%s')",
-                      info.uri_san, info.subject_cn);
-        goto out;
-    }
+                      info->uri_san, info->subject_cn);
+out:
+    hubclient_free(pinned);
+    re_buf_release(&csr);
+    return r;
+}
 
-    /* 3. Everything checked: write. agent.state last, so a crash before it
-     * leaves the node "not enrolled". */
+/* Step 3: everything checked, write. agent.state last, so a crash before it
+ * leaves the node "not enrolled". */
+static int write_enrollment(struct agent_state *st, const struct enroll_opts *o,
+                            const struct re_buf *ca, const char *key_pem, const char *cert_pem,
+                            const char *cluster, const struct re_cert_info *info,
+                            struct re_buf *err)
+{
+    struct agent_state s = { 0 };
+    int r;
     if ((r = re_mkdir_p(o->state_dir, 0700)) < 0) {
         re_buf_printf(err, "cannot create '%s': %s", o->state_dir, re_strerror(r));
-        goto out;
+        return r;
     }
-    if ((r = write_file(o->state_dir, AGENT_CA_FILE, ca.ptr, 0644)) < 0) {
+    if ((r = write_file(o->state_dir, AGENT_CA_FILE, ca->ptr, 0644)) < 0) {
         re_buf_printf(err, "cannot write '%s/%s': %s", o->state_dir, AGENT_CA_FILE,
                       re_strerror(r));
-        goto out;
+        return r;
     }
     if (o->force) /* the previous enrollment's pair is replaced below */
         agent_state_load(&s, o->state_dir, NULL);
@@ -369,7 +390,7 @@ int enroll_run(struct agent_state *st, const struct enroll_opts *o, struct re_bu
     free(s.identity);
     s.hub_url = strdup(o->hub_url);
     s.cluster = strdup(cluster);
-    s.identity = strdup(info.uri_san);
+    s.identity = strdup(info->uri_san);
     s.enrolled_at = re_time();
     if (!s.hub_url || !s.cluster || !s.identity) {
         r = -RE_ENOMEM;
@@ -378,22 +399,34 @@ int enroll_run(struct agent_state *st, const struct enroll_opts *o, struct re_bu
     size_t n = strlen(s.hub_url);
     while (n > 8 && s.hub_url[n - 1] == '/')
         s.hub_url[--n] = '\0';
-    if ((r = enroll_install_credentials(&s, o->state_dir, key.ptr, cert_pem, err)) < 0)
+    if ((r = enroll_install_credentials(&s, o->state_dir, key_pem, cert_pem, err)) < 0)
         goto out;
     *st = s;
     memset(&s, 0, sizeof(s));
-    r = 0;
 out:
     agent_state_release(&s);
+    return r;
+}
+
+int enroll_run(struct agent_state *st, const struct enroll_opts *o, struct re_buf *err)
+{
+    struct re_buf ca, key;
+    struct re_cert_info info;
+    char want[72], cluster[64];
+    cJSON *answer = NULL;
+    const char *cert_pem = NULL;
+    int r;
+    re_buf_init(&ca, 64 * 1024);
+    re_buf_init(&key, 16 * 1024);
+    if ((r = check_options(o, want, err)) == 0 && (r = fetch_ca(o, want, &ca, err)) == 0 &&
+        (r = request_certificate(o, &ca, want, &key, &answer, &cert_pem, &info, cluster,
+                                 sizeof(cluster), err)) == 0)
+        r = write_enrollment(st, o, &ca, key.ptr, cert_pem, cluster, &info, err);
     cJSON_Delete(answer);
-    hubclient_free(boot);
-    hubclient_free(pinned);
-    hubclient_resp_release(&resp);
     if (key.ptr)
         memset(key.ptr, 0, key.len);
     re_buf_release(&ca);
     re_buf_release(&key);
-    re_buf_release(&csr);
     return r;
 }
 

@@ -419,106 +419,90 @@ static void pull_error(struct agent *a, const char *msg)
     re_snprintf(a->last_pull_error, sizeof(a->last_pull_error), "%s", msg);
 }
 
-static void sync_desired(struct agent *a)
+/* A pull step failed: say so once (pull_error), keep it in the status when
+ * asked (save), and as the apply result when the revision cannot be applied. */
+enum { PF_SAVE = 1, PF_APPLY_FAILED = 2 };
+static void pull_fail(struct agent *a, unsigned flags, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void pull_fail(struct agent *a, unsigned flags, const char *fmt, ...)
 {
-    char url[1100], fetched[RE_OID_BUF], cur[RE_OID_BUF] = "", rev_dir[4096];
-    struct re_buf err;
-    int r;
-    re_buf_init(&err, 2048);
-    git_url_for(a, url, sizeof(url));
-    if (a->cfg.mode == AGENT_MODE_FLUX) {
-        if (strcmp(a->status.mode, "flux") != 0)
-            a->status.apply_result[0] = '\0'; /* apply the Flux objects at least once */
-        re_snprintf(a->status.mode, sizeof(a->status.mode), "flux");
-        sync_flux(a, url, true);
-        flux_applied(a);
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pull_error(a, msg);
+    if (flags & PF_APPLY_FAILED)
+        re_snprintf(a->status.apply_result, sizeof(a->status.apply_result), "failed: %s", msg);
+    if (flags & PF_SAVE)
         save_status(a);
-        goto out;
-    }
-    const char *want = a->answer.revision;
-    if (!want[0])
-        goto out; /* the hub has not rendered this cluster yet */
-    materialize_current(cur, a->cfg.state_dir);
-    char rec[4096];
-    if (record_deleted(a, rec, sizeof(rec)))
-        goto out; /* not recreating a deleted state directory: the loop says why and stops */
-    if (a->mirror && pull_check_mirror(a->mirror, &err) < 0) {
+}
+
+/* Mode flux: Flux pulls the hub itself; the agent keeps its objects current. */
+static void sync_flux_mode(struct agent *a, const char *url)
+{
+    if (strcmp(a->status.mode, "flux") != 0)
+        a->status.apply_result[0] = '\0'; /* apply the Flux objects at least once */
+    re_snprintf(a->status.mode, sizeof(a->status.mode), "flux");
+    sync_flux(a, url, true);
+    flux_applied(a);
+    save_status(a);
+}
+
+/* The local mirror, open and sound: 0, or -1 after saying why. */
+static int ensure_mirror(struct agent *a, struct re_buf *err)
+{
+    if (a->mirror && pull_check_mirror(a->mirror, err) < 0) {
         /* Deleted or damaged under us: every fetch into the open handle
          * would fail. The hub has the history, so start a fresh mirror. */
         log_warn("the local mirror '%s/mirror.git' is missing or damaged (%s): recreating it "
-                 "and fetching again", a->cfg.state_dir, err.ptr ? err.ptr : "unknown");
+                 "and fetching again", a->cfg.state_dir, err->ptr ? err->ptr : "unknown");
         git_repository_free(a->mirror);
         a->mirror = NULL;
-        re_buf_reset(&err);
+        re_buf_reset(err);
     }
-    if (!a->mirror && pull_open_mirror(&a->mirror, a->cfg.state_dir, &err) < 0) {
-        pull_error(a, err.ptr);
-        goto out;
+    if (!a->mirror && pull_open_mirror(&a->mirror, a->cfg.state_dir, err) < 0) {
+        pull_error(a, err->ptr);
+        return -1;
     }
-    /* The mirror's branch (what mode mirror serves) moves with current. */
-    bool published = pull_published(a->mirror, a->answer.branch, want);
-    /* Done already, unless the mode changed (then it is applied the new way). */
-    if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0 && published &&
-        strcmp(a->status.mode, agent_mode_name(a->cfg.mode)) == 0) {
-        /* Mode mirror: the URL Flux uses may have changed (SIGHUP); the Flux
-         * objects are rewritten and applied only when they differ. */
-        int64_t applied_at = a->status.applied_at;
-        if (a->cfg.mode == AGENT_MODE_MIRROR && mirror_flux(a) == 0 &&
-            a->status.applied_at != applied_at)
-            save_status(a);
-        goto out;
+    return 0;
+}
+
+/* Fetches the branch, checks it is at the assigned revision, materializes
+ * it into STATE/current: 0, or -1 after saying why. */
+static int fetch_and_materialize(struct agent *a, const char *url, const char *want,
+                                 struct re_buf *err)
+{
+    char fetched[RE_OID_BUF];
+    git_oid oid;
+    int r;
+    re_buf_reset(err);
+    if ((r = pull_fetch(a->mirror, url, a->answer.branch, fetched, err)) < 0) {
+        pull_fail(a, 0, "cannot fetch '%s': %s", url, err->ptr ? err->ptr : re_strerror(r));
+        return -1;
     }
-    if (strcmp(want, a->status.pulled) != 0 || strcmp(want, cur) != 0 ||
-        (!published && !pull_has_commit(a->mirror, want))) {
-        re_buf_reset(&err);
-        if ((r = pull_fetch(a->mirror, url, a->answer.branch, fetched, &err)) < 0) {
-            char msg[400];
-            re_snprintf(msg, sizeof(msg), "cannot fetch '%s': %s", url,
-                        err.ptr ? err.ptr : re_strerror(r));
-            pull_error(a, msg);
-            goto out;
-        }
-        memcpy(a->status.pulled, fetched, RE_OID_BUF);
-        if (strcmp(fetched, want) != 0) {
-            char msg[400];
-            re_snprintf(msg, sizeof(msg), "branch '%s' is at %s but the hub assigned %s: "
-                        "not applying it", a->answer.branch, short_rev(fetched), want);
-            pull_error(a, msg);
-            save_status(a);
-            goto out;
-        }
-        git_oid oid;
-        re_buf_reset(&err);
-        if (git_oid_fromstr(&oid, want) < 0 ||
-            (r = materialize_commit(a->cfg.state_dir, a->mirror, &oid, a->cfg.keep_revisions,
-                                    &err)) < 0) {
-            char msg[400];
-            re_snprintf(msg, sizeof(msg), "cannot materialize %s: %s", short_rev(want),
-                        err.ptr ? err.ptr : "bad revision");
-            pull_error(a, msg);
-            re_snprintf(a->status.apply_result, sizeof(a->status.apply_result), "failed: %s",
-                        msg);
-            save_status(a);
-            goto out;
-        }
-        a->last_pull_error[0] = '\0';
-        log_notice("materialized revision %s into '%s/current'", short_rev(want),
-                   a->cfg.state_dir);
+    memcpy(a->status.pulled, fetched, RE_OID_BUF);
+    if (strcmp(fetched, want) != 0) {
+        pull_fail(a, PF_SAVE, "branch '%s' is at %s but the hub assigned %s: not applying it",
+                  a->answer.branch, short_rev(fetched), want);
+        return -1;
     }
-    /* Only now, with the commit checked against the assignment and
-     * materialized, does the served branch move. */
-    if (!published) {
-        re_buf_reset(&err);
-        if (pull_publish(a->mirror, a->answer.branch, want, &err) < 0) {
-            char msg[400];
-            re_snprintf(msg, sizeof(msg), "cannot update the local mirror to %s: %s",
-                        short_rev(want), err.ptr ? err.ptr : "libgit2 error");
-            pull_error(a, msg);
-            save_status(a);
-            goto out;
-        }
-        log_info("the local mirror's branch '%s' is at %s", a->answer.branch, short_rev(want));
+    re_buf_reset(err);
+    if (git_oid_fromstr(&oid, want) < 0 ||
+        materialize_commit(a->cfg.state_dir, a->mirror, &oid, a->cfg.keep_revisions, err) < 0) {
+        pull_fail(a, PF_SAVE | PF_APPLY_FAILED, "cannot materialize %s: %s", short_rev(want),
+                  err->ptr ? err->ptr : "bad revision");
+        return -1;
     }
+    a->last_pull_error[0] = '\0';
+    log_notice("materialized revision %s into '%s/current'", short_rev(want), a->cfg.state_dir);
+    return 0;
+}
+
+/* Applies STATE/revisions/<want> the configured way and records the result. */
+static void apply_revision(struct agent *a, const char *want)
+{
+    char rev_dir[4096];
     re_snprintf(rev_dir, sizeof(rev_dir), "%s/revisions/%s", a->cfg.state_dir, want);
     re_snprintf(a->status.mode, sizeof(a->status.mode), "%s", agent_mode_name(a->cfg.mode));
     switch (a->cfg.mode) {
@@ -549,6 +533,57 @@ static void sync_desired(struct agent *a)
         break;
     }
     save_status(a);
+}
+
+/* One pass towards the revision the hub assigned: fetch, check,
+ * materialize, publish on the local mirror, apply. */
+static void sync_desired(struct agent *a)
+{
+    char url[1100], cur[RE_OID_BUF] = "", rec[4096];
+    const char *want = a->answer.revision;
+    struct re_buf err;
+    re_buf_init(&err, 2048);
+    git_url_for(a, url, sizeof(url));
+    if (a->cfg.mode == AGENT_MODE_FLUX) {
+        sync_flux_mode(a, url);
+        goto out;
+    }
+    if (!want[0])
+        goto out; /* the hub has not rendered this cluster yet */
+    materialize_current(cur, a->cfg.state_dir);
+    if (record_deleted(a, rec, sizeof(rec)))
+        goto out; /* not recreating a deleted state directory: the loop says why and stops */
+    if (ensure_mirror(a, &err) < 0)
+        goto out;
+    /* The mirror's branch (what mode mirror serves) moves with current. */
+    bool published = pull_published(a->mirror, a->answer.branch, want);
+    /* Done already, unless the mode changed (then it is applied the new way). */
+    if (strcmp(want, a->status.applied) == 0 && strcmp(want, cur) == 0 && published &&
+        strcmp(a->status.mode, agent_mode_name(a->cfg.mode)) == 0) {
+        /* Mode mirror: the URL Flux uses may have changed (SIGHUP); the Flux
+         * objects are rewritten and applied only when they differ. */
+        int64_t applied_at = a->status.applied_at;
+        if (a->cfg.mode == AGENT_MODE_MIRROR && mirror_flux(a) == 0 &&
+            a->status.applied_at != applied_at)
+            save_status(a);
+        goto out;
+    }
+    if ((strcmp(want, a->status.pulled) != 0 || strcmp(want, cur) != 0 ||
+         (!published && !pull_has_commit(a->mirror, want))) &&
+        fetch_and_materialize(a, url, want, &err) < 0)
+        goto out;
+    /* Only now, with the commit checked against the assignment and
+     * materialized, does the served branch move. */
+    if (!published) {
+        re_buf_reset(&err);
+        if (pull_publish(a->mirror, a->answer.branch, want, &err) < 0) {
+            pull_fail(a, PF_SAVE, "cannot update the local mirror to %s: %s", short_rev(want),
+                      err.ptr ? err.ptr : "libgit2 error");
+            goto out;
+        }
+        log_info("the local mirror's branch '%s' is at %s", a->answer.branch, short_rev(want));
+    }
+    apply_revision(a, want);
 out:
     re_buf_release(&err);
 }
@@ -784,6 +819,84 @@ static const char run_usage[] =
     "Every flag is also a key of the [agent] section of the config file\n"
     "(default " AGENT_DEFAULT_CONFIG ", read when present); flags win.\n";
 
+/* Loads the enrollment record: 0, or the exit code after saying why. */
+static int load_enrollment(struct agent *a, struct re_buf *err)
+{
+    int r = agent_state_load(&a->st, a->cfg.state_dir, err);
+    if (r == -RE_ENOENT) {
+        log_err("this node is not enrolled (no '%s/%s'): get a code with 'resedgectl clusters "
+                "enroll-code CLUSTER' and run 'resedge-agent enroll --hub URL --code CODE "
+                "--ca-fingerprint sha256:... --state-dir %s'", a->cfg.state_dir, AGENT_STATE_FILE,
+                a->cfg.state_dir);
+        return AGENT_EX_CONFIG;
+    }
+    if (r < 0) {
+        log_err("cannot load the enrollment record: %s; enroll again with --force",
+                err->ptr ? err->ptr : re_strerror(r));
+        return AGENT_EX_CONFIG;
+    }
+    return 0;
+}
+
+/* Repairs STATE/current after a crash and reads back the last status. */
+static void recover_state(struct agent *a, struct re_buf *err)
+{
+    char cur[RE_OID_BUF];
+    re_buf_reset(err);
+    if (materialize_repair(a->cfg.state_dir, err) < 0) {
+        log_warn("cannot repair '%s/current': %s", a->cfg.state_dir, err->ptr ? err->ptr : "");
+    } else if (err->len) {
+        for (size_t i = 0; i + 1 < err->len; i++)
+            if (err->ptr[i] == '\n')
+                err->ptr[i] = ';';
+        if (err->ptr[err->len - 1] == '\n')
+            err->ptr[--err->len] = '\0';
+        log_notice("repaired the state directory: %s", err->ptr);
+    }
+    int r = agent_status_read(&a->status, a->cfg.state_dir);
+    /* What is on disk is what was last applied in the modes that materialize. */
+    if (materialize_current(cur, a->cfg.state_dir) == 0 && !a->status.pulled[0])
+        memcpy(a->status.pulled, cur, RE_OID_BUF);
+    if (r < 0 && r != -RE_ENOENT) {
+        log_warn("'%s/%s' was damaged (%s): starting from an empty status and rewriting it",
+                 a->cfg.state_dir, AGENT_STATUS_FILE, status_damage(r));
+        save_status(a);
+    }
+}
+
+/* Check in, renew, sleep, until a signal stops it: 0, or the exit code. */
+static int run_loop(struct agent *a)
+{
+    /* First check-in soon, but spread (up to 10% of an interval, at most 5 s). */
+    uint64_t first = a->interval_ms / 10 < 5000 ? a->interval_ms / 10 : 5000;
+    a->next_checkin = re_mono_ms() + (first ? backoff_random() % first : 0);
+    while (!g_stop) {
+        if (g_reload) {
+            g_reload = 0;
+            reload(a);
+        }
+        watchdog_tick();
+        ensure_mirror_server(a);
+        if (re_mono_ms() >= a->next_checkin) {
+            if (enrollment_gone(a))
+                return AGENT_EX_CONFIG;
+            checkin(a);
+            check_status_file(a);
+        }
+        if (g_stop)
+            break;
+        if (!a->revoked)
+            maybe_renew(a);
+        uint64_t until = a->next_checkin;
+        if (!a->revoked && a->st.renew_at <= re_time() && a->next_renew_try < until)
+            until = a->next_renew_try > re_mono_ms() ? a->next_renew_try : re_mono_ms() + 1000;
+        sleep_until(until);
+    }
+    re_notify("STOPPING=1\nSTATUS=stopping");
+    log_notice("stopping");
+    return 0;
+}
+
 int agent_run_main(int argc, char **argv)
 {
     struct agent a;
@@ -809,21 +922,9 @@ int agent_run_main(int argc, char **argv)
     }
     re_log_set_level(a.cfg.log_level);
     re_buf_reset(&err);
-    r = agent_state_load(&a.st, a.cfg.state_dir, &err);
-    if (r == -RE_ENOENT) {
-        log_err("this node is not enrolled (no '%s/%s'): get a code with 'resedgectl clusters "
-                "enroll-code CLUSTER' and run 'resedge-agent enroll --hub URL --code CODE "
-                "--ca-fingerprint sha256:... --state-dir %s'", a.cfg.state_dir, AGENT_STATE_FILE,
-                a.cfg.state_dir);
-        rc = AGENT_EX_CONFIG;
+    if ((rc = load_enrollment(&a, &err)) != 0)
         goto out;
-    }
-    if (r < 0) {
-        log_err("cannot load the enrollment record: %s; enroll again with --force",
-                err.ptr ? err.ptr : re_strerror(r));
-        rc = AGENT_EX_CONFIG;
-        goto out;
-    }
+    rc = 1;
     if (setup_signals() < 0 || hubclient_global_init() < 0 || pull_global_init() < 0) {
         log_err("cannot initialize the process");
         goto out;
@@ -836,29 +937,7 @@ int agent_run_main(int argc, char **argv)
         rc = AGENT_EX_CONFIG;
         goto out;
     }
-    re_buf_reset(&err);
-    if (materialize_repair(a.cfg.state_dir, &err) < 0)
-        log_warn("cannot repair '%s/current': %s", a.cfg.state_dir, err.ptr ? err.ptr : "");
-    else if (err.len) {
-        for (size_t i = 0; i + 1 < err.len; i++)
-            if (err.ptr[i] == '\n')
-                err.ptr[i] = ';';
-        if (err.ptr[err.len - 1] == '\n')
-            err.ptr[--err.len] = '\0';
-        log_notice("repaired the state directory: %s", err.ptr);
-    }
-    r = agent_status_read(&a.status, a.cfg.state_dir);
-    {
-        /* What is on disk is what was last applied in the modes that materialize. */
-        char cur[RE_OID_BUF];
-        if (materialize_current(cur, a.cfg.state_dir) == 0 && !a.status.pulled[0])
-            memcpy(a.status.pulled, cur, RE_OID_BUF);
-    }
-    if (r < 0 && r != -RE_ENOENT) {
-        log_warn("'%s/%s' was damaged (%s): starting from an empty status and rewriting it",
-                 a.cfg.state_dir, AGENT_STATUS_FILE, status_damage(r));
-        save_status(&a);
-    }
+    recover_state(&a, &err);
     backoff_init(&a.bo, 1000, a.cfg.backoff_cap_ms);
     backoff_init(&a.renew_bo, 5000, 3600 * 1000);
     a.interval_ms = a.cfg.interval_ms;
@@ -874,36 +953,7 @@ int agent_run_main(int argc, char **argv)
     re_notify("READY=1");
     set_status(&a, "enrolled as %s; revision %s on disk; checking in with %s", a.st.cluster,
                short_rev(a.status.applied), a.st.hub_url);
-    /* First check-in soon, but spread (up to 10% of an interval, at most 5 s). */
-    uint64_t first = a.interval_ms / 10 < 5000 ? a.interval_ms / 10 : 5000;
-    a.next_checkin = re_mono_ms() + (first ? backoff_random() % first : 0);
-    while (!g_stop) {
-        if (g_reload) {
-            g_reload = 0;
-            reload(&a);
-        }
-        watchdog_tick();
-        ensure_mirror_server(&a);
-        if (re_mono_ms() >= a.next_checkin) {
-            if (enrollment_gone(&a)) {
-                rc = AGENT_EX_CONFIG;
-                goto out;
-            }
-            checkin(&a);
-            check_status_file(&a);
-        }
-        if (g_stop)
-            break;
-        if (!a.revoked)
-            maybe_renew(&a);
-        uint64_t until = a.next_checkin;
-        if (!a.revoked && a.st.renew_at <= re_time() && a.next_renew_try < until)
-            until = a.next_renew_try > re_mono_ms() ? a.next_renew_try : re_mono_ms() + 1000;
-        sleep_until(until);
-    }
-    re_notify("STOPPING=1\nSTATUS=stopping");
-    log_notice("stopping");
-    rc = 0;
+    rc = run_loop(&a);
 out:
     tick_set(NULL);
     g_agent = NULL;

@@ -71,76 +71,95 @@ static int write_file(const char *path, const char *data, mode_t mode)
     return r;
 }
 
-int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
-                  const char *const *pos, size_t npos)
+/* Where login writes: the profile, and NAME.key, NAME.crt, NAME-ca.crt next to it. */
+struct login_files {
+    char base[256];
+    size_t dirlen;
+    char *key_path, *cert_path, *ca_path;
+};
+
+static void login_files_release(struct login_files *f)
 {
-    const char *code = ctl_arg(a, "code");
-    char want[65], base[256];
-    struct re_buf body, key, csr, req, profile;
-    struct re_cert_info ca_info, cert_info;
-    cJSON *reqj = NULL, *ans = NULL;
-    char *ca_pem = NULL, *cert_pem = NULL, *ca2_pem = NULL;
-    char *key_path = NULL, *cert_path = NULL, *ca_path = NULL;
-    int r, ret = CTL_EUSAGE;
+    free(f->key_path);
+    free(f->cert_path);
+    free(f->ca_path);
+}
 
-    re_buf_init(&body, 1024 * 1024);
-    re_buf_init(&key, 64 * 1024);
-    re_buf_init(&csr, 64 * 1024);
-    re_buf_init(&req, 256 * 1024);
-    re_buf_init(&profile, 64 * 1024);
-
-    if (ctl_fingerprint_normalize(want, ctl_arg(a, "ca-fingerprint")) < 0) {
-        fprintf(stderr, "error: bad --ca-fingerprint '%s': expected sha256: and 64 hex digits "
-                        "(as 'resedgectl users add' printed it)\n", ctl_arg(a, "ca-fingerprint"));
-        goto out;
-    }
+static int login_paths(struct ctl *c, const struct ctl_args *a, struct login_files *f)
+{
     if (!(c->hub = strdup(ctl_arg(a, "hub"))) ||
         !(c->profile_path = ctl_profile_default_path(ctl_arg(a, "config")))) {
         fputs("error: no profile path: pass --config FILE (HOME is not set)\n", stderr);
-        goto out;
+        return -1;
     }
     if (ctl_hub_url_check(c->hub) < 0)
-        goto out;
-    /* Files next to the profile: NAME.key, NAME.crt, NAME-ca.crt. */
+        return -1;
     const char *slash = strrchr(c->profile_path, '/');
     const char *file = slash ? slash + 1 : c->profile_path;
-    size_t dirlen = slash ? (size_t)(slash - c->profile_path) : 0;
     size_t flen = strlen(file);
+    f->dirlen = slash ? (size_t)(slash - c->profile_path) : 0;
     if (flen > 5 && strcmp(file + flen - 5, ".conf") == 0)
         flen -= 5;
-    if (!flen || re_snprintf(base, sizeof(base), "%.*s", (int)flen, file) < 0) {
+    if (!flen || re_snprintf(f->base, sizeof(f->base), "%.*s", (int)flen, file) < 0) {
         fprintf(stderr, "error: bad profile file name '%s'\n", c->profile_path);
-        goto out;
+        return -1;
     }
-    if (!(key_path = join(c->profile_path, dirlen, base, ".key")) ||
-        !(cert_path = join(c->profile_path, dirlen, base, ".crt")) ||
-        !(ca_path = join(c->profile_path, dirlen, base, "-ca.crt"))) {
+    if (!(f->key_path = join(c->profile_path, f->dirlen, f->base, ".key")) ||
+        !(f->cert_path = join(c->profile_path, f->dirlen, f->base, ".crt")) ||
+        !(f->ca_path = join(c->profile_path, f->dirlen, f->base, "-ca.crt"))) {
         fputs("error: out of memory\n", stderr);
-        goto out;
+        return -1;
     }
+    return 0;
+}
 
-    /* 1. The hub's CA, fetched without verification, then pinned. */
+/* Step 1: the hub's CA, fetched without verification, then pinned by
+ * fingerprint. CTL_OK with *ca_pem, or the exit code. */
+static int login_fetch_ca(struct ctl *c, const char *want, char **ca_pem,
+                          struct re_cert_info *ca_info)
+{
+    struct re_buf body;
     struct ctl_req get_ca = { .method = "GET", .path = "/api/v1/enroll/ca", .insecure = true,
                               .anonymous = true };
+    int ret;
+    re_buf_init(&body, 1024 * 1024);
     if ((ret = ctl_request(c, &get_ca, NULL, &body)) != CTL_OK)
         goto out;
     ret = CTL_ESERVER;
-    if (!(ca_pem = pem_from_answer(&body, "ca|certificate|pem")) ||
-        re_cert_parse(&ca_info, ca_pem, strlen(ca_pem), false) < 0) {
+    if (!(*ca_pem = pem_from_answer(&body, "ca|certificate|pem")) ||
+        re_cert_parse(ca_info, *ca_pem, strlen(*ca_pem), false) < 0) {
         fputs("error: the hub did not send a CA certificate that parses\n", stderr);
         goto out;
     }
-    if (strcmp(ca_info.fingerprint + 7, want) != 0) {
+    if (strcmp(ca_info->fingerprint + 7, want) != 0) {
         fprintf(stderr, "error: the hub's CA fingerprint is %s, not the sha256:%s you were given; "
                         "refusing to trust it (nothing was written)\n"
                         "hint: check the hub URL, and ask for the fingerprint again\n",
-                ca_info.fingerprint, want);
+                ca_info->fingerprint, want);
         goto out;
     }
+    ret = CTL_OK;
+out:
+    re_buf_release(&body);
+    return ret;
+}
 
-    /* 2. Our own key and CSR; the hub decides the identity from the code. */
-    if ((r = re_key_generate(&key)) < 0 ||
-        (r = re_csr_create(&csr, key.ptr, "resedgectl-login", NULL)) < 0) {
+/* Steps 2 and 3: our own key and CSR (the hub decides the identity from the
+ * code), and the certificate over TLS verified against the pinned CA.
+ * CTL_OK with key and *cert_pem, or the exit code. */
+static int login_request_cert(struct ctl *c, const char *code, const char *ca_pem,
+                              const char *want, struct re_buf *key, char **cert_pem,
+                              struct re_cert_info *cert_info)
+{
+    struct re_buf body, csr, req;
+    cJSON *reqj = NULL;
+    char *ca2_pem = NULL;
+    int r, ret = CTL_EUSAGE;
+    re_buf_init(&body, 1024 * 1024);
+    re_buf_init(&csr, 64 * 1024);
+    re_buf_init(&req, 256 * 1024);
+    if ((r = re_key_generate(key)) < 0 ||
+        (r = re_csr_create(&csr, key->ptr, "resedgectl-login", NULL)) < 0) {
         fprintf(stderr, "error: cannot make a key and CSR: %s\n", re_strerror(r));
         goto out;
     }
@@ -149,16 +168,13 @@ int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_arg
         fputs("error: out of memory\n", stderr);
         goto out;
     }
-
-    /* 3. The certificate, over TLS verified against the pinned CA. */
     struct ctl_req enroll = { .method = "POST", .path = "/api/v1/enroll", .ca_pem = ca_pem,
                               .anonymous = true, .body = req.ptr, .body_len = req.len };
-    re_buf_reset(&body);
     if ((ret = ctl_request(c, &enroll, NULL, &body)) != CTL_OK)
         goto out;
     ret = CTL_ESERVER;
-    if (!(cert_pem = pem_from_answer(&body, "certificate|cert")) ||
-        re_cert_parse(&cert_info, cert_pem, strlen(cert_pem), false) < 0) {
+    if (!(*cert_pem = pem_from_answer(&body, "certificate|cert")) ||
+        re_cert_parse(cert_info, *cert_pem, strlen(*cert_pem), false) < 0) {
         fputs("error: the hub's answer holds no certificate that parses\n", stderr);
         goto out;
     }
@@ -171,19 +187,34 @@ int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_arg
             goto out;
         }
     }
-    if ((r = re_cert_matches_key(cert_pem, key.ptr)) < 0) {
+    if ((r = re_cert_matches_key(*cert_pem, key->ptr)) < 0) {
         fputs("error: the certificate the hub sent is not for our key; refusing\n", stderr);
         goto out;
     }
-    if ((r = re_cert_verify(cert_pem, ca_pem, (int64_t)time(NULL))) < 0) {
+    if ((r = re_cert_verify(*cert_pem, ca_pem, (int64_t)time(NULL))) < 0) {
         fprintf(stderr, "error: the certificate the hub sent does not verify: %s%s\n",
                 re_strerror(r), r == -RE_EEXPIRED ? " (check this machine's clock)" : "");
         goto out;
     }
+    ret = CTL_OK;
+out:
+    cJSON_Delete(reqj);
+    free(ca2_pem);
+    re_buf_release(&body);
+    re_buf_release(&csr);
+    re_buf_release(&req);
+    return ret;
+}
 
-    /* 4. Key first (0600), then certificate, CA, and the profile last. */
-    if (dirlen) {
-        char *dir = re_str_dup((struct re_str){ c->profile_path, dirlen });
+/* Step 4: key first (0600), then certificate, CA, and the profile last. */
+static int login_write(struct ctl *c, const struct login_files *f, const char *key_pem,
+                       const char *cert_pem, const char *ca_pem, const char *who)
+{
+    struct re_buf profile;
+    int r = -1;
+    re_buf_init(&profile, 64 * 1024);
+    if (f->dirlen) {
+        char *dir = re_str_dup((struct re_str){ c->profile_path, f->dirlen });
         r = dir ? re_mkdir_p(dir, 0700) : -RE_ENOMEM;
         free(dir);
         if (r < 0) {
@@ -192,40 +223,66 @@ int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_arg
             goto out;
         }
     }
+    r = -1;
     if (re_buf_printf(&profile,
                       "# resedgectl profile written by 'resedgectl login' for %s\n"
                       "[hub]\nurl = %s\nca = %s-ca.crt\ncert = %s.crt\nkey = %s.key\n",
-                      cert_info.subject_cn, c->hub, base, base, base) < 0) {
+                      who, c->hub, f->base, f->base, f->base) < 0) {
         fputs("error: out of memory\n", stderr);
         goto out;
     }
-    if (write_file(key_path, key.ptr, 0600) < 0 || write_file(cert_path, cert_pem, 0644) < 0 ||
-        write_file(ca_path, ca_pem, 0644) < 0 || write_file(c->profile_path, profile.ptr, 0600) < 0)
+    if (write_file(f->key_path, key_pem, 0600) < 0 || write_file(f->cert_path, cert_pem, 0644) < 0 ||
+        write_file(f->ca_path, ca_pem, 0644) < 0 ||
+        write_file(c->profile_path, profile.ptr, 0600) < 0)
+        goto out;
+    r = 0;
+out:
+    re_buf_release(&profile);
+    return r;
+}
+
+int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
+                  const char *const *pos, size_t npos)
+{
+    char want[65];
+    struct login_files f = { .dirlen = 0 };
+    struct re_buf key;
+    struct re_cert_info ca_info, cert_info;
+    char *ca_pem = NULL, *cert_pem = NULL;
+    int ret = CTL_EUSAGE;
+    re_buf_init(&key, 64 * 1024);
+
+    if (ctl_fingerprint_normalize(want, ctl_arg(a, "ca-fingerprint")) < 0) {
+        fprintf(stderr, "error: bad --ca-fingerprint '%s': expected sha256: and 64 hex digits "
+                        "(as 'resedgectl users add' printed it)\n", ctl_arg(a, "ca-fingerprint"));
+        goto out;
+    }
+    if (login_paths(c, a, &f) < 0)
+        goto out;
+    if ((ret = login_fetch_ca(c, want, &ca_pem, &ca_info)) != CTL_OK ||
+        (ret = login_request_cert(c, ctl_arg(a, "code"), ca_pem, want, &key, &cert_pem,
+                                  &cert_info)) != CTL_OK)
+        goto out;
+    ret = CTL_ESERVER;
+    if (login_write(c, &f, key.ptr, cert_pem, ca_pem, cert_info.subject_cn) < 0)
         goto out;
 
     printf("logged in to %s as '", c->hub);
     ctl_print_safe(stdout, cert_info.subject_cn);
     printf("'\n  profile      %s\n  key          %s (generated here, mode 0600)\n"
            "  certificate  %s\n  CA           %s (%s)\n",
-           c->profile_path, key_path, cert_path, ca_path, ca_info.fingerprint);
+           c->profile_path, f.key_path, f.cert_path, f.ca_path, ca_info.fingerprint);
     if (ctl_arg(a, "config"))
         printf("next: resedgectl --config %s clusters list\n", c->profile_path);
     else
         printf("next: resedgectl clusters list\n");
     ret = CTL_OK;
 out:
-    cJSON_Delete(reqj);
-    cJSON_Delete(ans);
     free(ca_pem);
     free(cert_pem);
-    free(ca2_pem);
-    free(key_path);
-    free(cert_path);
-    free(ca_path);
-    re_buf_release(&body);
+    login_files_release(&f);
+    if (key.ptr)
+        memset(key.ptr, 0, key.len);
     re_buf_release(&key);
-    re_buf_release(&csr);
-    re_buf_release(&req);
-    re_buf_release(&profile);
     return ret;
 }
