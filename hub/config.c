@@ -6,6 +6,7 @@
 #include "fsutil.h"
 #include "hub.h"
 #include "log.h"
+#include "validate.h"
 
 static const struct re_conf_key known_keys[] = {
     { "server", "listen", RE_CONF_STRING },
@@ -25,6 +26,7 @@ static const struct re_conf_key known_keys[] = {
     { "gitops", "mirror", RE_CONF_STRING },
     { "gitops", "mirror_credentials", RE_CONF_STRING },
     { "gitops", "mirror_retry_max", RE_CONF_DURATION },
+    { "tenancy", "technician_groups", RE_CONF_STRING },
     { NULL, NULL, 0 },
 };
 
@@ -37,6 +39,7 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->cert_lifetime_days = 30;
     cfg->ticket_rotate_s = 12 * 3600;
     cfg->mirror_retry_max_ms = 5 * 60 * 1000;
+    cfg->technician_groups = strdup("/stores");
     cfg->limits = (struct hub_limits){
         .max_header_bytes = 16 * 1024,
         .max_body_bytes = 8 * 1024 * 1024,
@@ -57,6 +60,7 @@ void hub_config_release(struct hub_config *cfg)
     free(cfg->log_file);
     free(cfg->mirror_url);
     free(cfg->mirror_credentials);
+    free(cfg->technician_groups);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -113,6 +117,22 @@ int hub_config_load(struct hub_config *cfg, const char *dir, struct re_buf *err)
     if ((v = re_conf_get(c, "gitops", "mirror_credentials")) && *v &&
         (r = set_str(&cfg->mirror_credentials, v)) < 0)
         goto out;
+    if ((v = re_conf_get(c, "tenancy", "technician_groups"))) {
+        /* each a group path; "" lets technicians create clusters nowhere */
+        for (const char *p = v; *p;) {
+            size_t n = strcspn(p, " \t,");
+            const char *why = NULL;
+            if (n && validate_group_path((struct re_str){ p, n }, &why) < 0) {
+                re_buf_printf(err, "%s: technician_groups: '%.*s' %s", path, (int)n, p, why);
+                r = -RE_EINVAL;
+                goto out;
+            }
+            p += n;
+            p += strspn(p, " \t,");
+        }
+        if ((r = set_str(&cfg->technician_groups, v)) < 0)
+            goto out;
+    }
     if ((v = re_conf_get(c, "log", "level"))) {
         int lvl = re_log_level_parse(v);
         if (lvl < 0) {

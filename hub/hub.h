@@ -37,6 +37,9 @@ struct hub_config {
     char *mirror_url;               /* mirror: https://, ssh://, file:// or a path; NULL: none */
     char *mirror_credentials;       /* mirror_credentials: file with "user:token" or a token */
     unsigned mirror_retry_max_ms;   /* mirror_retry_max: backoff cap (default 5 min) */
+    /* [tenancy] technician_groups: the group paths (space separated) under
+     * which technicians may create clusters; default "/stores". */
+    char *technician_groups;
 };
 
 struct hub {

@@ -76,7 +76,7 @@ static const char usage_issue[] =
     "working). Writes PREFIX.crt and PREFIX.key (mode 0600). This is the admin\n"
     "path for bootstrapping and bulk test identities; people and stores normally\n"
     "enroll with a one-time code instead. Roles: admin, operator, appteam,\n"
-    "technician. The hub may be running.\n";
+    "technician, viewer. The hub may be running.\n";
 
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -222,7 +222,7 @@ static int cmd_issue_cert(int argc, char **argv)
         return usage_error(usage_issue, "%s",
                            "--dir, --out and exactly one of --user or --cluster are required");
     if (a.user && !role_parse(a.role ? a.role : ""))
-        return usage_error(usage_issue, "--role must be admin, operator, appteam or technician, "
+        return usage_error(usage_issue, "--role must be admin, operator, appteam, technician or viewer, "
                            "not '%s'", a.role ? a.role : "");
     hub_config_defaults(&cfg);
     re_buf_init(&err, 4096);

@@ -88,7 +88,9 @@ static int write_conf(const char *tmp, const struct state_init_opts *o, const ch
         "max_json_depth = 32\nmax_connections = 20000\nheader_timeout = 10s\n"
         "body_timeout = 30s\nidle_timeout = 60s\nmax_requests_per_connection = 1000\n\n"
         "[pki]\ntrust_domain = %s\ncert_lifetime = 30d\nticket_rotate = 12h\n\n"
-        "[log]\nlevel = info\n",
+        "[log]\nlevel = info\n\n"
+        "# Group paths (space separated) under which technicians may create clusters.\n"
+        "[tenancy]\ntechnician_groups = /stores\n",
         listen, o->trust_domain ? o->trust_domain : "resedge");
     if (r == 0)
         r = write_in(tmp, HUB_CONF_FILE, &b, 0600);

@@ -47,7 +47,7 @@ static int audit_list(struct http_exchange *x)
 
     re_buf_init(&sql, 4096);
     api_req_init(&req, x);
-    if (api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR) < 0 || api_parse_limit(&req, &limit) < 0 ||
+    if (api_require_role(&req, ROLE_READERS) < 0 || api_parse_limit(&req, &limit) < 0 ||
         api_query(&req, "next", &next) < 0)
         goto fail;
     if (next) {
@@ -167,6 +167,6 @@ out:
 }
 
 const struct route audit_routes[] = {
-    { "GET", "/api/v1/audit", audit_list, ROLE_ADMIN | ROLE_OPERATOR },
+    { "GET", "/api/v1/audit", audit_list, ROLE_READERS },
     { NULL, NULL, NULL, 0 },
 };

@@ -391,6 +391,6 @@ static int h_status(struct http_exchange *x)
 const struct route checkin_routes[] = {
     { "POST", "/api/v1/clusters/{name}/checkin", h_checkin, ROLE_AGENT },
     { "GET", "/api/v1/clusters/{name}/status", h_status,
-      ROLE_AGENT | ROLE_TECHNICIAN | ROLE_APPTEAM | ROLE_OPERATOR | ROLE_ADMIN },
+      ROLE_AGENT | ROLE_TECHNICIAN | ROLE_APPTEAM | ROLE_READERS },
     { NULL, NULL, NULL, 0 },
 };

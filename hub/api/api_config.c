@@ -49,11 +49,20 @@ static int config_get_effective(struct http_exchange *x)
     cJSON *out = NULL;
     int r;
     api_req_init(&req, x);
-    if (api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_AGENT) < 0 ||
+    if (api_require_role(&req, ROLE_READERS | ROLE_APPTEAM | ROLE_AGENT) < 0 ||
         find_owner(&req, &o) < 0)
         goto fail;
     if (inv_require_own_cluster(q, o.name) < 0)
         goto fail;
+    bool reaches = true;
+    if ((r = auth_reaches_cluster(q->db, q->peer, o.name, &reaches)) < 0) {
+        inv_fail_err(q, r);
+        goto fail;
+    }
+    if (!reaches) {
+        inv_fail(q, 403, "forbidden", NULL, AUTH_NOT_REACHED, o.name);
+        goto fail;
+    }
     if ((r = config_effective(q->db, o.id, &out)) < 0) {
         inv_fail_err(q, r);
         goto fail;
@@ -77,8 +86,7 @@ static int config_get_group(struct http_exchange *x)
     sqlite3_stmt *st = NULL;
     int rc;
     api_req_init(&req, x);
-    if (api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM) < 0 ||
-        find_owner(&req, &o) < 0)
+    if (api_require_role(&req, ROLE_READERS) < 0 || find_owner(&req, &o) < 0)
         goto fail;
     if (!(out = cJSON_CreateObject()) || !cJSON_AddStringToObject(out, "group", o.name) ||
         !(values = cJSON_AddObjectToObject(out, "values")) ||
@@ -235,12 +243,12 @@ static int config_put(struct http_exchange *x) { return config_put_or_delete(x, 
 static int config_delete(struct http_exchange *x) { return config_put_or_delete(x, false); }
 
 const struct route config_routes[] = {
-    { "GET", "/api/v1/groups/{id}/config", config_get_group,
-      ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM },
+    /* a group's values reach every store under it: the platform's to read */
+    { "GET", "/api/v1/groups/{id}/config", config_get_group, ROLE_READERS },
     { "PUT", "/api/v1/groups/{id}/config/{key}", config_put, ROLE_ADMIN | ROLE_OPERATOR },
     { "DELETE", "/api/v1/groups/{id}/config/{key}", config_delete, ROLE_ADMIN | ROLE_OPERATOR },
     { "GET", "/api/v1/clusters/{name}/config", config_get_effective,
-      ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_AGENT },
+      ROLE_READERS | ROLE_APPTEAM | ROLE_AGENT },
     { "PUT", "/api/v1/clusters/{name}/config/{key}", config_put, ROLE_ADMIN | ROLE_OPERATOR },
     { "DELETE", "/api/v1/clusters/{name}/config/{key}", config_delete, ROLE_ADMIN | ROLE_OPERATOR },
     { NULL, NULL, NULL, 0 },

@@ -28,6 +28,8 @@
 #include "http/routes.h"
 #include "hub.h"
 #include "validate.h"
+#include "inventory/audit.h"
+#include "inventory/checkin_status.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -218,11 +220,57 @@ static int param_name(struct http_exchange *x, char *out, size_t size, bool user
 
 /* ---- codes -------------------------------------------------------------- */
 
+/* A new code for a store whose agent checks in takes over its identity:
+ * only with "replace": true, which is audited as a replacement (the old
+ * certificate stops working when the new agent enrolls). 0 to go on, else
+ * the answer was written (1) or negative. */
+static int check_replace(struct http_exchange *x, const cJSON *j, const char *name,
+                         const char *actor)
+{
+    const cJSON *rep = cJSON_GetObjectItem(j, "replace");
+    cJSON *st = cJSON_CreateObject();
+    int r;
+    if (!st)
+        return http_response_error(&x->res, 503, "no_memory", NULL, "out of memory"), 1;
+    if (rep && !cJSON_IsBool(rep)) {
+        http_response_error(&x->res, 400, "invalid", "replace", "replace must be true or false");
+        r = 1;
+        goto out;
+    }
+    if ((r = checkin_status_json(x->hub->db, name, st)) < 0) {
+        http_response_from_err(&x->res, r, NULL, "cannot read the cluster's status");
+        r = 1;
+        goto out;
+    }
+    const cJSON *state = cJSON_GetObjectItem(st, "status"), *seen = cJSON_GetObjectItem(st, "last_seen");
+    bool online = cJSON_IsString(state) && strcmp(state->valuestring, "offline") != 0;
+    if (online && !cJSON_IsTrue(rep)) {
+        http_response_error(&x->res, 409, "agent_online", "replace",
+                            "cluster '%s' has an agent that checked in at %s (%s): a new code "
+                            "would take over its identity; pass replace (resedgectl clusters "
+                            "enroll-code %s --replace) if this store's node is being replaced",
+                            name, cJSON_IsString(seen) ? seen->valuestring : "?",
+                            state->valuestring, name);
+        r = 1;
+        goto out;
+    }
+    if (online && (r = audit_record(x->hub->db, re_time(), actor, "replace", "cluster", 0, name,
+                                    st, NULL)) < 0) {
+        http_response_from_err(&x->res, r, NULL, "cannot audit the replacement");
+        r = 1;
+        goto out;
+    }
+    r = 0;
+out:
+    cJSON_Delete(st);
+    return r;
+}
+
 static int issue_code(struct http_exchange *x, const char *kind, const char *name,
                       const char *role)
 {
     static const char *const allowed[] = { "ttl", "role", NULL };
-    static const char *const allowed_cluster[] = { "ttl", NULL };
+    static const char *const allowed_cluster[] = { "ttl", "replace", NULL };
     const struct enroll_ca *ca = ca_get(x);
     char code[ENROLL_CODE_MAX], actor[200], series[128];
     int64_t ttl, expires = 0;
@@ -239,6 +287,10 @@ static int issue_code(struct http_exchange *x, const char *kind, const char *nam
         goto out;
     }
     actor_of(actor, sizeof(actor), &x->req.peer);
+    if (strcmp(kind, "cluster") == 0 && (r = check_replace(x, j, name, actor)) != 0) {
+        r = r > 0 ? 0 : r;          /* answered */
+        goto out;
+    }
     struct enroll_identity who = { kind, name, role };
     r = enroll_code_create(code, sizeof(code), &expires, x->hub->db, ca, &who, ttl, actor,
                            re_time());
@@ -249,7 +301,7 @@ static int issue_code(struct http_exchange *x, const char *kind, const char *nam
                                 name);
     } else if (r == -RE_EINVAL) {
         r = http_response_error(&x->res, 400, "invalid", "role",
-                                "role must be operator, appteam, technician or admin");
+                                "role must be admin, operator, appteam, technician or viewer");
     } else if (r < 0) {
         r = http_response_from_err(&x->res, r, NULL, "cannot create the enrollment code");
     } else {
@@ -303,7 +355,7 @@ static int h_user_add(struct http_exchange *x)
     if (re_json_get_string(&role, j, "role") < 0 ||
         !((unsigned)role_parse(role) & ROLE_ANY_USER)) {
         r = http_response_error(&x->res, 400, "invalid", "role",
-                                "role must be operator, appteam, technician or admin");
+                                "role must be admin, operator, appteam, technician or viewer");
         goto out;
     }
     role = role_name(role_parse(role));          /* "app-team" -> "appteam" */

@@ -10,8 +10,9 @@
  *   GET  /api/v1/clusters/{name}/files[?path=P][&rev=REV]
  *        -> {"cluster", "revision", "files": [path...]} or {"path", "content"}
  *   GET  /api/v1/gitops/status -> the writer's state (gitops__status_json)
- * Reads: admin, operator, appteam, technician, and an agent for its own
- * cluster; writes: admin, operator. Revert and unpin are audited.
+ * Reads: admin, operator, viewer; an app team for the clusters its
+ * namespaces reach; an agent for its own cluster; technicians none.
+ * Writes: admin, operator. Revert and unpin are audited.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,8 @@
 #include "json.h"
 #include "oid.h"
 
-#define READ_ROLES (ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_TECHNICIAN | ROLE_AGENT)
+/* Technicians see no rendered file: those hold every namespace's configuration. */
+#define READ_ROLES (ROLE_READERS | ROLE_APPTEAM | ROLE_AGENT)
 #define WRITE_ROLES (ROLE_ADMIN | ROLE_OPERATOR)
 #define HISTORY_DEFAULT 50
 #define HISTORY_MAX 1000
@@ -47,6 +49,16 @@ static int cluster_param(struct http_exchange *x, char **name, int64_t *id)
     }
     if (!auth_own_cluster_ok(&x->req.peer, n)) {
         http_response_error(&x->res, 403, "forbidden", NULL, AUTH_OWN_CLUSTER_ONLY);
+        r = -RE_EDENIED;
+        goto out;
+    }
+    bool reaches = true;
+    if ((r = auth_reaches_cluster(x->hub->db, &x->req.peer, n, &reaches)) < 0) {
+        http_response_error(&x->res, 500, "database_error", NULL, "database error");
+        goto out;
+    }
+    if (!reaches) {
+        http_response_error(&x->res, 403, "forbidden", NULL, AUTH_NOT_REACHED, n);
         r = -RE_EDENIED;
         goto out;
     }
@@ -385,6 +397,6 @@ const struct route gitops_routes[] = {
     { "GET", "/api/v1/clusters/{name}/files", h_files, READ_ROLES },
     { "POST", "/api/v1/clusters/{name}/revert", h_revert, WRITE_ROLES },
     { "POST", "/api/v1/clusters/{name}/unpin", h_unpin, WRITE_ROLES },
-    { "GET", "/api/v1/gitops/status", h_status, ROLE_ADMIN | ROLE_OPERATOR },
+    { "GET", "/api/v1/gitops/status", h_status, ROLE_READERS },
     { NULL, NULL, NULL, 0 },
 };

@@ -19,7 +19,7 @@ static int assignments(struct http_exchange *x)
     int64_t id;
     int r;
     api_req_init(&req, x);
-    if (api_require_role(&req, ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_AGENT) < 0 ||
+    if (api_require_role(&req, ROLE_READERS | ROLE_APPTEAM | ROLE_AGENT) < 0 ||
         api_param(&req, 0, &ref) < 0 || inv_lookup(q, &inv_cluster, ref, &id) < 0)
         goto fail;
     if ((r = plan_build(&p, q->db)) < 0) {
@@ -46,6 +46,6 @@ out:
 
 const struct route plan_routes[] = {
     { "GET", "/api/v1/clusters/{name}/assignments", assignments,
-      ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_AGENT },
+      ROLE_READERS | ROLE_APPTEAM | ROLE_AGENT },
     { NULL, NULL, NULL, 0 },
 };

@@ -133,6 +133,6 @@ out:
 
 const struct route rollout_routes[] = {
     { "GET", "/api/v1/applications/{name}/status", app_status,
-      ROLE_APPTEAM | ROLE_OPERATOR | ROLE_ADMIN | ROLE_TECHNICIAN },
+      ROLE_APPTEAM | ROLE_READERS | ROLE_TECHNICIAN },
     { NULL, NULL, NULL, 0 },
 };

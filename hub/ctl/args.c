@@ -39,9 +39,10 @@ const struct ctl_optdef ctl_options[] = {
     { "actor", 0, CTL_OPT_ARG, "NAME", "only changes made by NAME" },
     /* enrollment */
     { "ttl", 0, CTL_OPT_ARG, "DURATION", "how long the code is valid (e.g. 30m, 24h; default 24h)" },
-    { "role", 0, CTL_OPT_ARG, "ROLE", "admin, operator, appteam or technician" },
+    { "role", 0, CTL_OPT_ARG, "ROLE", "admin, operator, appteam, technician or viewer" },
     { "code", 0, CTL_OPT_ARG, "CODE", "one-time enrollment code (<id>.<secret>)" },
     { "ca-fingerprint", 0, CTL_OPT_ARG, "sha256:HEX", "SHA-256 fingerprint of the hub's CA certificate" },
+    { "replace", 0, 0, NULL, "take over the identity of a store whose agent is online (its node is being replaced; audited)" },
     /* gitops */
     { "to", 0, CTL_OPT_ARG, "REV", "revision to restore: a commit id (4+ hex digits) or main~N" },
     { "rev", 0, CTL_OPT_ARG, "REV", "read the files at revision REV instead of the branch head" },

@@ -749,6 +749,14 @@ static int body_from_spec(cJSON **out, const char *spec, const struct ctl_args *
         p += n;
         char *eq = strchr(tok, '=');
         const char *val;
+        if (n > 1 && tok[n - 1] == '?') {  /* name?: a boolean flag, sent as true */
+            tok[n - 1] = '\0';
+            if (ctl_flag(a, tok) && !cJSON_AddTrueToObject(root, tok)) {
+                cJSON_Delete(root);
+                return -RE_ENOMEM;
+            }
+            continue;
+        }
         if (eq && eq[1] == '$') {        /* key=$N: a positional */
             *eq = '\0';
             size_t i = (size_t)(eq[2] - '1');
@@ -1166,9 +1174,10 @@ const struct ctl_cmd ctl_cmds[] = {
       "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed). "
       "CSV columns: name, groups (a;b), metadata (k=v;k=v), metadata.KEY, description, timezone",
       cmd_import, &res_clusters, NULL, NULL, NULL, NULL, NULL, false },
-    { "clusters enroll-code", "NAME", 1, 1, "ttl", NULL,
-      "make a one-time code for a store's agent to enroll with", cmd_call, &res_clusters, "POST",
-      "/api/v1/clusters/{1}/enroll-code", "ttl", NULL, NULL, false },
+    { "clusters enroll-code", "NAME", 1, 1, "ttl replace", NULL,
+      "make a one-time code for a store's agent to enroll with (a store whose agent is online "
+      "needs --replace)", cmd_call, &res_clusters, "POST",
+      "/api/v1/clusters/{1}/enroll-code", "ttl replace?", NULL, NULL, false },
     { "clusters revoke", "NAME", 1, 1, "", NULL,
       "revoke the cluster's certificate: its agent is refused from now on", cmd_call,
       &res_clusters, "POST", "/api/v1/clusters/{1}/revoke", NULL,

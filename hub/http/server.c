@@ -1319,6 +1319,6 @@ static int h_metrics(struct http_exchange *x)
 const struct route server_routes[] = {
     { "GET", "/healthz", h_healthz, ROLE_PUBLIC },
     { "GET", "/readyz", h_readyz, ROLE_PUBLIC },
-    { "GET", "/metrics", h_metrics, ROLE_ADMIN | ROLE_OPERATOR },
+    { "GET", "/metrics", h_metrics, ROLE_READERS },
     { NULL, NULL, NULL, 0 },
 };

@@ -2,8 +2,10 @@
  * request (also on TLS-resumed sessions) so revocation takes effect at once. */
 #include <string.h>
 #include "auth.h"
+#include "bitset.h"
 #include "caller.h"
 #include "db.h"
+#include "fleet.h"
 #include "error.h"
 #include "hub.h"
 
@@ -115,6 +117,45 @@ int auth_owns_namespace(sqlite3 *db, const struct caller *peer, const char *ns, 
     return r;
 }
 
+int auth_reaches_cluster(sqlite3 *db, const struct caller *peer, const char *cluster, bool *out)
+{
+    sqlite3_stmt *st = NULL;
+    struct fleet *f = NULL;
+    char id[200], sel[96];
+    int r = 0, rc;
+    *out = true;
+    if (peer->role != ROLE_APPTEAM)
+        return 0;
+    *out = false;
+    if (auth_identity(id, sizeof(id), peer) < 0)
+        return 0;
+    if ((r = fleet_acquire(&f, db)) < 0)
+        return r;
+    size_t idx = fleet_index_of_name(f, cluster);
+    if (idx == FLEET_NONE)
+        goto out;                   /* unknown: the caller answers 404 or 403 */
+    if (sqlite3_prepare_v2(db, "SELECT n.name FROM namespaces n, json_each(n.owners) o"
+                           " WHERE o.value = ?", -1, &st, NULL) != SQLITE_OK) {
+        r = -RE_EDB;
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    while (!*out && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct bitset *set = NULL;
+        int n = snprintf(sel, sizeof(sel), "/n/%s", (const char *)sqlite3_column_text(st, 0));
+        if (n < 0 || (size_t)n >= sizeof(sel))
+            continue;
+        if ((r = fleet_select(&set, f, sel, (size_t)n, NULL)) < 0)
+            break;
+        *out = bitset_test(set, idx);
+        bitset_free(set);
+    }
+out:
+    sqlite3_finalize(st);
+    fleet_release(f);
+    return r;
+}
+
 static const struct {
     int role;
     const char *name;
@@ -124,6 +165,7 @@ static const struct {
     { ROLE_APPTEAM, "appteam" },
     { ROLE_TECHNICIAN, "technician" },
     { ROLE_AGENT, "agent" },
+    { ROLE_VIEWER, "viewer" },
 };
 
 const char *role_name(int role)

@@ -27,6 +27,11 @@ bool auth_is_cluster(const struct caller *peer, const char *name);
  * only its own. True for any other role (their own checks apply). */
 bool auth_own_cluster_ok(const struct caller *peer, const char *cluster);
 #define AUTH_OWN_CLUSTER_ONLY "an agent may only reach its own cluster"
+/* An app team reads a cluster only when one of its namespaces reaches it
+ * (selects it); every other role *out = true (their route masks decide).
+ * 0 or -RE_EDB/-RE_ENOMEM. */
+int auth_reaches_cluster(sqlite3 *db, const struct caller *peer, const char *cluster, bool *out);
+#define AUTH_NOT_REACHED "none of your namespaces reaches cluster '%s'"
 /* True when the JSON array owners holds peer's identity. */
 bool auth_in_owners(const struct caller *peer, const cJSON *owners);
 /* *out = whether peer is among the owners of namespace ns (false when the

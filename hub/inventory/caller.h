@@ -15,9 +15,11 @@ enum hub_role {
     ROLE_APPTEAM = 1 << 2,      /* its own namespaces and applications */
     ROLE_OPERATOR = 1 << 3,     /* inventory */
     ROLE_ADMIN = 1 << 4,        /* everything */
+    ROLE_VIEWER = 1 << 5,       /* reads inventory, status, metrics, audit; writes nothing */
 };
 #define ROLE_PUBLIC   0u        /* no certificate needed (healthz, readyz, enroll) */
-#define ROLE_ANY_USER (ROLE_TECHNICIAN | ROLE_APPTEAM | ROLE_OPERATOR | ROLE_ADMIN)
+#define ROLE_ANY_USER (ROLE_TECHNICIAN | ROLE_APPTEAM | ROLE_OPERATOR | ROLE_ADMIN | ROLE_VIEWER)
+#define ROLE_READERS  (ROLE_ADMIN | ROLE_OPERATOR | ROLE_VIEWER)  /* read all of the fleet */
 #define ROLE_ALL      (ROLE_AGENT | ROLE_ANY_USER)
 
 struct caller {

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "error.h"
 #include "fleet.h"
+#include "hub.h"
 #include "inventory_int.h"
 #include "json.h"
 #include "oid.h"
@@ -237,7 +238,7 @@ static const struct inv_field group_fields[] = { { NULL, 0, 0, NULL } };
 const struct inv_entity inv_group = {
     .kind = "group", .plural = "groups", .table = "groups", .key = "path",
     .fields = group_fields,
-    .read_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_TECHNICIAN,
+    .read_roles = ROLE_READERS | ROLE_APPTEAM | ROLE_TECHNICIAN,
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR,
     .check_key = group_check_key,
@@ -388,9 +389,43 @@ out:
     return r;
 }
 
+/* path is one of the technician groups or under one. */
+static bool technician_group_ok(const char *allowed, const char *path)
+{
+    for (const char *p = allowed ? allowed : ""; *p;) {
+        size_t n = strcspn(p, " \t,");
+        if (n && strncmp(path, p, n) == 0 && (path[n] == '\0' || path[n] == '/' ||
+                                               (n == 1 && p[0] == '/')))
+            return true;
+        p += n;
+        p += strspn(p, " \t,");
+    }
+    return false;
+}
+
+/* Technicians put stores where an admin allows ([tenancy] technician_groups),
+ * never in rings or other trees that decide what runs. */
+static int technician_authorize(struct inv_req *q, const cJSON *after)
+{
+    const char *allowed = q->hub ? q->hub->cfg.technician_groups : "/stores";
+    const cJSON *groups = cJSON_GetObjectItem(after, "groups"), *g;
+    if (!cJSON_IsArray(groups) || cJSON_GetArraySize(groups) == 0)
+        return inv_fail(q, 403, "forbidden", "groups",
+                        "a technician creates a cluster in at least one of the groups '%s'",
+                        allowed ? allowed : "");
+    cJSON_ArrayForEach(g, groups)
+        if (!cJSON_IsString(g) || !technician_group_ok(allowed, g->valuestring))
+            return inv_fail(q, 403, "forbidden", "groups",
+                            "a technician may create clusters only under '%s', not in '%s'",
+                            allowed ? allowed : "", cJSON_IsString(g) ? g->valuestring : "?");
+    return 0;
+}
+
 static int cluster_authorize(struct inv_req *q, enum inv_action a, const cJSON *before,
                              const cJSON *after)
 {
+    if (q->peer->role == ROLE_TECHNICIAN && a == INV_CREATE)
+        return technician_authorize(q, after);
     const cJSON *name = cJSON_GetObjectItem(before ? before : after, "name");
     if (q->peer->role == ROLE_AGENT && a != INV_READ)
         return inv_fail(q, 403, "forbidden", NULL, "an agent may not change its cluster");
@@ -495,7 +530,7 @@ const struct inv_entity inv_cluster = {
     .kind = "cluster", .plural = "clusters", .table = "clusters", .key = "name",
     .fields = cluster_fields,
     .list_params = cluster_list_params,
-    .read_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM | ROLE_TECHNICIAN | ROLE_AGENT,
+    .read_roles = ROLE_READERS | ROLE_APPTEAM | ROLE_TECHNICIAN | ROLE_AGENT,
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_TECHNICIAN,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR,
     .check_key = check_name,
@@ -699,7 +734,7 @@ static const struct inv_field ns_fields[] = {
 const struct inv_entity inv_namespace = {
     .kind = "namespace", .plural = "namespaces", .table = "namespaces", .key = "name",
     .fields = ns_fields,
-    .read_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
+    .read_roles = ROLE_READERS | ROLE_APPTEAM,
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
     .check_key = ns_check_key,
@@ -924,7 +959,7 @@ const struct inv_entity inv_application = {
     .kind = "application", .plural = "applications", .table = "applications", .key = "name",
     .fields = app_fields,
     .list_params = app_list_params,
-    .read_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
+    .read_roles = ROLE_READERS | ROLE_APPTEAM,
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
     .check_key = check_name,
@@ -996,7 +1031,7 @@ static const struct inv_field policy_fields[] = {
 const struct inv_entity inv_policy = {
     .kind = "policy", .plural = "policies", .table = "policies", .key = "name",
     .fields = policy_fields,
-    .read_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
+    .read_roles = ROLE_READERS | ROLE_APPTEAM,
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR,
     .check_key = check_name,

@@ -170,7 +170,7 @@ CODE=$(ucurl "$T/tech" -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: 
     "$HUB_URL/api/v1/clusters/store-05/revert" --data-binary "{\"to\":\"$first\"}")
 expect "a technician cannot revert" 403
 CODE=$(ucurl "$T/tech" -o "$T/body" -w '%{http_code}' "$HUB_URL/api/v1/clusters/store-05/history")
-expect "... but reads history" 200
+expect "... nor reads history (it shows rendered files, configuration included)" 403
 CODE=$(req POST /api/v1/clusters/store-05/revert '{"to":"0000deadbeef"}'); expect "revert to an unknown revision: 404" 404
 CODE=$(req POST /api/v1/clusters/store-05/revert "{\"to\":\"${first:0:10}\"}"); expect "revert" 200
 check_eq "... pinned" "$(jq_body .pinned)" true

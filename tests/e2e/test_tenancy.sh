@@ -7,6 +7,10 @@
 # is checked for its status and message, and for nothing written. What is
 # accepted renders Flux Kustomizations that impersonate the namespace's own
 # account (serviceAccountName, targetNamespace), checked on a real clone.
+# Reads: an app team reads configuration and rendered files only of the
+# stores its namespaces reach; technicians read none and create stores only
+# under [tenancy] technician_groups; a viewer reads and writes nothing; a new
+# code for a store whose agent is online needs replace and is audited.
 . "$(dirname "$0")/lib.sh"
 gitc() { GIT_SSL_CAINFO=$HUB_DIR/tls/ca.crt GIT_TERMINAL_PROMPT=0 git -c http.sslCAInfo="$HUB_DIR/tls/ca.crt" \
          -c http.sslCert="$HUB_DIR/tls/admin.crt" -c http.sslKey="$HUB_DIR/tls/admin.key" "$@"; }
@@ -26,6 +30,10 @@ send() { status "$1" -X "$2" -H 'Content-Type: application/json' -d "$4" "$HUB_U
 hub_init || exit 1
 hub_start || exit 1
 issue_user alice appteam
+issue_user tom technician
+issue_user vera viewer
+tom() { ucurl "$T/tom" "$@"; }
+vera() { ucurl "$T/vera" "$@"; }
 
 CODE=$(send acurl POST '/api/v1/clusters:import?create_groups=true' \
     '[{"name":"store-1","groups":["/stores/east"]},{"name":"store-2","groups":["/stores/west"]}]')
@@ -147,4 +155,93 @@ if command -v kubectl >/dev/null; then
 else
     ok "validate.py on store-1 # SKIP kubectl not installed (validate.py builds with kubectl kustomize)"
 fi
+# ---- reads: an app team sees only the stores its namespaces reach ----
+CODE=$(send acurl PUT /api/v1/groups/%2Fstores/config/api-key '{"value":"s3cret"}')
+check_eq "a fleet-wide value" "$CODE" 201
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/config")
+check_eq "alice reads the configuration of store-1, which pos reaches (200)" "$CODE" 200
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-2/config")
+check_eq "... not store-2's, which none of her namespaces reaches (403)" "$CODE" 403
+check_match "... saying so" "$(jq -r .error.message "$T/body")" "none of your namespaces reaches cluster 'store-2'"
+check_eq "... with no value in the answer" "$(grep -c s3cret "$T/body")" 0
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-2/files?path=namespaces/pos/configmap.yaml")
+check_eq "... nor store-2's rendered files (403)" "$CODE" 403
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-2/history")
+check_eq "... nor its history (403)" "$CODE" 403
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/history")
+check_eq "... but store-1's history (200)" "$CODE" 200
+CODE=$(status alice "$HUB_URL/api/v1/groups/%2Fstores/config")
+check_eq "... and no group's values, which reach every store under it (403)" "$CODE" 403
+
+# ---- technicians ----
+for path in "/api/v1/clusters/store-1/config" "/api/v1/clusters/store-1/files" "/api/v1/clusters/store-1/history" "/api/v1/groups/%2Fstores/config"; do
+    CODE=$(status tom "$HUB_URL$path")
+    check_eq "a technician reads no configuration or rendered file: $path (403)" "$CODE" 403
+done
+CODE=$(send acurl POST /api/v1/groups '{"path":"/rings/canary"}'); check_eq "a ring" "$CODE" 201
+CODE=$(send acurl POST /api/v1/groups '{"path":"/stores/east/mall"}'); check_eq "a store group" "$CODE" 201
+CODE=$(send acurl POST /api/v1/groups '{"path":"/storesx"}'); check_eq "a group that only starts like /stores" "$CODE" 201
+CODE=$(send tom POST /api/v1/clusters '{"name":"store-9","groups":["/rings/canary"]}')
+check_eq "a technician may not put a store in a ring (403)" "$CODE" 403
+check_match "... naming the groups allowed" "$(jq -r .error.message "$T/body")" "only under '/stores', not in '/rings/canary'"
+CODE=$(send tom POST /api/v1/clusters '{"name":"store-9","groups":["/stores/east","/rings/canary"]}')
+check_eq "... not even beside a store group (403)" "$CODE" 403
+CODE=$(send tom POST /api/v1/clusters '{"name":"store-9","groups":["/storesx"]}')
+check_eq "... nor in a group that only starts like one (403)" "$CODE" 403
+CODE=$(send tom POST /api/v1/clusters '{"name":"store-9"}')
+check_eq "... nor outside any group (403)" "$CODE" 403
+CODE=$(status acurl "$HUB_URL/api/v1/clusters/store-9")
+check_eq "... and nothing was written (404)" "$CODE" 404
+CODE=$(send tom POST /api/v1/clusters '{"name":"store-9","groups":["/stores/east/mall"]}')
+check_eq "a technician creates a store under /stores (201)" "$CODE" 201
+
+# a store whose agent checks in: a new code needs replace
+"$RE_BIN/resedge-hub" issue-cert --dir "$HUB_DIR" --cluster store-1 --out "$T/store-1-agent" >/dev/null
+CODE=$(status ucurl "$T/store-1-agent" -X POST -H 'Content-Type: application/json' \
+    -d '{"agent_version":"test","mode":"none"}' "$HUB_URL/api/v1/clusters/store-1/checkin")
+check_eq "store-1's agent checks in" "$CODE" 200
+CODE=$(send tom POST /api/v1/clusters/store-1/enroll-code '{}')
+check_eq "a code for store-1, whose agent is online, is refused (409)" "$CODE" 409
+check_match "... saying when it last checked in and how to replace it" "$(jq -r .error.message "$T/body")" \
+    "checked in at .*--replace"
+CODE=$(send tom POST /api/v1/clusters/store-1/enroll-code '{"replace":"yes"}')
+check_eq "replace must be a boolean (400)" "$CODE" 400
+CODE=$(send tom POST /api/v1/clusters/store-1/enroll-code '{"replace":true}')
+check_eq "with replace: the code (201)" "$CODE" 201
+CODE=$(status acurl "$HUB_URL/api/v1/audit?action=replace")
+check_eq "... audited as a replacement by the technician" "$(jq -r '.items[0] | "\(.actor) \(.entity) \(.name)"' "$T/body")" \
+    "user/tom cluster store-1"
+CODE=$(send tom POST /api/v1/clusters/store-2/enroll-code '{}')
+check_eq "a store that never checked in needs no replace (201)" "$CODE" 201
+printf '[hub]\nurl = %s\nca = %s\ncert = %s\nkey = %s\n' "$HUB_URL" "$HUB_DIR/tls/ca.crt" "$T/tom.crt" "$T/tom.key" >"$T/tom.conf"
+out=$("$RE_BIN/resedgectl" --config "$T/tom.conf" clusters enroll-code store-1 2>&1); rc=$?
+check_eq "resedgectl clusters enroll-code of an online store exits 1" "$rc" 1
+check_match "... with the hint" "$out" "--replace"
+out=$("$RE_BIN/resedgectl" --config "$T/tom.conf" clusters enroll-code store-1 --replace 2>&1); rc=$?
+check_eq "... and with --replace makes the code (exit 0)" "$rc" 0
+
+# ---- viewer: reads everything, writes nothing ----
+for path in /api/v1/clusters /api/v1/namespaces /api/v1/applications /api/v1/audit /metrics \
+            /api/v1/gitops/status /api/v1/clusters/store-1/config /api/v1/clusters/store-1/history \
+            /api/v1/groups/%2Fstores/config /api/v1/applications/menu/status; do
+    CODE=$(status vera "$HUB_URL$path")
+    check_eq "a viewer reads $path (200)" "$CODE" 200
+done
+for w in "POST /api/v1/clusters {\"name\":\"v1\"}" "PATCH /api/v1/namespaces/pos {\"description\":\"x\"}" \
+         "DELETE /api/v1/applications/menu {}" "PUT /api/v1/groups/%2Fstores/config/k {\"value\":\"v\"}" \
+         "POST /api/v1/clusters/store-1/enroll-code {}" "POST /api/v1/clusters/store-1/revert {\"to\":\"main~1\"}" \
+         "POST /api/v1/users {\"name\":\"x\",\"role\":\"admin\"}" "POST /api/v1/clusters:import []"; do
+    read -r m pth body <<<"$w"
+    CODE=$(send vera "$m" "$pth" "$body")
+    check_eq "a viewer may not $m $pth (403)" "$CODE" 403
+done
+CODE=$(status acurl "$HUB_URL/api/v1/applications/menu")
+check_eq "... and the app it tried to delete is still there" "$CODE" 200
+
+# ---- a bad technician_groups keeps the hub from starting, saying why ----
+hub_stop
+hub_conf tenancy.technician_groups "/stores bad//path"
+out=$("$RE_BIN/resedge-hub" serve --dir "$HUB_DIR" 2>&1); rc=$?
+check_eq "a bad [tenancy] technician_groups: the hub exits 1 (its documented error status)" "$rc" 1
+check_match "... naming the value" "$out" "technician_groups: 'bad//path'"
 done_testing
