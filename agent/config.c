@@ -22,6 +22,7 @@ static const struct re_conf_key known_keys[] = {
     { "agent", "kubectl", RE_CONF_STRING },
     { "agent", "mirror_url", RE_CONF_STRING },
     { "agent", "mirror_listen", RE_CONF_STRING },
+    { "agent", "mirror_auth", RE_CONF_STRING },
     { "agent", "backoff_cap", RE_CONF_DURATION },
     { "agent", "keep_revisions", RE_CONF_UINT },
     { "agent", "log_level", RE_CONF_STRING },
@@ -75,6 +76,18 @@ void agent_config_release(struct agent_config *cfg)
     free(cfg->mirror_url);
     free(cfg->mirror_listen);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *agent_config_mirror_listen(const struct agent_config *cfg)
+{
+    return cfg->mirror_listen ? cfg->mirror_listen : MIRRORSERVE_DEFAULT_LISTEN;
+}
+
+bool agent_config_mirror_auth(const struct agent_config *cfg)
+{
+    if (cfg->mirror_auth != AGENT_MIRROR_AUTH_AUTO)
+        return cfg->mirror_auth == AGENT_MIRROR_AUTH_ON;
+    return !mirrorserve_listen_is_loopback(agent_config_mirror_listen(cfg));
 }
 
 bool agent__label_key_ok(const char *k);
@@ -229,6 +242,16 @@ int agent_config_set(struct agent_config *cfg, const char *key, const char *valu
             return -RE_EINVAL;
         }
         return set_str(&cfg->mirror_listen, value);
+    }
+    if (strcmp(key, "mirror_auth") == 0) {
+        static const char *const names[] = { "auto", "on", "off" };
+        for (unsigned i = 0; i < 3; i++)
+            if (strcmp(value, names[i]) == 0) {
+                cfg->mirror_auth = (enum agent_mirror_auth)i;
+                return 0;
+            }
+        re_buf_printf(err, "bad value '%s' for 'mirror_auth': expected auto, on or off", value);
+        return -RE_EINVAL;
     }
     if (strcmp(key, "keep_revisions") == 0) {
         unsigned long long u;

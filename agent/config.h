@@ -11,8 +11,11 @@
  *   apply_timeout = 5m
  *   kubeconfig = /etc/rancher/k3s/k3s.yaml
  *   kubectl = kubectl          program used to read the Kubernetes API
- *   mirror_listen = 0.0.0.0:8480  where mode mirror serves STATE/mirror.git over
+ *   mirror_listen = 127.0.0.1:8480  where mode mirror serves STATE/mirror.git over
  *                              HTTP (read-only); "none": not served by the agent
+ *   mirror_auth = auto         on | off | auto (on unless mirror_listen is loopback):
+ *                              basic auth with the token in STATE/mirror.token,
+ *                              which the agent writes into Flux's Secret
  *   mirror_url = http://...    Flux's source in mirror mode (default: derived
  *                              from mirror_listen, see mirrorserve.h)
  *   backoff_cap = 10m
@@ -36,6 +39,7 @@
 #define AGENT_LABEL_VALUE_MAX   63
 
 enum agent_mode { AGENT_MODE_NONE = 0, AGENT_MODE_FLUX, AGENT_MODE_MIRROR, AGENT_MODE_APPLY };
+enum agent_mirror_auth { AGENT_MIRROR_AUTH_AUTO = 0, AGENT_MIRROR_AUTH_ON, AGENT_MIRROR_AUTH_OFF };
 
 struct agent_label {
     char *key;
@@ -57,6 +61,7 @@ struct agent_config {
     char *kubectl;
     char *mirror_url;
     char *mirror_listen;             /* NULL: MIRRORSERVE_DEFAULT_LISTEN; "none": off */
+    enum agent_mirror_auth mirror_auth;
     uint64_t backoff_cap_ms;
     unsigned keep_revisions;
     int log_level;
@@ -80,6 +85,13 @@ int agent_config_add_label(struct agent_config *cfg, const char *kv, struct re_b
  * first, then every other flag overrides. -RE_EINVAL with err; 1 when --help
  * was asked (nothing else done). */
 int agent_config_from_args(struct agent_config *cfg, int argc, char **argv, struct re_buf *err);
+
+/* Where the agent's mirror server listens: mirror_listen, else the default
+ * ("none" when it serves none). */
+const char *agent_config_mirror_listen(const struct agent_config *cfg);
+/* Does the agent's mirror server require basic auth? mirror_auth on/off, or
+ * for auto: unless it listens on loopback only. */
+bool agent_config_mirror_auth(const struct agent_config *cfg);
 
 const char *agent_mode_name(enum agent_mode m);
 int agent_mode_parse(enum agent_mode *out, const char *s);

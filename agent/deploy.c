@@ -40,6 +40,16 @@ static void yw_scalar(struct yw *w, const char *s)
     yw_emit(w, &ev, ok);
 }
 
+/* Always a string, whatever it looks like (a hex token of digits only would
+ * read as a number). */
+static void yw_quoted(struct yw *w, const char *s)
+{
+    yaml_event_t ev;
+    int ok = yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1,
+                                          1, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    yw_emit(w, &ev, ok);
+}
+
 /* Multi-line values (PEM) as literal blocks. */
 static void yw_literal(struct yw *w, const char *s)
 {
@@ -114,7 +124,9 @@ int deploy_flux_yaml(struct re_buf *source, struct re_buf *sync, struct re_buf *
 {
     struct yw w;
     int r;
-    bool with_secret = f->ca_pem && f->cert_pem && f->key_pem;
+    bool with_tls = f->ca_pem && f->cert_pem && f->key_pem;
+    bool with_basic = !with_tls && f->username && f->password;
+    bool with_secret = with_tls || with_basic;
 
     yw_begin(&w, source);
     yw_kv(&w, "apiVersion", "source.toolkit.fluxcd.io/v1");
@@ -131,7 +143,7 @@ int deploy_flux_yaml(struct re_buf *source, struct re_buf *sync, struct re_buf *
     if (with_secret) {
         yw_scalar(&w, "secretRef");
         yw_map_start(&w);
-        yw_kv(&w, "name", DEPLOY_SECRET_NAME);
+        yw_kv(&w, "name", with_tls ? DEPLOY_SECRET_NAME : DEPLOY_MIRROR_SECRET);
         yw_map_end(&w);
     }
     yw_map_end(&w);
@@ -167,10 +179,19 @@ int deploy_flux_yaml(struct re_buf *source, struct re_buf *sync, struct re_buf *
     yw_begin(&w, secret);
     yw_kv(&w, "apiVersion", "v1");
     yw_kv(&w, "kind", "Secret");
-    yw_metadata(&w, DEPLOY_SECRET_NAME);
+    yw_metadata(&w, with_tls ? DEPLOY_SECRET_NAME : DEPLOY_MIRROR_SECRET);
     yw_kv(&w, "type", "Opaque");
     yw_scalar(&w, "stringData");
     yw_map_start(&w);
+    if (with_basic) {
+        /* The keys of Flux's GitRepository basic-auth Secret. */
+        yw_scalar(&w, "username");
+        yw_quoted(&w, f->username);
+        yw_scalar(&w, "password");
+        yw_quoted(&w, f->password);
+        yw_map_end(&w);
+        return yw_end(&w);
+    }
     yw_scalar(&w, "tls.crt");
     yw_literal(&w, f->cert_pem);
     yw_scalar(&w, "tls.key");
@@ -231,7 +252,8 @@ int deploy_flux_write(const char *state_dir, const struct deploy_flux *f, bool *
     if (secret.len) {
         r = write_if_changed(dir, "secret.yaml", &secret, 0600, changed, err);
     } else {
-        /* No secret in this mode (mirror): drop one left by an earlier mode. */
+        /* No secret in this mode (mirror without auth): drop one left by
+         * an earlier mode. */
         char p[4200];
         if (re_snprintf(p, sizeof(p), "%s/secret.yaml", dir) == 0 && unlink(p) == 0)
             *changed = true;

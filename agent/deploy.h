@@ -3,7 +3,9 @@
  *           Kustomization and the TLS Secret Flux needs into STATE/flux/ and
  *           applies them with the apply command (default `kubectl apply -f {dir}`);
  *   mirror  the same, with Flux pointed at the local mirror the agent serves
- *           itself (mirrorserve.h; mirror_url overrides the URL), no Secret;
+ *           itself (mirrorserve.h; mirror_url overrides the URL) and, when
+ *           the mirror wants basic auth, a Secret with its username and
+ *           password (else none);
  *   apply   runs the apply command (e.g. `kubectl apply -k {dir}`) on each new
  *           materialized revision;
  *   none    materializes only.
@@ -20,6 +22,7 @@
 #define DEPLOY_FLUX_NAMESPACE "flux-system"
 #define DEPLOY_SOURCE_NAME    "resedge-hub"
 #define DEPLOY_SECRET_NAME    "resedge-hub-tls"
+#define DEPLOY_MIRROR_SECRET  "resedge-mirror-auth"
 #define DEPLOY_SYNC_NAME      "resedge-cluster"
 
 struct deploy_flux {
@@ -28,6 +31,10 @@ struct deploy_flux {
     const char *ca_pem;             /* Secret content; all NULL: no Secret */
     const char *cert_pem;
     const char *key_pem;
+    /* Or (without the PEMs) a basic-auth Secret DEPLOY_MIRROR_SECRET with
+     * keys username and password; NULL: none. */
+    const char *username;
+    const char *password;
 };
 
 /* Writes STATE/flux/{source,sync,secret}.yaml (only files whose content

@@ -1,5 +1,6 @@
 /* mirrorserve.c - serves the agent's bare mirror read-only over git's smart
- * HTTP from a helper thread (poll() loop, git http-backend children). */
+ * HTTP from a helper thread (poll() loop, git http-backend children), with
+ * basic auth and per-connection limits. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,12 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <http_parser.h>
 #include "clock.h"
+#include "crypto.h"
 #include "error.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mirrorserve.h"
 
@@ -37,7 +41,8 @@
 #define ENV_MAX         24
 #define ENV_BYTES       8192
 #define POLL_MAX_MS     1000
-#define HEADER_MS       10000          /* a request's header must arrive by then */
+#define AUTH_MAX        512            /* Authorization value kept */
+#define LISTEN_BACKLOG  64
 
 enum conn_state {
     C_READ,                            /* reading the request */
@@ -48,16 +53,17 @@ enum conn_state {
 
 enum route { R_NONE, R_REFS, R_UPLOAD };
 
-enum hdr { H_OTHER, H_CTYPE, H_CENC, H_EXPECT, H_STATUS, H_PASS };
+enum hdr { H_OTHER, H_CTYPE, H_CENC, H_EXPECT, H_AUTH, H_STATUS, H_PASS };
 
 struct mirrorserve;
 
 struct conn {
     struct mirrorserve *ms;
     int fd;
+    struct sockaddr_storage peer;      /* the client's address (port ignored) */
     enum conn_state st;
     uint64_t accepted;                 /* monotonic ms */
-    uint64_t deadline;                 /* header by HEADER_MS, all by timeout_ms */
+    uint64_t deadline;                 /* header by header_ms, all by timeout_ms */
     http_parser parser;
     size_t header_bytes;
     bool headers_done, message_done, continue_sent;
@@ -71,6 +77,7 @@ struct conn {
     size_t field_len;
     bool field_long;
     char ctype[VALUE_MAX], cenc[VALUE_MAX], expect[VALUE_MAX];
+    char auth[AUTH_MAX];
     struct re_buf body;
     /* the git child */
     pid_t pid;
@@ -105,8 +112,10 @@ struct mirrorserve {
     char *name;
     char *git;
     char *hidden_refs;
+    char *auth;                        /* expected base64("user:password"); NULL: no auth */
+    size_t auth_len;
     size_t max_body, max_header;
-    unsigned timeout_ms, max_procs, max_conns;
+    unsigned timeout_ms, header_ms, max_procs, max_conns, max_per_addr;
     struct conn *conns;
     unsigned n_conns;
     unsigned n_procs;                  /* children not yet reaped */
@@ -181,6 +190,104 @@ int mirrorserve_default_url(char *out, size_t size, const char *listen, const ch
     return re_snprintf(out, size, "http://%s:%u/%s.git", addr, port, name);
 }
 
+bool mirrorserve_listen_is_loopback(const char *listen)
+{
+    char host[MIRRORSERVE_HOST_MAX];
+    unsigned port;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (mirrorserve_parse_listen(host, &port, listen) < 0)
+        return false;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return false;
+}
+
+static bool token_ok(const struct re_buf *b)
+{
+    size_t n = b->len;
+    if (n && b->ptr[n - 1] == '\n')
+        n--;
+    if (n != MIRRORSERVE_TOKEN_BUF - 1)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((b->ptr[i] >= '0' && b->ptr[i] <= '9') || (b->ptr[i] >= 'a' && b->ptr[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int mirrorserve_token(char out[MIRRORSERVE_TOKEN_BUF], const char *state_dir,
+                      struct re_buf *err)
+{
+    char path[4096], hex[MIRRORSERVE_TOKEN_BUF + 1];
+    uint8_t raw[MIRRORSERVE_TOKEN_BYTES];
+    struct re_buf b;
+    struct stat st;
+    int r;
+    if ((r = re_snprintf(path, sizeof(path), "%s/%s", state_dir, MIRRORSERVE_TOKEN_FILE)) < 0)
+        return r;
+    re_buf_init(&b, 4096);
+    if (re_read_file(&b, path) == 0 && token_ok(&b)) {
+        /* Only the agent reads it. */
+        if (stat(path, &st) == 0 && (st.st_mode & 077) && chmod(path, 0600) < 0) {
+            re_buf_printf(err, "cannot make '%s' private: %s", path, strerror(errno));
+            r = -RE_EIO;
+            goto out;
+        }
+        memcpy(out, b.ptr, MIRRORSERVE_TOKEN_BUF - 1);
+        out[MIRRORSERVE_TOKEN_BUF - 1] = '\0';
+        r = 0;
+        goto out;
+    }
+    if ((r = re_random(raw, sizeof(raw))) < 0) {
+        re_buf_printf(err, "cannot make the mirror's token: %s", re_strerror(r));
+        goto out;
+    }
+    re_hex(hex, raw, sizeof(raw));
+    hex[MIRRORSERVE_TOKEN_BUF - 1] = '\n';
+    if ((r = re_write_file_atomic(path, hex, MIRRORSERVE_TOKEN_BUF, 0600)) < 0) {
+        re_buf_printf(err, "cannot write '%s': %s", path, re_strerror(r));
+        goto out;
+    }
+    memcpy(out, hex, MIRRORSERVE_TOKEN_BUF - 1);
+    out[MIRRORSERVE_TOKEN_BUF - 1] = '\0';
+out:
+    memset(raw, 0, sizeof(raw));
+    memset(hex, 0, sizeof(hex));
+    if (b.ptr)
+        memset(b.ptr, 0, b.len);
+    re_buf_release(&b);
+    return r;
+}
+
+/* Standard base64 with padding (what clients send for basic auth). */
+static char *base64(const char *in, size_t len, size_t *out_len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned char)in[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned char)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= (unsigned char)in[i + 2];
+        *o++ = tab[(v >> 18) & 63];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        *o++ = i + 2 < len ? tab[v & 63] : '=';
+    }
+    *o = '\0';
+    *out_len = (size_t)(o - out);
+    return out;
+}
+
 static int open_listener(int *out, unsigned *bound_port, const char *addr, struct re_buf *err)
 {
     char host[MIRRORSERVE_HOST_MAX], port_s[8];
@@ -203,7 +310,7 @@ static int open_listener(int *out, unsigned *bound_port, const char *addr, struc
     }
     fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 16) < 0) {
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         re_buf_printf(err, "cannot listen on '%s': %s", addr, strerror(errno));
         r = -RE_EIO;
         goto out;
@@ -249,10 +356,10 @@ static int count_header(struct conn *c, size_t len, size_t limit)
     return 0;
 }
 
-static void copy_value(char *dst, const char *src, size_t len)
+static void copy_value(char *dst, size_t size, const char *src, size_t len)
 {
     size_t n = strlen(dst);
-    for (size_t i = 0; i < len && n + 1 < VALUE_MAX; i++)
+    for (size_t i = 0; i < len && n + 1 < size; i++)
         dst[n++] = (unsigned char)src[i] < 0x20 ? ' ' : src[i];
     dst[n] = '\0';
 }
@@ -314,14 +421,18 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                 c->cur = H_CENC;
             else if (strcasecmp(c->field, "Expect") == 0)
                 c->cur = H_EXPECT;
+            else if (strcasecmp(c->field, "Authorization") == 0)
+                c->cur = H_AUTH;
         }
     }
     if (c->cur == H_CTYPE)
-        copy_value(c->ctype, at, len);
+        copy_value(c->ctype, VALUE_MAX, at, len);
     else if (c->cur == H_CENC)
-        copy_value(c->cenc, at, len);
+        copy_value(c->cenc, VALUE_MAX, at, len);
     else if (c->cur == H_EXPECT)
-        copy_value(c->expect, at, len);
+        copy_value(c->expect, VALUE_MAX, at, len);
+    else if (c->cur == H_AUTH)
+        copy_value(c->auth, AUTH_MAX, at, len);
     return 0;
 }
 
@@ -368,6 +479,26 @@ static int route_request(struct conn *c, const struct mirrorserve *ms, const cha
     return 404;
 }
 
+/* Does the Authorization header carry our credentials? "Basic" in any
+ * case, then the base64 of "user:password"; compared in constant time (the
+ * length is no secret: every token has the same). */
+static bool auth_ok(const struct conn *c, const struct mirrorserve *ms)
+{
+    const char *v = c->auth;
+    size_t n;
+    while (*v == ' ')
+        v++;
+    if (strncasecmp(v, "Basic ", 6) != 0)
+        return false;
+    v += 6;
+    while (*v == ' ')
+        v++;
+    n = strlen(v);
+    while (n && v[n - 1] == ' ')
+        n--;
+    return n == ms->auth_len && re_consttime_eq(v, ms->auth, n);
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = CONN(p);
@@ -376,6 +507,12 @@ static int on_headers_complete(http_parser *p)
     int st;
     c->headers_done = true;
     c->deadline = c->accepted + ms->timeout_ms;
+    if (ms->auth && !auth_ok(c, ms)) {
+        c->fail = 401;
+        reply(c, 401, "WWW-Authenticate: Basic realm=\"" MIRRORSERVE_REALM "\"\r\n",
+              c->auth[0] ? "wrong credentials" : "credentials required");
+        return -1;
+    }
     if ((st = route_request(c, ms, &allow)) != 0) {
         c->fail = st;
         reply(c, st, allow, st == 403 ? "this is a read-only mirror"
@@ -663,11 +800,57 @@ static void conn_free(struct mirrorserve *ms, struct conn *c, bool abnormal)
     free(c);
 }
 
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+    return true;
+}
+
+/* Over the per-address cap: a short 503 without taking a slot, then close. */
+static void refuse_now(int fd)
+{
+    static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                              "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 39\r\n"
+                              "Retry-After: 5\r\nConnection: close\r\n\r\n"
+                              "too many connections from your address\n";
+    char drop[4096];
+    ssize_t n = recv(fd, drop, sizeof(drop), MSG_DONTWAIT);   /* fewer resets */
+    n = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
 static void accept_one(struct mirrorserve *ms)
 {
-    int fd = accept4(ms->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof(peer);
+    unsigned same = 0;
+    memset(&peer, 0, sizeof(peer));
+    int fd = accept4(ms->listen_fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
+    for (const struct conn *o = ms->conns; o; o = o->next)
+        if (same_addr(&o->peer, &peer))
+            same++;
+    if (same >= ms->max_per_addr) {
+        char a[INET6_ADDRSTRLEN] = "?";
+        if (peer.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)&peer)->sin_addr, a, sizeof(a));
+        else if (peer.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)&peer)->sin6_addr, a, sizeof(a));
+        log_debug("mirror: %s holds %u connections already; refused one", a, same);
+        refuse_now(fd);
+        return;
+    }
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
@@ -675,10 +858,11 @@ static void accept_one(struct mirrorserve *ms)
     }
     c->ms = ms;
     c->fd = fd;
+    c->peer = peer;
     c->in_fd = c->out_fd = -1;
     c->st = C_READ;
     c->accepted = re_mono_ms();
-    c->deadline = c->accepted + (ms->timeout_ms < HEADER_MS ? ms->timeout_ms : HEADER_MS);
+    c->deadline = c->accepted + (ms->timeout_ms < ms->header_ms ? ms->timeout_ms : ms->header_ms);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     re_buf_init(&c->body, ms->max_body);
@@ -969,6 +1153,9 @@ static void ms_free(struct mirrorserve *ms)
     free(ms->name);
     free(ms->git);
     free(ms->hidden_refs);
+    if (ms->auth)
+        memset(ms->auth, 0, ms->auth_len);
+    free(ms->auth);
     free(ms->zombies);
     free(ms);
 }
@@ -990,6 +1177,20 @@ int mirrorserve_start(struct mirrorserve **out, const struct mirrorserve_opts *o
     ms->timeout_ms = o->timeout_ms ? o->timeout_ms : MIRRORSERVE_TIMEOUT_MS;
     ms->max_procs = o->max_procs ? o->max_procs : MIRRORSERVE_MAX_PROCS;
     ms->max_conns = o->max_conns ? o->max_conns : MIRRORSERVE_MAX_CONNS;
+    ms->header_ms = o->header_timeout_ms ? o->header_timeout_ms : MIRRORSERVE_HEADER_MS;
+    ms->max_per_addr = o->max_per_addr ? o->max_per_addr : MIRRORSERVE_MAX_PER_ADDR;
+    if (o->password) {
+        char cred[256];
+        if (!o->password[0] || re_snprintf(cred, sizeof(cred), "%s:%s", MIRRORSERVE_USER,
+                                           o->password) < 0) {
+            r = -RE_EINVAL;
+            goto fail;
+        }
+        ms->auth = base64(cred, strlen(cred), &ms->auth_len);
+        memset(cred, 0, sizeof(cred));
+        if (!ms->auth)
+            goto fail;
+    }
     /* The repository need not exist yet (git answers 404 until it does);
      * its parent does. */
     const char *slash = strrchr(o->git_dir, '/');

@@ -14,6 +14,15 @@
  * too many git processes at once 503 (Retry-After). One request per
  * connection (Connection: close).
  *
+ * With a password set, every request needs HTTP basic auth as
+ * MIRRORSERVE_USER with that password (compared in constant time) or gets
+ * 401 with WWW-Authenticate: Basic realm="resedge-mirror". The agent sets one
+ * (mirrorserve_token) unless it listens on loopback only (mirror_auth).
+ * Slow clients cannot hold it: each connection must finish its header within
+ * header_timeout_ms of its own accept and its whole request within
+ * timeout_ms; one client address holds at most max_per_addr connections
+ * (more are answered 503 and closed at once), all together max_conns.
+ *
  * Requests are parsed with libhttp-parser. It runs on its own thread with a
  * poll() loop, so a blocking check-in or fetch on the agent's main loop never
  * stalls Flux, and the other way round. The server reads the repository only
@@ -21,18 +30,25 @@
 #ifndef AGENT_MIRRORSERVE_H
 #define AGENT_MIRRORSERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "buf.h"
 
-#define MIRRORSERVE_DEFAULT_LISTEN   "0.0.0.0:8480"
+#define MIRRORSERVE_DEFAULT_LISTEN   "127.0.0.1:8480"
 #define MIRRORSERVE_MAX_BODY         (1024u * 1024)   /* request body bytes */
 #define MIRRORSERVE_MAX_HEADER       (8u * 1024)      /* request line + header bytes */
-#define MIRRORSERVE_TIMEOUT_MS       30000u           /* whole request, per connection
-                                                         (its header: within 10 s) */
+#define MIRRORSERVE_TIMEOUT_MS       30000u           /* whole request, per connection */
+#define MIRRORSERVE_HEADER_MS        5000u            /* its header, from its accept */
 #define MIRRORSERVE_MAX_PROCS        4u               /* git processes at once */
-#define MIRRORSERVE_MAX_CONNS        16u              /* open connections */
+#define MIRRORSERVE_MAX_CONNS        64u              /* open connections */
+#define MIRRORSERVE_MAX_PER_ADDR     8u               /* open connections of one address */
 #define MIRRORSERVE_HOST_MAX         256
+#define MIRRORSERVE_USER             "resedge"        /* the basic-auth user name */
+#define MIRRORSERVE_REALM            "resedge-mirror"
+#define MIRRORSERVE_TOKEN_FILE       "mirror.token"   /* in the state directory, 0600 */
+#define MIRRORSERVE_TOKEN_BYTES      32               /* random bytes: 256 bits */
+#define MIRRORSERVE_TOKEN_BUF        (2 * MIRRORSERVE_TOKEN_BYTES + 1)   /* as hex */
 
 struct mirrorserve;
 
@@ -42,17 +58,31 @@ struct mirrorserve_opts {
     const char *name;             /* served as /<name>.git */
     const char *git;              /* program; NULL: "git" from PATH */
     const char *hidden_refs;      /* uploadpack.hideRefs value; NULL: none */
+    const char *password;         /* basic auth as MIRRORSERVE_USER; NULL: no auth */
     /* Limits; 0 takes the MIRRORSERVE_* default. */
     size_t max_body;
     size_t max_header;
     unsigned timeout_ms;
+    unsigned header_timeout_ms;
     unsigned max_procs;
     unsigned max_conns;
+    unsigned max_per_addr;
 };
 
 /* Splits "host:port" ("[v6]:port"; an empty host means every address) into
  * host (without brackets) and port 1-65535. -RE_EINVAL when malformed. */
 int mirrorserve_parse_listen(char host[MIRRORSERVE_HOST_MAX], unsigned *port, const char *listen);
+
+/* Does listen name loopback addresses only (127.0.0.0/8, ::1, localhost)?
+ * A wildcard, any other address or a malformed value: false. */
+bool mirrorserve_listen_is_loopback(const char *listen);
+
+/* The mirror's password: the token in STATE/MIRRORSERVE_TOKEN_FILE, made on
+ * first use from MIRRORSERVE_TOKEN_BYTES of the crypto RNG (hex, file mode
+ * 0600; a file that does not hold a token is replaced). out is written on
+ * success only. -RE_EIO and friends (err says why). */
+int mirrorserve_token(char out[MIRRORSERVE_TOKEN_BUF], const char *state_dir,
+                      struct re_buf *err);
 
 /* Binds the listening socket and starts the server thread. -RE_EINVAL (bad
  * options), -RE_EIO (cannot bind: err says why), -RE_ENOMEM. The options'

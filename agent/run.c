@@ -45,6 +45,7 @@ struct agent {
     git_repository *mirror;
     struct mirrorserve *ms;          /* mode mirror: serving STATE/mirror.git */
     char ms_listen[300];             /* what ms listens on */
+    bool ms_auth;                    /* ... and whether it asks for the token */
     uint64_t ms_retry_at;            /* monotonic ms: next start attempt */
     char ms_error[300];
     struct backoff bo;
@@ -286,7 +287,8 @@ static void ensure_mirror_server(struct agent *a)
 {
     const char *listen = mirror_listen(a);
     bool want = a->cfg.mode == AGENT_MODE_MIRROR && strcmp(listen, "none") != 0;
-    if (a->ms && (!want || strcmp(listen, a->ms_listen) != 0)) {
+    bool auth = agent_config_mirror_auth(&a->cfg);
+    if (a->ms && (!want || strcmp(listen, a->ms_listen) != 0 || auth != a->ms_auth)) {
         mirrorserve_stop(a->ms);
         a->ms = NULL;
         log_notice("stopped serving the local mirror on %s", a->ms_listen);
@@ -294,14 +296,18 @@ static void ensure_mirror_server(struct agent *a)
     }
     if (!want || a->ms || re_mono_ms() < a->ms_retry_at)
         return;
-    char git_dir[4096];
+    char git_dir[4096], token[MIRRORSERVE_TOKEN_BUF];
     struct re_buf err;
     re_buf_init(&err, 1024);
     struct mirrorserve_opts o = { .listen = listen, .git_dir = git_dir, .name = a->st.cluster,
-                                  .hidden_refs = PULL_HIDDEN_REFS };
+                                  .hidden_refs = PULL_HIDDEN_REFS,
+                                  .password = auth ? token : NULL };
     int r = state_file(git_dir, sizeof(git_dir), a, "mirror.git");
+    if (r == 0 && auth)
+        r = mirrorserve_token(token, a->cfg.state_dir, &err);
     if (r == 0)
         r = mirrorserve_start(&a->ms, &o, &err);
+    memset(token, 0, sizeof(token));
     if (r < 0) {
         char msg[300];
         re_snprintf(msg, sizeof(msg), "%s", err.ptr ? err.ptr : re_strerror(r));
@@ -313,7 +319,10 @@ static void ensure_mirror_server(struct agent *a)
     } else {
         a->ms_error[0] = '\0';
         re_snprintf(a->ms_listen, sizeof(a->ms_listen), "%s", listen);
-        log_notice("serving the local mirror read-only on %s as /%s.git", listen, a->st.cluster);
+        a->ms_auth = auth;
+        log_notice("serving the local mirror read-only on %s as /%s.git (%s)", listen,
+                   a->st.cluster, auth ? "basic auth, token in " MIRRORSERVE_TOKEN_FILE
+                                       : "no authentication");
     }
     re_buf_release(&err);
 }
@@ -332,7 +341,7 @@ static int mirror_flux_url(struct agent *a, char *out, size_t size)
 
 /* flux/mirror: write the Flux objects and apply them when they changed (or
  * the last apply failed). */
-static void sync_flux(struct agent *a, const char *url, bool with_secret)
+static void sync_flux(struct agent *a, const char *url, bool with_secret, const char *password)
 {
     struct re_buf ca, cert, key, err;
     char dir[4096], result[sizeof(a->status.apply_result)];
@@ -350,7 +359,9 @@ static void sync_flux(struct agent *a, const char *url, bool with_secret)
     struct deploy_flux f = { .url = url, .branch = a->answer.branch,
                              .ca_pem = with_secret ? ca.ptr : NULL,
                              .cert_pem = with_secret ? cert.ptr : NULL,
-                             .key_pem = with_secret ? key.ptr : NULL };
+                             .key_pem = with_secret ? key.ptr : NULL,
+                             .username = password ? MIRRORSERVE_USER : NULL,
+                             .password = password };
     if (deploy_flux_write(a->cfg.state_dir, &f, &changed, &err) < 0) {
         log_err("%s", err.ptr ? err.ptr : "cannot write the Flux objects");
         re_snprintf(a->status.apply_result, sizeof(a->status.apply_result), "failed: %s",
@@ -389,7 +400,21 @@ static int mirror_flux(struct agent *a)
                       "reaches the local mirror)");
         return -RE_ENOENT;
     }
-    sync_flux(a, murl, false);
+    /* The mirror's basic-auth token goes into Flux's Secret. */
+    char token[MIRRORSERVE_TOKEN_BUF];
+    bool auth = strcmp(mirror_listen(a), "none") != 0 && agent_config_mirror_auth(&a->cfg);
+    if (auth) {
+        struct re_buf err;
+        re_buf_init(&err, 1024);
+        int r = mirrorserve_token(token, a->cfg.state_dir, &err);
+        if (r < 0)
+            pull_error(a, err.ptr ? err.ptr : "cannot read the mirror's token");
+        re_buf_release(&err);
+        if (r < 0)
+            return r;
+    }
+    sync_flux(a, murl, false, auth ? token : NULL);
+    memset(token, 0, sizeof(token));
     return 0;
 }
 
@@ -444,7 +469,7 @@ static void sync_flux_mode(struct agent *a, const char *url)
     if (strcmp(a->status.mode, "flux") != 0)
         a->status.apply_result[0] = '\0'; /* apply the Flux objects at least once */
     re_snprintf(a->status.mode, sizeof(a->status.mode), "flux");
-    sync_flux(a, url, true);
+    sync_flux(a, url, true, NULL);
     flux_applied(a);
     save_status(a);
 }

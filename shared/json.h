@@ -1,5 +1,5 @@
-/* json.h - cJSON helpers: parsing with a nesting limit, bounded printing,
- * typed getters that tell missing from wrong type. */
+/* json.h - cJSON helpers: strict parsing with a nesting limit, bounded
+ * printing, typed getters that tell missing from wrong type. */
 #ifndef RE_JSON_H
 #define RE_JSON_H
 
@@ -9,9 +9,23 @@
 
 #define RE_JSON_DEFAULT_DEPTH 32
 
-/* Parses exactly one JSON value. -RE_EDEPTH past max_depth, -RE_EPARSE on
- * syntax errors with *errpos (byte offset) set when errpos is not NULL. */
+/* Why a text was refused, for an error message naming the place. */
+struct re_json_error {
+    size_t pos;                      /* byte offset of the offending token */
+    const char *why;                 /* static: "syntax error", "duplicate key", ... */
+    char key[64];                    /* the duplicate key (truncated), else "" */
+};
+
+/* Parses exactly one JSON value, strictly: besides syntax errors it refuses
+ * a NUL byte anywhere in text, the escape \u0000 in a string (a C string
+ * would end there) and an object with two members of the same name (cJSON
+ * would keep the first). -RE_EDEPTH past max_depth, -RE_EPARSE for all the
+ * rest, with *errpos (byte offset) set when errpos is not NULL; for a
+ * duplicate key errpos is the offset of its second occurrence. */
 int re_json_parse(cJSON **out, struct re_str text, int max_depth, size_t *errpos);
+/* The same, telling why in *err (when not NULL; written on failure only). */
+int re_json_parse_err(cJSON **out, struct re_str text, int max_depth,
+                      struct re_json_error *err);
 /* Appends compact JSON to out (bounded by out->max). */
 int re_json_print(struct re_buf *out, const cJSON *json);
 

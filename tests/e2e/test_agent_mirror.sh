@@ -4,7 +4,10 @@
 # it gets exactly the assigned revision, keeps working with the hub down (WAN
 # down), refuses receive-pack, oversized bodies and headers, wrong methods and
 # paths; Flux's GitRepository points at it; the served branch moves only to a
-# revision that matched the hub's assignment.
+# revision that matched the hub's assignment; it listens on loopback by default,
+# needs basic auth with the token from Flux's Secret on other addresses, and
+# slow clients (half headers, one address holding many connections) cannot
+# stall it.
 . "$(dirname "$0")/lib.sh"
 AGENT=$RE_AGENT          # under RE_WRAP_AGENT (valgrind) when set, see lib.sh
 A=$T/agent
@@ -138,6 +141,39 @@ exec 7>&-
 check "... and the server keeps serving" git ls-remote "$M"
 check "the agent is still running" kill -0 "$AGENT_PID"
 
+# Slow clients (finding 6): 20 connections from one address (127.0.0.2) that
+# send half a header. The address holds 8 (4, then 4 more 2 s later); the
+# other 12 are turned away at once; a git clone from another address
+# (127.0.0.1) completes while the 8 are still open; each of the 8 is closed
+# with 408 about 5 s after its own accept.
+rm -f "$T/slow.ready"
+python3 "$(dirname "$0")/mirror_slow_clients.py" 127.0.0.1 "$MPORT" 127.0.0.2 "/$C.git" \
+    "$T/slow.ready" >"$T/slow.json" 2>"$T/slow.err" &
+SLOW_PID=$!
+_pids+=("$SLOW_PID")
+wait_for 10 test -s "$T/slow.ready"
+rm -rf "$T/clone5"
+t0=$(date +%s.%N)
+check "with 20 slow connections open, git clone still works" git clone -q "$M" "$T/clone5"
+t1=$(date +%s.%N)
+clone_ms=$(python3 -c "print(int(($t1 - $t0) * 1000))")
+diag "git clone beside 20 slow connections: $clone_ms ms"
+check "... promptly (${clone_ms} ms < 3000)" test "$clone_ms" -lt 3000
+wait "$SLOW_PID"
+check_eq "the slow-client script ran" "$?" 0
+sj() { python3 -c "import json,sys; d=json.load(open('$T/slow.json')); print($1)"; }
+check_eq "... the 12 connections over the address's 8 were closed at once" "$(sj 'd["c_closed_1s"]')" 12
+diag "answers to the 12: $(sj 'd["c_status"]') ($(sj 'd["c_503"]') got a 503)"
+check_eq "... the clone finished while all 8 held connections were open" \
+    "$(sj "all(x['close'] > $t1 for x in d['a'] + d['b'])")" True
+check_eq "... the 8 held ones got 408" "$(sj "sorted(set(x['status'] for x in d['a'] + d['b']))")" "['408']"
+diag "held for (s, from each one's accept): $(sj "[round(x['close'] - x['open'], 2) for x in d['a'] + d['b']]")"
+check_eq "... each about 5 s after its own accept (4-7 s)" \
+    "$(sj "all(4 <= x['close'] - x['open'] <= 7 for x in d['a'] + d['b'])")" True
+check_eq "... so the later 4 closed about 2 s after the first 4 (own timers, not a shared one)" \
+    "$(sj "min(x['close'] for x in d['b']) - max(x['close'] for x in d['a']) > 1.2")" True
+check "... and the server keeps serving" git ls-remote "$M"
+
 # ---- WAN down: the hub stops, the store still pulls from the node ---------------------
 hub_stop
 check "with the hub down the agent's check-ins fail" wait_for 15 log_has "check-in failed"
@@ -169,6 +205,110 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check_eq "SIGTERM while serving: exit 0" "$rc" 0
 check "... within 5 s (${ms} ms)" test "$ms" -lt 5000
 check_not "... and the port is closed" curl -sS --max-time 2 "$M/info/refs?service=git-upload-pack"
+
+# ---- the default: loopback only, no credentials needed there -------------------------
+ETH_IP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | grep -v '^127\.' | head -1)
+printf '[agent]\nmode = mirror\ninterval = 1s\nbackoff_cap = 2s\napply_command = true\n' >"$T/default.conf"
+if ss -ltnH 'sport = :8480' 2>/dev/null | grep -q .; then
+    diag "SKIP: port 8480 is in use on this machine; the default listen address is not checked"
+else
+    start_agent --config "$T/default.conf"
+    check "without mirror_listen the agent serves on 127.0.0.1:8480" \
+        wait_for 10 log_has "serving the local mirror read-only on 127\.0\.0\.1:8480 as /$C\.git \(no authentication\)"
+    check_eq "... the only listening socket on port 8480 is 127.0.0.1's" \
+        "$(ss -ltnH 'sport = :8480' | awk '{print $4}' | sort -u | tr '\n' ' ')" "127.0.0.1:8480 "
+    check "... git ls-remote over loopback works without credentials" \
+        git ls-remote "http://127.0.0.1:8480/$C.git"
+    if [ -n "$ETH_IP" ]; then
+        curl -sS --max-time 5 -o /dev/null "http://$ETH_IP:8480/$C.git/info/refs?service=git-upload-pack" 2>/dev/null
+        check_eq "... and $ETH_IP:8480 (this machine's own address) refuses the connection (curl 7)" "$?" 7
+    else
+        diag "SKIP: no non-loopback IPv4 address; the refusal on it is not checked"
+    fi
+    check "... Flux gets no Secret on loopback" wait_for 5 grep -q "url: http://127.0.0.1:8480/$C.git\$" "$A/flux/source.yaml"
+    check "... and no secretRef" bash -c "! grep -q secretRef '$A/flux/source.yaml' && test ! -e '$A/flux/secret.yaml'"
+    stop_agent
+fi
+
+# ---- a non-loopback address needs the token ------------------------------------------
+if [ -z "$ETH_IP" ]; then
+    diag "SKIP: no non-loopback IPv4 address on this machine; basic auth is not checked"
+else
+    NPORT=$(free_port)
+    N=http://$ETH_IP:$NPORT/$C.git
+    rm -rf "$T/applied"
+    printf '[agent]\nmode = mirror\ninterval = 1s\nbackoff_cap = 2s\nmirror_listen = %s:%s\n' "$ETH_IP" "$NPORT" >"$T/auth.conf"
+    printf 'apply_command = sh -c "rm -rf %s/applied && cp -r {dir} %s/applied"\n' "$T" "$T" >>"$T/auth.conf"
+    start_agent --config "$T/auth.conf"
+    check "on $ETH_IP the mirror asks for basic auth" \
+        wait_for 10 log_has "serving the local mirror read-only on $ETH_IP:$NPORT as /$C\.git \(basic auth"
+    check_eq "the token file is private (0600)" "$(stat -c %a "$A/mirror.token" 2>/dev/null)" 600
+    TOKEN=$(head -c 64 "$A/mirror.token")
+    # The token with its last digit changed.
+    if [ "${TOKEN: -1}" = 0 ]; then WRONG=${TOKEN%?}1; else WRONG=${TOKEN%?}0; fi
+    check_match "... 64 hex digits (256 bits)" "$(cat "$A/mirror.token")" '^[0-9a-f]{64}$'
+    check "Flux's objects are written with the Secret" wait_for 10 test -s "$T/applied/secret.yaml"
+    check_eq "the Secret has username and password, and they are the token's" "$(python3 - "$T/applied" <<'PY'
+import sys, yaml
+d = sys.argv[1]
+sec = yaml.safe_load(open(d + "/secret.yaml"))
+src = yaml.safe_load(open(d + "/source.yaml"))
+tok = open(sys.argv[1] + "/../agent/mirror.token").read().strip()
+print(sec["apiVersion"], sec["kind"], sec["metadata"]["name"], sec["metadata"]["namespace"],
+      sorted(sec["stringData"]), sec["stringData"]["username"], sec["stringData"]["password"] == tok,
+      src["spec"]["secretRef"]["name"], src["spec"]["url"])
+PY
+)" "v1 Secret resedge-mirror-auth flux-system ['password', 'username'] resedge True resedge-mirror-auth $N"
+    check_eq "STATE/flux/secret.yaml is private (0600)" "$(stat -c %a "$A/flux/secret.yaml")" 600
+    hdr() { curl -sS --max-time 10 -D "$T/hdr" -o "$T/body" -w '%{http_code}' "$@"; }
+    check_eq "curl without credentials: 401" "$(hdr "$N/info/refs?service=git-upload-pack")" 401
+    check_match "... with WWW-Authenticate: Basic realm=\"resedge-mirror\"" "$(tr -d '\r' <"$T/hdr")" \
+        $'\nWWW-Authenticate: Basic realm="resedge-mirror"\n'
+    check_eq "curl with a wrong password: 401" \
+        "$(hdr -u "resedge:$WRONG" "$N/info/refs?service=git-upload-pack")" 401
+    check_eq "curl with the token but another user name: 401" \
+        "$(hdr -u "root:$TOKEN" "$N/info/refs?service=git-upload-pack")" 401
+    check_eq "curl with a token that is one character short: 401" \
+        "$(hdr -u "resedge:${TOKEN%?}" "$N/info/refs?service=git-upload-pack")" 401
+    check_eq "a bearer token is not basic auth: 401" \
+        "$(hdr -H "Authorization: Bearer $TOKEN" "$N/info/refs?service=git-upload-pack")" 401
+    check_eq "POST git-upload-pack without credentials: 401" \
+        "$(hdr -H 'Content-Type: application/x-git-upload-pack-request' --data-binary @"$T/req.gz" "$N/git-upload-pack")" 401
+    check_eq "an unknown path without credentials: 401 (nothing is told)" "$(hdr "http://$ETH_IP:$NPORT/x.git/HEAD")" 401
+    check_eq "curl with the token: 200" "$(hdr -u "resedge:$TOKEN" "$N/info/refs?service=git-upload-pack")" 200
+    rm -rf "$T/clone6" "$T/clone7" "$T/clone8"
+    GIT_TERMINAL_PROMPT=0 git clone -q "$N" "$T/clone6" >"$T/git6.err" 2>&1
+    check_eq "git clone without credentials: exit 128" "$?" 128
+    check_match "... because the server asked for them" "$(cat "$T/git6.err")" "could not read Username|Authentication failed"
+    GIT_TERMINAL_PROMPT=0 git clone -q "http://resedge:$WRONG@$ETH_IP:$NPORT/$C.git" "$T/clone7" >"$T/git7.err" 2>&1
+    check_eq "git clone with a wrong password: exit 128" "$?" 128
+    check_match "... Authentication failed" "$(cat "$T/git7.err")" "Authentication failed"
+    check "git clone with the token from the Secret works" \
+        env GIT_TERMINAL_PROMPT=0 git clone -q "http://resedge:$TOKEN@$ETH_IP:$NPORT/$C.git" "$T/clone8"
+    check_eq "... at the assigned revision" "$(git -C "$T/clone8" rev-parse HEAD)" "$REV2"
+    stop_agent
+    start_agent --config "$T/auth.conf"
+    check "after a restart" wait_for 10 git ls-remote "http://resedge:$TOKEN@$ETH_IP:$NPORT/$C.git"
+    check_eq "... the token is the same (made once)" "$(head -c 64 "$A/mirror.token")" "$TOKEN"
+    stop_agent
+    # mirror_auth = on also on loopback; off is honoured on any address.
+    LPORT=$(free_port)
+    printf '[agent]\nmode = mirror\ninterval = 1s\nmirror_listen = 127.0.0.1:%s\nmirror_auth = on\napply_command = true\n' "$LPORT" >"$T/on.conf"
+    start_agent --config "$T/on.conf"
+    check "mirror_auth = on on loopback" wait_for 10 log_has "serving the local mirror read-only on 127\.0\.0\.1:$LPORT as /$C\.git \(basic auth"
+    check_eq "... 401 without credentials" "$(hdr "http://127.0.0.1:$LPORT/$C.git/info/refs?service=git-upload-pack")" 401
+    check_eq "... 200 with the token" "$(hdr -u "resedge:$TOKEN" "http://127.0.0.1:$LPORT/$C.git/info/refs?service=git-upload-pack")" 200
+    stop_agent
+    printf '[agent]\nmode = mirror\ninterval = 1s\nmirror_listen = %s:%s\nmirror_auth = off\napply_command = true\n' "$ETH_IP" "$NPORT" >"$T/off.conf"
+    start_agent --config "$T/off.conf"
+    check "mirror_auth = off on $ETH_IP: served without credentials" wait_for 10 git ls-remote "$N"
+    check "... and Flux's Secret is dropped" wait_for 5 test ! -e "$A/flux/secret.yaml"
+    stop_agent
+fi
+printf '[agent]\nmirror_auth = yes\n' >"$T/bad2.conf"
+"$AGENT" run --config "$T/bad2.conf" --state-dir "$A" >"$T/bad2.out" 2>&1
+check_eq "a bad mirror_auth exits 78" "$?" 78
+check_match "... naming file:line" "$(cat "$T/bad2.out")" "bad2.conf:2: bad value 'yes' for 'mirror_auth': expected auto, on or off"
 
 # ---- the served branch only moves to an assigned revision ---------------------------
 # A fake hub (the real hub's server certificate, so TLS verifies) that assigns

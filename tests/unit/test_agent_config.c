@@ -64,6 +64,7 @@ static void config_file_errors(void)
         { "[other]\nmode = none\n", ":2: unknown key 'mode' in section [other]" },
         { "[agent]\nkeep_revisions = 0\n", ":2: bad value '0' for 'keep_revisions'" },
         { "[agent]\nmirror_url = git://x\n", ":2: bad value 'git://x' for 'mirror_url'" },
+        { "[agent]\nmirror_auth = yes\n", ":2: bad value 'yes' for 'mirror_auth'" },
         { "[agent\nmode = none\n", ":1:" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -83,6 +84,31 @@ static void config_file_errors(void)
         agent_config_release(&c);
         re_buf_release(&err);
     }
+}
+
+/* mirror_auth: auto is on unless the mirror listens on loopback only. */
+static void mirror_auth_setting(void)
+{
+    struct agent_config c;
+    struct re_buf err;
+    re_buf_init(&err, 1024);
+    agent_config_defaults(&c);
+    CHECK_EQ_STR(agent_config_mirror_listen(&c), "127.0.0.1:8480");
+    CHECK(!agent_config_mirror_auth(&c));           /* the default: loopback, auto */
+    CHECK_EQ_INT(agent_config_set(&c, "mirror_listen", "0.0.0.0:8480", &err), 0);
+    CHECK(agent_config_mirror_auth(&c));
+    CHECK_EQ_INT(agent_config_set(&c, "mirror_listen", "10.1.2.3:8480", &err), 0);
+    CHECK(agent_config_mirror_auth(&c));
+    CHECK_EQ_INT(agent_config_set(&c, "mirror_auth", "off", &err), 0);
+    CHECK(!agent_config_mirror_auth(&c));
+    CHECK_EQ_INT(agent_config_set(&c, "mirror_listen", "[::1]:8480", &err), 0);
+    CHECK_EQ_INT(agent_config_set(&c, "mirror_auth", "on", &err), 0);
+    CHECK(agent_config_mirror_auth(&c));
+    CHECK_EQ_INT(agent_config_set(&c, "mirror_auth", "auto", &err), 0);
+    CHECK(!agent_config_mirror_auth(&c));
+    CHECK_EQ_INT(agent_config_set(&c, "mirror_auth", "ON", &err), -RE_EINVAL);
+    agent_config_release(&c);
+    re_buf_release(&err);
 }
 
 static void config_flags(void)
@@ -289,6 +315,6 @@ static void command_timeout(void)
     re_buf_release(&out);
 }
 
-TEST_MAIN(T(config_file_ok), T(config_file_errors), T(config_flags), T(backoff_bounds),
+TEST_MAIN(T(config_file_ok), T(config_file_errors), T(mirror_auth_setting), T(config_flags), T(backoff_bounds),
           T(interval_jitter), T(answer_parsing), T(request_body), T(command_split),
           T(command_timeout))

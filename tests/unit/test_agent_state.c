@@ -513,6 +513,26 @@ static void flux_objects(void)
     re_snprintf(p, sizeof(p), "%s/flux/secret.yaml", dir);
     CHECK_EQ_INT(stat(p, &sb), 0);
     CHECK_EQ_INT(sb.st_mode & 0777, 0600);
+    /* Mode mirror with auth: Flux's basic-auth Secret (username, password). */
+    struct deploy_flux m = { .url = "http://10.0.0.5:8480/s1.git", .branch = "main",
+                             .username = "resedge", .password = "01234567" };
+    re_buf_reset(&src);
+    re_buf_reset(&sync);
+    re_buf_reset(&secret);
+    CHECK_EQ_INT(deploy_flux_yaml(&src, &sync, &secret, &m), 0);
+    CHECK(strstr(src.ptr, "secretRef:\n    name: resedge-mirror-auth\n"));
+    CHECK(strstr(secret.ptr, "kind: Secret"));
+    CHECK(strstr(secret.ptr, "name: resedge-mirror-auth"));
+    CHECK(strstr(secret.ptr, "stringData:\n  username: \"resedge\"\n  password: \"01234567\""));
+    CHECK(!strstr(secret.ptr, "tls."));
+    /* Without a password: no Secret, no secretRef. */
+    m.password = NULL;
+    re_buf_reset(&src);
+    re_buf_reset(&sync);
+    re_buf_reset(&secret);
+    CHECK_EQ_INT(deploy_flux_yaml(&src, &sync, &secret, &m), 0);
+    CHECK(!strstr(src.ptr, "secretRef"));
+    CHECK_EQ_INT(secret.len, 0);
     /* The apply command: result strings. */
     char result[256];
     CHECK_EQ_INT(deploy_run("true {dir}", dir, 5000, NULL, result, sizeof(result)), 0);

@@ -231,6 +231,125 @@ static void stop_kills_children(void)
     re_buf_release(&pid_s);
 }
 
+/* Basic auth, the per-address cap and the header timeout of each connection. */
+static void auth_and_limits(void)
+{
+    const char *git = fake_git("git-ok", "printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'\n");
+    char listen[64], repo[4096];
+    struct mirrorserve *ms = NULL;
+    struct re_buf err, out;
+    unsigned port = free_port();
+    re_buf_init(&err, 1024);
+    re_buf_init(&out, 1 << 20);
+    re_snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+    re_snprintf(repo, sizeof(repo), "%s/mirror.git", test_tmpdir());
+    struct mirrorserve_opts o = { .listen = listen, .git_dir = repo, .name = "store-1", .git = git,
+                                  .password = "s3cret", .max_per_addr = 2,
+                                  .header_timeout_ms = 400 };
+    CHECK_EQ_INT(mirrorserve_start(&ms, &o, &err), 0);
+#define REFS "GET /store-1.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+    request(port, REFS "\r\n", strlen(REFS "\r\n"), &out);
+    CHECK(strncmp(out.ptr, "HTTP/1.1 401 ", 13) == 0);
+    CHECK(strstr(out.ptr, "\r\nWWW-Authenticate: Basic realm=\"resedge-mirror\"\r\n"));
+    static const char *const bad[] = {
+        REFS "Authorization: Basic cmVzZWRnZTpzM2NyZVQ=\r\n\r\n",   /* resedge:s3creT */
+        REFS "Authorization: Basic cmVzZWRnZTpzM2NyZX\r\n\r\n",     /* cut short */
+        REFS "Authorization: Bearer s3cret\r\n\r\n",
+        REFS "Authorization: Basic cmVzZWRnZTpzM2NyZXQ=x\r\n\r\n",
+        "GET /other.git/HEAD HTTP/1.1\r\nHost: x\r\n\r\n",           /* 401 before 404 */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        re_buf_reset(&out);
+        request(port, bad[i], strlen(bad[i]), &out);
+        CHECK(strncmp(out.ptr, "HTTP/1.1 401 ", 13) == 0);
+    }
+    static const char *const good[] = {
+        REFS "Authorization: Basic cmVzZWRnZTpzM2NyZXQ=\r\n\r\n",
+        REFS "authorization:   basic   cmVzZWRnZTpzM2NyZXQ=  \r\n\r\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        re_buf_reset(&out);
+        request(port, good[i], strlen(good[i]), &out);
+        CHECK(strncmp(out.ptr, "HTTP/1.1 200 ", 13) == 0);
+        CHECK(strstr(out.ptr, "\r\n\r\nok\n"));
+    }
+    /* Two half requests fill the address's quota; a third is refused at once. */
+    uint64_t t0 = re_mono_ms();
+    int h1 = connect_to(port);
+    CHECK_EQ_INT(send(h1, REFS, strlen(REFS), MSG_NOSIGNAL), (ssize_t)strlen(REFS));
+    usleep(200000);
+    uint64_t t1 = re_mono_ms();
+    int h2 = connect_to(port);
+    CHECK_EQ_INT(send(h2, REFS, strlen(REFS), MSG_NOSIGNAL), (ssize_t)strlen(REFS));
+    usleep(50000);
+    re_buf_reset(&out);
+    read_all(connect_to(port), &out);
+    CHECK(out.ptr && strncmp(out.ptr, "HTTP/1.1 503 ", 13) == 0);
+    CHECK(re_mono_ms() - t1 < 1000);
+    /* Each times out 400 ms after its own accept. */
+    re_buf_reset(&out);
+    read_all(h1, &out);
+    uint64_t c1 = re_mono_ms();
+    CHECK(strncmp(out.ptr, "HTTP/1.1 408 ", 13) == 0);
+    re_buf_reset(&out);
+    read_all(h2, &out);
+    uint64_t c2 = re_mono_ms();
+    CHECK(strncmp(out.ptr, "HTTP/1.1 408 ", 13) == 0);
+    CHECK(c1 - t0 >= 350 && c1 - t0 < 1400);
+    CHECK(c2 - t1 >= 350 && c2 - t1 < 1400);
+    CHECK(c2 - c1 >= 100);                     /* not one shared timer */
+    mirrorserve_stop(ms);
+#undef REFS
+    /* An empty password is a mistake, not "no auth". */
+    o.password = "";
+    CHECK_EQ_INT(mirrorserve_start(&ms, &o, &err), -RE_EINVAL);
+    re_buf_release(&err);
+    re_buf_release(&out);
+}
+
+static void loopback_and_token(void)
+{
+    CHECK(mirrorserve_listen_is_loopback("127.0.0.1:8480"));
+    CHECK(mirrorserve_listen_is_loopback("127.1.2.3:1"));
+    CHECK(mirrorserve_listen_is_loopback("[::1]:8480"));
+    CHECK(mirrorserve_listen_is_loopback("[::ffff:127.0.0.1]:8480"));
+    CHECK(mirrorserve_listen_is_loopback("localhost:8480"));
+    CHECK(!mirrorserve_listen_is_loopback("0.0.0.0:8480"));
+    CHECK(!mirrorserve_listen_is_loopback(":8480"));
+    CHECK(!mirrorserve_listen_is_loopback("[::]:8480"));
+    CHECK(!mirrorserve_listen_is_loopback("10.0.0.1:8480"));
+    CHECK(!mirrorserve_listen_is_loopback("node.example:8480"));
+    CHECK(!mirrorserve_listen_is_loopback("garbage"));
+
+    char t1[MIRRORSERVE_TOKEN_BUF], t2[MIRRORSERVE_TOKEN_BUF], path[4096];
+    struct re_buf err, b;
+    struct stat st;
+    re_buf_init(&err, 1024);
+    re_buf_init(&b, 4096);
+    re_snprintf(path, sizeof(path), "%s/%s", test_tmpdir(), MIRRORSERVE_TOKEN_FILE);
+    unlink(path);
+    CHECK_EQ_INT(mirrorserve_token(t1, test_tmpdir(), &err), 0);
+    CHECK_EQ_INT(strlen(t1), 64);
+    CHECK_EQ_INT(strspn(t1, "0123456789abcdef"), 64);
+    CHECK_EQ_INT(stat(path, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    CHECK_EQ_INT(mirrorserve_token(t2, test_tmpdir(), &err), 0);
+    CHECK_EQ_STR(t2, t1);                       /* made once */
+    chmod(path, 0644);
+    CHECK_EQ_INT(mirrorserve_token(t2, test_tmpdir(), &err), 0);
+    CHECK_EQ_STR(t2, t1);
+    CHECK_EQ_INT(stat(path, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);      /* made private again */
+    CHECK_EQ_INT(re_write_file_atomic(path, "short\n", 6, 0600), 0);
+    CHECK_EQ_INT(mirrorserve_token(t2, test_tmpdir(), &err), 0);
+    CHECK(strcmp(t2, t1) != 0);                 /* not a token: replaced */
+    CHECK_EQ_INT(re_read_file(&b, path), 0);
+    CHECK_EQ_INT(b.len, 65);
+    CHECK(memcmp(b.ptr, t2, 64) == 0);
+    re_buf_release(&b);
+    re_buf_release(&err);
+}
+
 static void listen_and_url(void)
 {
     char host[MIRRORSERVE_HOST_MAX], url[256];
@@ -271,4 +390,5 @@ static void listen_and_url(void)
 }
 
 TEST_MAIN(T(cgi_environment), T(git_failures), T(busy_and_deadline), T(stop_kills_children),
+          T(auth_and_limits), T(loopback_and_token),
           T(listen_and_url))

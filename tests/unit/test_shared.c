@@ -120,6 +120,83 @@ static void json_depth_and_getters(void)
     cJSON_Delete(j);
 }
 
+/* re_json_parse refuses what cJSON would silently change: a NUL byte, a
+ * \u0000 escape (the C string ends there) and a repeated member name. */
+static void json_strict(void)
+{
+    cJSON *j = NULL;
+    struct re_json_error e;
+    size_t pos = 0;
+    static const char nul[] = "{\"name\":\"a\0b\"}";
+    CHECK_EQ_INT(re_json_parse_err(&j, (struct re_str){ nul, sizeof(nul) - 1 }, 8, &e),
+                 -RE_EPARSE);
+    CHECK_EQ_INT(e.pos, 10);
+    CHECK_EQ_STR(e.why, "NUL byte");
+    static const char nul_out[] = "{\"a\":1}\0";
+    CHECK_EQ_INT(re_json_parse(&j, (struct re_str){ nul_out, sizeof(nul_out) - 1 }, 8, &pos),
+                 -RE_EPARSE);
+    CHECK_EQ_INT(pos, 7);
+    static const char nul_esc[] = "{\"a\":\"\\\0\"}";  /* backslash, NUL */
+    CHECK_EQ_INT(re_json_parse(&j, (struct re_str){ nul_esc, sizeof(nul_esc) - 1 }, 8, &pos),
+                 -RE_EPARSE);
+    CHECK_EQ_INT(pos, 7);
+    CHECK_EQ_INT(re_json_parse_err(&j, re_str_c("{\"name\":\"ab\\u0000cd\"}"), 8, &e), -RE_EPARSE);
+    CHECK_EQ_INT(e.pos, 11);
+    CHECK_EQ_STR(e.why, "\\u0000 in a string");
+    CHECK_EQ_INT(re_json_parse(&j, re_str_c("{\"x\\u0000\":1}"), 8, &pos), -RE_EPARSE);
+    CHECK_EQ_INT(pos, 3);
+    CHECK_EQ_INT(re_json_parse(&j, re_str_c("[\"\\u00001\"]"), 8, &pos), -RE_EPARSE);
+    /* An escaped backslash then "u0000" is text, not a NUL. */
+    CHECK_EQ_INT(re_json_parse(&j, re_str_c("{\"p\":\"C:\\\\u0000\"}"), 8, &pos), 0);
+    CHECK_EQ_STR(cJSON_GetObjectItemCaseSensitive(j, "p")->valuestring, "C:\\u0000");
+    cJSON_Delete(j);
+    CHECK_EQ_INT(re_json_parse(&j, re_str_c("[\"\\\\\\u0000\"]"), 8, &pos), -RE_EPARSE);
+    CHECK_EQ_INT(pos, 4);                     /* "\\" then \u0000 */
+    CHECK_EQ_INT(re_json_parse(&j, re_str_c("[\"\\u0001\",\"\\u00e9\"]"), 8, &pos), 0);
+    cJSON_Delete(j);
+
+    /* Duplicate keys: top level, nested, in an array, at their second place. */
+    CHECK_EQ_INT(re_json_parse_err(&j, re_str_c("{\"name\":\"a\",\"x\":1,\"name\":\"b\"}"), 8, &e),
+                 -RE_EPARSE);
+    CHECK_EQ_STR(e.why, "duplicate key");
+    CHECK_EQ_STR(e.key, "name");
+    CHECK_EQ_INT(e.pos, 18);
+    CHECK_EQ_INT(re_json_parse_err(&j, re_str_c("{\"s\":\"name\",\"o\":{\"a\":[\"q\",{\"k\":1,\"k\":2}]}}"),
+                                   8, &e), -RE_EPARSE);
+    CHECK_EQ_STR(e.key, "k");
+    CHECK_EQ_INT(e.pos, 33);
+    CHECK_EQ_INT(re_json_parse_err(&j, re_str_c("[{\"a\":1},{\"b\":1,\"c\":{\"b\":1},\"b\":2}]"),
+                                   8, &e), -RE_EPARSE);
+    CHECK_EQ_STR(e.key, "b");
+    CHECK_EQ_INT(e.pos, 28);
+    /* Same name in different objects, and names that differ only in case: fine. */
+    CHECK_EQ_INT(re_json_parse(&j, re_str_c("{\"a\":{\"a\":{\"a\":1}},\"A\":2,\"b\":{\"a\":3}}"), 8,
+                               &pos), 0);
+    cJSON_Delete(j);
+    /* A key escaped differently is still the same key. */
+    CHECK_EQ_INT(re_json_parse_err(&j, re_str_c("{\"ab\":1,\"a\\u0062\":2}"), 8, &e), -RE_EPARSE);
+    CHECK_EQ_STR(e.key, "ab");
+    CHECK_EQ_INT(e.pos, 8);
+
+    /* Many members (the sorted path): none repeated, then one repeated. */
+    struct re_buf big;
+    re_buf_init(&big, 1024 * 1024);
+    re_buf_append_str(&big, "{");
+    for (int i = 0; i < 5000; i++)
+        re_buf_printf(&big, "%s\"k%d\":{\"v\":%d}", i ? "," : "", (i * 7919) % 5000, i);
+    re_buf_append_str(&big, "}");
+    CHECK_EQ_INT(re_json_parse(&j, re_buf_str(&big), 8, &pos), 0);
+    CHECK_EQ_INT(cJSON_GetArraySize(j), 5000);
+    cJSON_Delete(j);
+    big.len--;                                 /* drop '}' */
+    size_t at = big.len + 1;
+    re_buf_append_str(&big, ",\"k4999\":0,\"k17\":1}");
+    CHECK_EQ_INT(re_json_parse_err(&j, re_buf_str(&big), 8, &e), -RE_EPARSE);
+    CHECK_EQ_STR(e.key, "k4999");              /* the first repeat in text order */
+    CHECK_EQ_INT(e.pos, at);
+    re_buf_release(&big);
+}
+
 static void conf_parse_and_validate(void)
 {
     struct re_conf *c = NULL;
@@ -238,6 +315,6 @@ static void notify_datagram(void)
     close(fd);
 }
 
-TEST_MAIN(T(error_tables), T(oid_checks), T(buf_bounded), T(str_helpers), T(json_depth_and_getters),
+TEST_MAIN(T(error_tables), T(oid_checks), T(buf_bounded), T(str_helpers), T(json_depth_and_getters), T(json_strict),
           T(conf_parse_and_validate), T(conf_values), T(fs_atomic_write), T(clock_stub),
           T(notify_datagram))
