@@ -100,11 +100,17 @@ int api_parse_object(struct api_req *r, cJSON **out)
     size_t pos = 0;
     int depth = q->hub->cfg.limits.max_json_depth > 0 ? q->hub->cfg.limits.max_json_depth
                                                       : RE_JSON_DEFAULT_DEPTH;
-    int rc = re_json_parse(out, r->x->req.body, depth, &pos);
+    struct re_json_error e = { 0 };
+    int rc = re_json_parse_err(out, r->x->req.body, depth, &e);
+    pos = e.pos;
     if (rc == -RE_EDEPTH)
         return inv_fail(q, 400, "too_deep", NULL, "JSON nested deeper than %d levels", depth);
+    if (rc < 0 && e.key[0])
+        return inv_fail(q, 400, "parse_error", e.key, "invalid JSON at byte %zu: %s '%s'", pos,
+                        e.why ? e.why : "duplicate key", e.key);
     if (rc < 0)
-        return inv_fail(q, 400, "parse_error", NULL, "invalid JSON at byte %zu", pos);
+        return inv_fail(q, 400, "parse_error", NULL, "invalid JSON at byte %zu%s%s", pos,
+                        e.why ? ": " : "", e.why ? e.why : "");
     if (!cJSON_IsObject(*out)) {
         cJSON_Delete(*out);
         *out = NULL;

@@ -25,8 +25,9 @@ body '{"name": "store-a", "name": "store-b"}'
 req POST /api/v1/clusters "$T/req.json"
 check_eq "duplicate top-level key: 400" "$code" 400
 check_eq "duplicate top-level key: error code" "$(jq_body .error.code)" parse_error
-check_match "duplicate top-level key: the position of the second 'name'" \
-    "$(jq_body .error.message)" 'byte 20$'
+check_match "duplicate top-level key: the position of the second 'name', and the key" \
+    "$(jq_body .error.message)" "byte 20: duplicate key 'name'"
+check_eq "... named as the field" "$(jq_body .error.field)" name
 get /api/v1/clusters/store-a; check_eq "duplicate key: store-a not created" "$code" 404
 get /api/v1/clusters/store-b; check_eq "duplicate key: store-b not created" "$code" 404
 
@@ -34,13 +35,14 @@ body '{"name": "store-c", "metadata": {"ring": "beta", "ring": "prod"}}'
 req POST /api/v1/clusters "$T/req.json"
 check_eq "duplicate nested key: 400" "$code" 400
 check_eq "duplicate nested key: error code" "$(jq_body .error.code)" parse_error
+check_eq "... naming the key" "$(jq_body .error.field)" ring
 get /api/v1/clusters/store-c; check_eq "duplicate nested key: store-c not created" "$code" 404
 
 # A NUL byte: the C string ended at "store-d", which was created.
 body '{"name": "store-d\0evil"}'
 req POST /api/v1/clusters "$T/req.json"
 check_eq "raw NUL in a string: 400" "$code" 400
-check_match "raw NUL: its position" "$(jq_body .error.message)" 'byte 17$'
+check_match "raw NUL: its position" "$(jq_body .error.message)" 'byte 17: NUL byte$'
 get /api/v1/clusters/store-d; check_eq "raw NUL: store-d not created" "$code" 404
 
 body '{"name": "store-e"}\0'
@@ -51,7 +53,7 @@ get /api/v1/clusters/store-e; check_eq "raw NUL after the value: store-e not cre
 body '{"name": "store-f\\u0000x"}'
 req POST /api/v1/clusters "$T/req.json"
 check_eq "\\u0000 in a string: 400" "$code" 400
-check_match "\\u0000: its position" "$(jq_body .error.message)" 'byte 17$'
+check_match "\\u0000: its position" "$(jq_body .error.message)" 'byte 17: .u0000 in a string$'
 get /api/v1/clusters/store-f; check_eq "\\u0000: store-f not created" "$code" 404
 
 body '{"name": "store-g", "metadata": {"k\\u0000": "v"}}'
