@@ -296,7 +296,7 @@ if mount -t tmpfs -o size=1m tmpfs "$D" 2>/dev/null; then
     # Back to the writer's own commit, so it finds its branch where it left it.
     git -C "$GITDIR" update-ref refs/namespaces/store-1/refs/heads/main "$REV2"
 else
-    ok "disk full while materializing # SKIP cannot mount a tmpfs here"
+    ok "disk full while materializing # SKIP $([ "$(id -u)" -ne 0 ] && echo 'not root (mount -t tmpfs)' || echo 'cannot mount a tmpfs here')"
 fi
 
 # ---- bad answers from a hub ----------------------------------------------------------
