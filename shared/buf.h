@@ -44,7 +44,8 @@ int re_buf_append(struct re_buf *b, const void *data, size_t len);
 int re_buf_append_str(struct re_buf *b, const char *s);
 int re_buf_printf(struct re_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-int re_buf_vprintf(struct re_buf *b, const char *fmt, va_list ap);
+int re_buf_vprintf(struct re_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Take ownership of the content (NUL-terminated, may be NULL when empty). */
 char *re_buf_steal(struct re_buf *b);
 static inline struct re_str re_buf_str(const struct re_buf *b)

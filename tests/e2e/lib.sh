@@ -47,15 +47,8 @@ unset _w _n _cmd _b
 _vg_check() {
     [ -n "$_VG_DIR" ] && [ -z "$_VG_DONE" ] || return 0
     _VG_DONE=1
-    [ -z "$HUB_PID" ] || hub_stop
-    local p f i n=0 bad=0 alive
-    for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for i in $(seq 1 600); do          # up to 60 s for the leak checks
-        alive=
-        for p in "${_pids[@]}"; do kill -0 "$p" 2>/dev/null && { alive=1; break; }; done
-        [ -n "$alive" ] || break
-        sleep 0.1
-    done
+    local f n=0 bad=0
+    _stop_all 600                      # up to 60 s for the leak checks
     for f in "$_VG_DIR"/*.log; do
         [ -e "$f" ] || continue
         n=$((n + 1))
@@ -71,6 +64,52 @@ _vg_check() {
     elif [ "$bad" -eq 0 ]; then
         ok "memcheck: no errors in the $n valgrind process logs"
     fi
+}
+
+# ---- sanitizers (make test builds with ASan+UBSan) ----
+# Exported, so every hub, agent and resedgectl a script starts inherits them:
+# an ASan error or a leak exits 86 and a UBSan error 87, codes no program of
+# ours uses (resedgectl 0/1/2/64, the agent 0/1/64/73/78), so check_exit
+# tells a crash from a refusal. Options already set are kept; ours come last
+# and win. With clang's runtime the two share one exitcode flag and
+# UBSAN_OPTIONS is read last: every report exits 87 there.
+# done_testing also reads the daemons' logs: _san_check.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:exitcode=87"
+_SAN_RE='ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer'
+_SAN_DONE=
+
+# _stop_all TENTHS: SIGTERM to the processes still running (a sanitizer's
+# leak check and a memcheck run at exit), then waits up to TENTHS/10 s.
+_stop_all() {
+    local p i alive
+    [ -z "$HUB_PID" ] || hub_stop
+    for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for i in $(seq 1 "$1"); do
+        alive=
+        for p in "${_pids[@]}"; do kill -0 "$p" 2>/dev/null && { alive=1; break; }; done
+        [ -n "$alive" ] || break
+        sleep 0.1
+    done
+}
+
+# _san_check: stops what still runs, then fails one check per log in $T
+# (daemon logs *.log, saved stderr/stdout *.err/*.out, the last check's
+# output) that holds a sanitizer report; one ok when none does.
+_san_check() {
+    [ -z "$_SAN_DONE" ] || return 0
+    _SAN_DONE=1
+    [ -n "$_VG_DIR" ] || _stop_all 100
+    local f n=0 bad=0
+    while IFS= read -r -d '' f; do
+        n=$((n + 1))
+        grep -qE "$_SAN_RE" "$f" || continue
+        bad=$((bad + 1))
+        not_ok "sanitizer: no report in ${f#"$T"/}"
+        grep -E -A12 "$_SAN_RE" "$f" | head -40 | sed 's/^/#   /'
+    done < <(find "$T" -path "$T/vg" -prune -o -type f \( -name '*.log' -o -name '*.err' \
+                  -o -name '*.out' -o -name .check.out \) -print0 2>/dev/null)
+    [ "$bad" -gt 0 ] || ok "sanitizer: no report in the $n logs in \$T"
 }
 
 _cleanup() {
@@ -91,10 +130,17 @@ check() {
     local d=$1; shift
     if "$@" >"$T/.check.out" 2>&1; then ok "$d"; else not_ok "$d"; sed 's/^/#   /' "$T/.check.out" | head -20; fi
 }
-# check_not DESCRIPTION COMMAND...: passes when the command exits non-zero.
-check_not() {
-    local d=$1; shift
-    if "$@" >"$T/.check.out" 2>&1; then not_ok "$d"; sed 's/^/#   /' "$T/.check.out" | head -20; else ok "$d"; fi
+# check_exit DESCRIPTION CODE COMMAND...: passes when the command exits
+# exactly CODE. A check that expects a failure names the failure: "non-zero"
+# would also pass a crash (86/87 under the sanitizers, see above).
+check_exit() {
+    local d=$1 want=$2 rc=0; shift 2
+    "$@" >"$T/.check.out" 2>&1 || rc=$?
+    if [ "$rc" -eq "$want" ]; then
+        ok "$d"
+    else
+        not_ok "$d"; diag "got exit $rc, expected $want"; sed 's/^/#   /' "$T/.check.out" | head -20
+    fi
 }
 # check_eq DESCRIPTION GOT EXPECTED
 check_eq() {
@@ -104,7 +150,9 @@ check_eq() {
 check_match() {
     if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1"; diag "'${2:0:400}' does not match /$3/"; fi
 }
-done_testing() { _vg_check; echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; }
+# done_testing: the memcheck or sanitizer verdict, then the TAP plan; returns
+# non-zero when any check failed.
+done_testing() { _vg_check; _san_check; echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -120,22 +120,23 @@ check_match "update metadata" "$(ctl clusters update store-0001 --metadata ring=
 
 # dry run changes nothing
 check "create --dry-run" ctl clusters create store-0004 --dry-run
-check_not "... and the cluster does not exist" ctl clusters get store-0004
+# resedgectl: 1 the hub refused (404 here), 2 no connection, 64 usage
+check_exit "... and the cluster does not exist" 1 ctl clusters get store-0004
 
 # deletes
 rc=0; ctl groups delete /rings/beta >/dev/null 2>&1 || rc=$?
 check_eq "deleting a group that holds clusters is refused" "$rc" 1
 check_match "clusters delete" "$(ctl clusters delete store-0003)" "deleted cluster 'store-0003'"
-check_not "... and it is gone" ctl clusters get store-0003
+check_exit "... and it is gone" 1 ctl clusters get store-0003
 
 # bulk import
 printf 'name,groups\nstore-0010,/stores/central\nA_B,/stores/central\n' >"$T/bad.csv"
 rc=0; err=$(ctl clusters import "$T/bad.csv" 2>&1) || rc=$?
 check_eq "an import with a bad line exits 1" "$rc" 1
 check_match "... naming the line" "$err" "line [0-9]+"
-check_not "... and imports nothing" ctl clusters get store-0010
+check_exit "... and imports nothing" 1 ctl clusters get store-0010
 printf 'name,groups,metadata.format\nstore-0020,/stores/west/ca;/rings/beta,kiosk\nstore-0021,/stores/west/ca,\n' >"$T/good.csv"
-check_not "an import naming a missing group fails" ctl clusters import "$T/good.csv"
+check_exit "an import naming a missing group fails" 1 ctl clusters import "$T/good.csv"
 check_match "import --create-groups" "$(ctl clusters import "$T/good.csv" --create-groups)" "imported 2 clusters .* groups created"
 check_match "... the imported cluster has its groups and metadata" "$(ctl clusters get store-0020 -o json)" '"format": "kiosk"'
 echo '[{"name": "store-0030", "groups": ["/stores/west/ca"]}]' >"$T/good.json"
@@ -240,7 +241,7 @@ if ! skip_if_no_route "users add + login" POST /api/v1/users; then
     if [ "${fp:0:1}" = 0 ]; then bad_fp=1${fp:1}; else bad_fp=0${fp:1}; fi
     rc=0; err=$("$CTL" login --hub "$HUB_URL" --code "$code" --ca-fingerprint "sha256:$bad_fp" --config "$T/alice/ctl.conf" 2>&1) || rc=$?
     check_eq "login with a wrong CA fingerprint fails" "$rc" 1
-    check_not "... and writes nothing" test -e "$T/alice"
+    check_exit "... and writes nothing" 1 test -e "$T/alice"
     check "login with the code" "$CTL" login --hub "$HUB_URL" --code "$code" --ca-fingerprint "sha256:$fp" --config "$T/alice/ctl.conf"
     check_eq "the key is mode 0600" "$(stat -c %a "$T/alice/ctl.key" 2>/dev/null)" 600
     check "openssl verifies the new certificate" openssl verify -CAfile "$HUB_DIR/tls/ca.crt" "$T/alice/ctl.crt"
@@ -249,7 +250,7 @@ if ! skip_if_no_route "users add + login" POST /api/v1/users; then
     check_match "users revoke" "$(ctl users revoke alice)" "revoked the certificate of user 'alice'"
     rc=0; "$CTL" --config "$T/alice/ctl.conf" clusters list >/dev/null 2>&1 || rc=$?
     check_eq "a revoked person's profile is refused (exit 1)" "$rc" 1
-    check_not "the code is single use" "$CTL" login --hub "$HUB_URL" --code "$code" --ca-fingerprint "sha256:$fp" --config "$T/alice2/ctl.conf"
+    check_exit "the code is single use" 1 "$CTL" login --hub "$HUB_URL" --code "$code" --ca-fingerprint "sha256:$fp" --config "$T/alice2/ctl.conf"
 fi
 if ! skip_if_no_route "clusters enroll-code" POST /api/v1/clusters/store-0001/enroll-code; then
     out=$(ctl clusters enroll-code store-0001 --ttl 1h)

@@ -109,11 +109,12 @@ openssl x509 -in "$T/store-a.crt" -noout -text >"$T/store-a.txt"
 check "openssl verify -CAfile DIR/tls/ca.crt accepts it" openssl verify -CAfile "$CA" "$T/store-a.crt"
 check "subject CN is the cluster name (not the CSR's)" grep -q 'Subject: CN *= *store-a$' "$T/store-a.txt"
 check "URI SAN spiffe://resedge/cluster/store-a" grep -q 'URI:spiffe://resedge/cluster/store-a$' "$T/store-a.txt"
-check_not "no SAN the CSR asked for" grep -qE 'evil|DNS:|user/admin' "$T/store-a.txt"
+# grep: 1 no line matched (2 an error)
+check_exit "no SAN the CSR asked for" 1 grep -qE 'evil|DNS:|user/admin' "$T/store-a.txt"
 check "CA:FALSE although the CSR asked for CA:TRUE" grep -q 'CA:FALSE' "$T/store-a.txt"
-check_not "not a CA" grep -q 'CA:TRUE' "$T/store-a.txt"
+check_exit "not a CA" 1 grep -q 'CA:TRUE' "$T/store-a.txt"
 check "client authentication usage" grep -q 'TLS Web Client Authentication' "$T/store-a.txt"
-check_not "no server authentication usage" grep -q 'TLS Web Server Authentication' "$T/store-a.txt"
+check_exit "no server authentication usage" 1 grep -q 'TLS Web Server Authentication' "$T/store-a.txt"
 check "the certificate is for the node's own key" \
     bash -c "cmp -s <(openssl x509 -in '$T/store-a.crt' -noout -pubkey) <(openssl pkey -in '$T/store-a.key' -pubout)"
 st=$(ust "$T/store-a" "$HUB_URL/api/v1/clusters/store-a")
@@ -342,10 +343,11 @@ if ctl clusters enroll-code store-e --ttl 1h -o json >"$T/e.json" 2>"$T/e.err"; 
     CODE=$(jq -r .code "$T/e.json")
     # The agent refuses a wrong fingerprint and writes nothing (the code is not spent).
     bad_fp="sha256:$(printf '0%.0s' $(seq 64))"
-    check_not "resedge-agent enroll refuses a wrong CA fingerprint" \
+    # resedge-agent enroll: 1 enrollment failed (64 usage, 73 already enrolled)
+    check_exit "resedge-agent enroll refuses a wrong CA fingerprint" 1 \
         "$RE_AGENT" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$bad_fp" \
         --state-dir "$T/agent-bad"
-    check_not "... and writes nothing" test -n "$(ls -A "$T/agent-bad" 2>/dev/null)"
+    check_exit "... and writes nothing" 1 test -n "$(ls -A "$T/agent-bad" 2>/dev/null)"
     # A hub whose CA does not match the fingerprint given.
     HUB2=$T/hub2; PORT2=$(free_port)
     "$RE_BIN/resedge-hub" init --dir "$HUB2" --listen "127.0.0.1:$PORT2" >/dev/null 2>&1
@@ -353,10 +355,10 @@ if ctl clusters enroll-code store-e --ttl 1h -o json >"$T/e.json" 2>"$T/e.err"; 
     ${RE_WRAP:-} "$RE_BIN/resedge-hub" serve --dir "$HUB2" >>"$T/hub2.log" 2>&1 &
     _pids+=("$!")
     for i in $(seq 1 "$([ -n "${RE_WRAP:-}" ] && echo 600 || echo 100)"); do curl -sk -o /dev/null "https://127.0.0.1:$PORT2/healthz" && break; sleep 0.1; done
-    check_not "resedge-agent enroll refuses a hub whose CA does not match" \
+    check_exit "resedge-agent enroll refuses a hub whose CA does not match" 1 \
         "$RE_AGENT" enroll --hub "https://127.0.0.1:$PORT2" --code "$CODE" \
         --ca-fingerprint "$FP" --state-dir "$T/agent-other"
-    check_not "... and writes nothing" test -n "$(ls -A "$T/agent-other" 2>/dev/null)"
+    check_exit "... and writes nothing" 1 test -n "$(ls -A "$T/agent-other" 2>/dev/null)"
     check "resedge-agent enroll with the code" \
         "$RE_AGENT" enroll --hub "$HUB_URL" --code "$CODE" --ca-fingerprint "$FP" \
         --state-dir "$T/agent-e"

@@ -80,7 +80,7 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=4m tmpfs "$DISK" 2>"$T/mount.e
     hub_stop
     umount_disk
 else
-    ok "# SKIP disk-full test: cannot mount a tmpfs ($(head -c 200 "$T/mount.err" 2>/dev/null || echo 'not root'))"
+    ok "# SKIP disk-full test: $([ "$(id -u)" -ne 0 ] && echo 'not root (mount -t tmpfs)' || echo "cannot mount a tmpfs ($(head -c 200 "$T/mount.err" 2>/dev/null))")"
 fi
 HUB_DIR=$ORIG_DIR
 

@@ -135,7 +135,8 @@ check "... the restarted agent has checked in" wait_for 20 log_since "$m" "check
 m=$(mark)
 rm -rf "$A"
 for _ in $(seq 1 $((20 * slow))); do alive || break; sleep 0.5; done
-check_not "running, state directory deleted: the agent stops" alive
+# alive is kill -0: 1 when the process is gone
+check_exit "running, state directory deleted: the agent stops" 1 alive
 if ! alive; then wait "$AGENT_PID"; rc=$?; AGENT_PID=; else rc=running; fi
 check_eq "... exiting 78" "$rc" 78
 check "... saying how to re-enroll" log_since "$m" "resedge-agent enroll --hub"

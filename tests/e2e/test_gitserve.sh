@@ -122,7 +122,8 @@ done
 
 # ---- read-only ----
 (cd "$T/clone-v2" && echo x >extra && git add extra && git -c user.name=t -c user.email=t@t commit -qm x) >/dev/null 2>&1
-check_not "git push is refused" gitc "$ADMIN" -C "$T/clone-v2" push -q origin HEAD:main
+# git dies with 128 ("fatal: unable to access": the hub's 403), not 1 (a rejected ref)
+check_exit "git push is refused" 128 gitc "$ADMIN" -C "$T/clone-v2" push -q origin HEAD:main
 code=$(status acurl "$HUB_URL/git/store-a.git/info/refs?service=git-receive-pack")
 check_eq "receive-pack advertisement -> 403" "$code" "403"
 check_match "the 403 says read-only" "$(cat "$T/body")" "read-only"
@@ -134,7 +135,7 @@ check_eq "the server branch did not move" "$(server_tip store-a)" "$(git -C "$T/
 # ---- unknown cluster, bad names, dumb HTTP ----
 code=$(status acurl "$HUB_URL/git/store-zz.git/info/refs?service=git-upload-pack")
 check_eq "unknown cluster -> 404" "$code" "404"
-check_not "cloning an unknown cluster fails" gitc "$ADMIN" clone -q "$HUB_URL/git/store-zz.git" "$T/zz"
+check_exit "cloning an unknown cluster fails" 128 gitc "$ADMIN" clone -q "$HUB_URL/git/store-zz.git" "$T/zz"
 code=$(status acurl "$HUB_URL/git/Store_A.git/info/refs?service=git-upload-pack")
 check_eq "invalid cluster name -> 400" "$code" "400"
 code=$(status acurl "$HUB_URL/git/store-a.git/info/refs")
@@ -177,8 +178,8 @@ if "$RE_BIN/resedge-hub" issue-cert --dir "$HUB_DIR" --cluster store-a --out "$T
     code=$(status agent_curl -X POST -H 'Content-Type: application/x-git-upload-pack-request' \
         --data-binary '0000' "$HUB_URL/git/store-b.git/git-upload-pack")
     check_eq "store-a's agent gets 403 for store-b's upload-pack" "$code" "403"
-    check_not "store-a's agent cannot clone store-b" gitc "$T/agent-a" clone -q "$HUB_URL/git/store-b.git" "$T/agent-b"
-    check_not "store-a's agent cannot clone store-b over v0" gitc "$T/agent-a" -c protocol.version=0 \
+    check_exit "store-a's agent cannot clone store-b" 128 gitc "$T/agent-a" clone -q "$HUB_URL/git/store-b.git" "$T/agent-b"
+    check_exit "store-a's agent cannot clone store-b over v0" 128 gitc "$T/agent-a" -c protocol.version=0 \
         clone -q "$HUB_URL/git/store-b.git" "$T/agent-b0"
 else
     not_ok "issue a cluster certificate for store-a # TODO needs the inventory API"

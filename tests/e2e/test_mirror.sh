@@ -139,7 +139,8 @@ hub_conf gitops.mirror_credentials "$T/cred"
 hub_start || exit 1
 check "the failing mirror shows in /readyz" wait_for "/readyz degraded" 30 readyz_degraded
 check_match "... naming the mirror check and the reason" "$(cat "$T/ready")" '"check":"mirror","message":"push to .https://\*\*\*@127\.0\.0\.1:1/x\.git. failing'
-check_not "... without the URL's secret" grep -q 's3cr3t' "$T/ready"
+# grep: 1 no line matched (2 an error)
+check_exit "... without the URL's secret" 1 grep -q 's3cr3t' "$T/ready"
 errors_ge() { [ "$(metric 'resedge_mirror_pushes_total{result="error"}')" -ge "$1" ]; }
 check "errors counted in /metrics" wait_for "an error push" 10 errors_ge 1
 check_eq "... and the mirror pending" "$(metric resedge_mirror_pending)" 1
@@ -150,7 +151,7 @@ check_match "the gitops status shows the mirror failing" "$(status_json | jq -r 
 sleep 2.5
 n=$(metric 'resedge_mirror_pushes_total{result="error"}')
 check "... retried with backoff (capped at 1 s in this test: $n attempts)" test "$n" -ge 2
-check_not "no secret in the hub's log" grep -q -e 's3cr3t' -e 'file-t0ken' "$T/hub.log"
+check_exit "no secret in the hub's log" 1 grep -q -e 's3cr3t' -e 'file-t0ken' "$T/hub.log"
 check "the log says the mirror failed, once" test "$(grep -c 'mirror: cannot push' "$T/hub.log")" -eq 1
 
 # ---- a mirror that appears later is caught up ----
@@ -238,7 +239,7 @@ check_match "... saying so" "$(cat "$T/ready")" 'refused the credentials.*check 
 printf 'GOOD-t0ken\n' >"$T/cred"
 check "the right token, read at the next push, fixes it" wait_for "the mirror to recover" 30 mirror_state_is idle
 check "... every branch pushed over smart HTTP" mirror_matches "$T/http/m.git"
-check_not "no token in the hub's log" grep -q -e 'WRONG-t0ken' -e 'GOOD-t0ken' "$T/hub.log"
+check_exit "no token in the hub's log" 1 grep -q -e 'WRONG-t0ken' -e 'GOOD-t0ken' "$T/hub.log"
 
 check "the hub stops cleanly" hub_stop
 done_testing

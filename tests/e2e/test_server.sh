@@ -80,11 +80,12 @@ check_eq "404 is JSON" "$(jq -r .error.code "$T/body")" not_found
 check_eq "wrong method: 405" "$(status acurl -X DELETE "$HUB_URL/healthz")" 405
 
 # ---- TLS policy ----
-check_not "TLS 1.1 is refused" timeout 10 openssl s_client -connect "127.0.0.1:$HUB_PORT" -tls1_1 \
+# s_client exits 1 on a failed handshake (timeout would be 124)
+check_exit "TLS 1.1 is refused" 1 timeout 10 openssl s_client -connect "127.0.0.1:$HUB_PORT" -tls1_1 \
     -CAfile "$CA" </dev/null
-check_not "a CBC suite is refused" timeout 10 openssl s_client -connect "127.0.0.1:$HUB_PORT" \
+check_exit "a CBC suite is refused" 1 timeout 10 openssl s_client -connect "127.0.0.1:$HUB_PORT" \
     -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA -CAfile "$CA" </dev/null
-check_not "a non-ECDHE suite is refused" timeout 10 openssl s_client -connect "127.0.0.1:$HUB_PORT" \
+check_exit "a non-ECDHE suite is refused" 1 timeout 10 openssl s_client -connect "127.0.0.1:$HUB_PORT" \
     -tls1_2 -cipher AES128-GCM-SHA256 -CAfile "$CA" </dev/null
 out=$(timeout 10 openssl s_client -connect "127.0.0.1:$HUB_PORT" -CAfile "$CA" -sess_out "$T/sess.pem" </dev/null 2>&1)
 check_match "TLS 1.2 with an ECDHE AEAD suite" "$out" 'New, TLSv1\.2, Cipher is ECDHE-[A-Z0-9]+-(AES[0-9]+-GCM|CHACHA20-POLY1305)'

@@ -83,17 +83,18 @@ check_eq "the mint left the hub's ticket keys as they were" "$(sha256sum <"$HUB_
 check_match "a minted agent shows online" "$(acurl "$HUB_URL/api/v1/clusters/sim-29")" '"status":"online"'
 
 # bad inputs: each a clear error, nothing written
-check_not "mint without a real session to copy fails" mint_run nosess "$HUB_DIR" mint
+# resedge-sim run: 1 a phase failed, 2 usage
+check_exit "mint without a real session to copy fails" 1 mint_run nosess "$HUB_DIR" mint
 check_match "... saying what to run first" "$(cat "$T/nosess.err")" 'no agent has a session from a real handshake'
 nodir_run() {
     "$SIM" run --hub "$HUB_URL" --ca "$HUB_DIR/tls/ca.crt" --ids "$T/ids2" --phase full:1:1 --phase mint \
         >/dev/null 2>"$T/nodir.err"
 }
-check_not "mint without --mint-from fails" nodir_run
+check_exit "mint without --mint-from fails" 1 nodir_run
 check_match "... naming the option" "$(cat "$T/nodir.err")" 'needs --mint-from'
 mkdir -p "$T/nokeys/tls"
 cp "$HUB_DIR/tls/ca.crt" "$HUB_DIR/tls/server.crt" "$HUB_DIR/tls/server.key" "$T/nokeys/tls/"
-check_not "mint from a directory without ticket keys fails" mint_run nokeys "$T/nokeys" full:1:1 mint
+check_exit "mint from a directory without ticket keys fails" 1 mint_run nokeys "$T/nokeys" full:1:1 mint
 check_match "... naming the file" "$(cat "$T/nokeys.err")" "cannot read ticket keys '$T/nokeys/tls/ticket.keys'"
 check "... and does not create one" test ! -e "$T/nokeys/tls/ticket.keys"
 # another hub's key: the hub refuses those tickets; the agents fall back to
