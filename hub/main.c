@@ -394,7 +394,7 @@ static int cmd_serve(int argc, char **argv)
     if (re_notify_watchdog_ms())
         uv_timer_start(&watchdog, on_watchdog, re_notify_watchdog_ms(), re_notify_watchdog_ms());
     hub.reconcile_at_start = a.reconcile;
-    if ((r = gitops_start(&hub, server_port(hub.server))) < 0) {
+    if ((r = gitops_start(&hub)) < 0) {
         log_err("GitOps writer not started: %s", re_strerror(r));
     } else {
         server_ready_add(hub.server, "gitops", gitops_ready, hub.gitops);

@@ -18,7 +18,6 @@ struct desired {
     struct render_app *apps;
     struct render_file *files;      /* all base files, back to back */
     struct render_policy *pols;
-    char *git_url;
 };
 
 static const char *str_or_null(const cJSON *obj, const char *key)
@@ -190,8 +189,7 @@ static int fill_policies(struct desired *d, const struct plan *p, size_t idx)
     return 0;
 }
 
-int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_t idx,
-                  const char *git_base)
+int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_t idx)
 {
     struct desired *d = calloc(1, sizeof(*d));
     const char *name = fleet_cluster_name(p->fleet, idx);
@@ -209,14 +207,6 @@ int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_
         (r = fill_namespaces(d, p, idx)) < 0 || (r = fill_apps(d, p, idx)) < 0 ||
         (r = fill_policies(d, p, idx)) < 0)
         goto out;
-    if (git_base) {
-        size_t len = strlen(git_base) + strlen(name) + 16;
-        r = -RE_ENOMEM;
-        if (!(d->git_url = malloc(len)))
-            goto out;
-        snprintf(d->git_url, len, "%s/git/%s.git", git_base, name);
-        d->c.hub_git_url = d->git_url;
-    }
     *out = d;
     d = NULL;
     r = 0;
@@ -244,15 +234,14 @@ void desired_free(struct desired *d)
     free(d->apps);
     free(d->files);
     free(d->pols);
-    free(d->git_url);
     free(d);
 }
 
 int desired_render(struct render_tree **out, const struct plan *p, sqlite3 *db, size_t idx,
-                   const char *git_base, struct re_buf *err)
+                   struct re_buf *err)
 {
     struct desired *d = NULL;
-    int r = desired_build(&d, p, db, idx, git_base);
+    int r = desired_build(&d, p, db, idx);
     if (r == 0)
         r = render_cluster(out, &d->c, err);
     desired_free(d);

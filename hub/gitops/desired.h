@@ -16,19 +16,16 @@ struct desired;
 /*
  * Gathers cluster idx of plan p (metadata and effective configuration are
  * read from db, which may be another connection than the one the plan was
- * built on). git_base: "https://hub:8443" (the Flux source becomes
- * <git_base>/git/<cluster>.git) or NULL for no Flux source. The result
- * points into p: free it before the plan. 0; -RE_ENOENT (no such cluster),
+ * built on). The result points into p: free it before the plan. 0; -RE_ENOENT (no such cluster),
  * -RE_EDB, -RE_ENOMEM.
  */
-int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_t idx,
-                  const char *git_base);
+int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_t idx);
 const struct render_cluster *desired_cluster(const struct desired *d);
 void desired_free(struct desired *d);                   /* NULL-safe */
 
 /* desired_build + render_cluster: the finished tree of cluster idx. err gets
  * render's message when the inventory holds something unusable. */
 int desired_render(struct render_tree **out, const struct plan *p, sqlite3 *db, size_t idx,
-                   const char *git_base, struct re_buf *err);
+                   struct re_buf *err);
 
 #endif

@@ -56,10 +56,9 @@ struct gitstore;
 #define GITOPS_PREVIEW_NAMES 100
 
 /* Opens DIR/git (creating it), installs the inventory hooks and metrics, and
- * queues the start-up reconcile. port is the hub's bound port (the stores'
- * git URL). Call on the loop thread after server_start. 0 or negative (the
- * hub should not serve). */
-int gitops_start(struct hub *hub, int port);
+ * queues the start-up reconcile. Call on the loop thread after
+ * server_start. 0 or negative (the hub should not serve). */
+int gitops_start(struct hub *hub);
 /* Readiness (a server_ready_fn over hub->gitops): fails while the last batch
  * failed, with why. */
 int gitops_ready(void *gitops, struct re_buf *why);

@@ -1162,27 +1162,8 @@ static int render_app(struct rctx *x, const struct render_app *a)
 static int render_flux_dir(struct rctx *x, const struct render_app *const *apps, size_t n)
 {
     char path[128];
-    int rc;
     cJSON *k = kustomization(x);
     cJSON *res = jarr(x, k, "resources");
-    if (x->c->hub_git_url) {
-        if (!is_flux_url(x->c->hub_git_url)) {
-            cJSON_Delete(k);
-            return fail(x, -RE_EINVAL, "hub git URL '%s' must be http(s):// or ssh://",
-                        x->c->hub_git_url);
-        }
-        cJSON *d = manifest(x, FLUX_SRC_API, "GitRepository", FLUX_SOURCE_NAME, FLUX_NS);
-        cJSON *spec = jobj(x, d, "spec");
-        jstr(x, spec, "interval", "1m");
-        jstr(x, jobj(x, spec, "ref"), "branch", "main");
-        jstr(x, jobj(x, spec, "secretRef"), "name", FLUX_SOURCE_SECRET);
-        jstr(x, spec, "url", x->c->hub_git_url);
-        if ((rc = put_doc_own(x, "flux/source.yaml", d)) < 0) {
-            cJSON_Delete(k);
-            return rc;
-        }
-        jpush_str(x, res, "source.yaml");
-    }
     for (size_t i = 0; i < n; i++) {
         re_snprintf(path, sizeof(path), "app-%s.yaml", apps[i]->name);
         jpush_str(x, res, path);
@@ -1312,7 +1293,7 @@ int render_cluster(struct render_tree **out, const struct render_cluster *c,
     for (size_t i = 0; i < c->n_apps; i++)
         if ((rc = render_app(&x, apps[i])) < 0)
             goto out;
-    bool flux = c->n_apps > 0 || c->hub_git_url;
+    bool flux = c->n_apps > 0;
     if (flux && (rc = render_flux_dir(&x, apps, c->n_apps)) < 0)
         goto out;
     bool component = c->n_apps > 0;

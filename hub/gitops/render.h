@@ -25,13 +25,15 @@
  *                                 kustomization.yaml
  *   policies/<name>.yaml          each policy bundle, re-emitted by libyaml;
  *   policies/kustomization.yaml
- *   flux/kustomization.yaml       lists flux/source.yaml (when hub_git_url is
- *   flux/source.yaml              set: GitRepository "resedge-hub" on that URL,
- *                                 branch main, secretRef "resedge-hub-tls") and
+ *   flux/kustomization.yaml       lists, per application,
  *   flux/app-<app>.yaml           one Flux Kustomization "resedge-app-<app>" per
  *                                 application, path ./apps/<app>, sourceRef
- *                                 GitRepository "resedge-hub", prune: true (so
- *                                 one failing app never blocks another)
+ *                                 GitRepository flux-system/resedge-hub, prune:
+ *                                 true (so one failing app never blocks another).
+ *                                 That source is the agent's alone (it knows
+ *                                 the URL the store reaches: the hub, or its
+ *                                 own mirror): the branch never renders it, so
+ *                                 no object has two owners.
  *   apps/<app>/kustomization.yaml components [../../cluster], labels app and
  *                                 version; then either
  *     git source:  apps/<app>/gitrepository.yaml (GitRepository "app-<app>")
@@ -117,7 +119,6 @@ struct render_cluster {
     size_t n_apps;
     const struct render_policy *policies;
     size_t n_policies;
-    const char *hub_git_url;          /* https://hub:8443/git/<cluster>.git or NULL */
 };
 
 /* Rendered files: owned copies, sorted by path (bytewise) once finished. */

@@ -42,7 +42,6 @@ struct gitops {
     struct hub *hub;
     char git_dir[PATH_MAX];
     char db_path[PATH_MAX];
-    char git_base[300];
     struct gitstore *rd;            /* loop thread: reads, revert, preview */
     struct revcache *revs;          /* loop thread: heads for check-in answers */
     struct gitstore *gs;            /* worker */
@@ -737,8 +736,7 @@ static bool rq_render_next(struct renderq *q, struct rq_item *it)
     }
     struct re_buf rerr;
     re_buf_init(&rerr, sizeof(it->why));
-    it->r = desired_render(&it->t, go->plan, go->rdb, i, go->git_base[0] ? go->git_base : NULL,
-                           &rerr);
+    it->r = desired_render(&it->t, go->plan, go->rdb, i, &rerr);
     if (it->r < 0)
         snprintf(it->why, sizeof(it->why), "%s", rerr.len ? rerr.ptr : re_strerror(it->r));
     re_buf_release(&rerr);
@@ -1129,7 +1127,7 @@ static int add_chosen_patch(struct gitops *go, struct hub *hub, struct plan *p,
     int r;
     if (i == FLEET_NONE || !bitset_test(cand, i) ||
         is_pinned(hub->db, fleet_cluster_id(p->fleet, i)) ||
-        desired_render(&now, p, hub->db, i, go->git_base[0] ? go->git_base : NULL, NULL) < 0) {
+        desired_render(&now, p, hub->db, i, NULL) < 0) {
         cJSON *d = cJSON_AddObjectToObject(answer, "diff");
         if (!d || !cJSON_AddStringToObject(d, "cluster", want) ||
             !cJSON_AddStringToObject(d, "patch", ""))
@@ -1174,7 +1172,7 @@ static int on_preview(void *ctx, struct hub *hub, const struct inventory_change 
             count += bitset_count(cand) - (seen - 1);
             break;
         }
-        if (desired_render(&now, p, hub->db, i, go->git_base[0] ? go->git_base : NULL, NULL) < 0)
+        if (desired_render(&now, p, hub->db, i, NULL) < 0)
             continue;
         if (gitstore_read_tree(&then, go->rd, name, NULL) < 0)
             then = NULL;
@@ -1337,20 +1335,7 @@ static void write_clean_stop(struct gitops *go, struct hub *hub)
 
 /* ---- start, stop ---- */
 
-static void git_base_of(struct gitops *go, struct hub *hub, int port)
-{
-    const char *l = hub->cfg.listen ? hub->cfg.listen : "";
-    const char *colon = strrchr(l, ':');
-    size_t hl = colon ? (size_t)(colon - l) : strlen(l);
-    go->git_base[0] = '\0';
-    if (hl == 0 || (hl == 1 && l[0] == '*') || (hl == 7 && memcmp(l, "0.0.0.0", 7) == 0) ||
-        (hl == 4 && memcmp(l, "[::]", 4) == 0))
-        return; /* wildcard: no single name the stores could use */
-    snprintf(go->git_base, sizeof(go->git_base), "https://%.*s:%d", (int)hl, l,
-             port > 0 ? port : 8443);
-}
-
-int gitops_start(struct hub *hub, int port)
+int gitops_start(struct hub *hub)
 {
     struct gitops *go = calloc(1, sizeof(*go));
     struct re_buf err;
@@ -1364,7 +1349,6 @@ int gitops_start(struct hub *hub, int port)
     if ((r = re_snprintf(go->git_dir, sizeof(go->git_dir), "%s/git", hub->cfg.dir)) < 0 ||
         (r = re_snprintf(go->db_path, sizeof(go->db_path), "%s/" HUB_DB_FILE, hub->cfg.dir)) < 0)
         goto out;
-    git_base_of(go, hub, port);
     /* Opened first, before any batch or revert can write: this hub holds
      * DIR/hub.lock, so a packed-refs.lock still here is a crashed writer's. */
     if ((r = gitstore_open(&go->rd, go->git_dir, GITSTORE_SOLE_WRITER, &err)) < 0) {

@@ -260,6 +260,7 @@ check_match "... pointing Flux at the hub's git endpoint" "$(cat "$T/flux-applie
     "url: https://127.0.0.1:$HUB_PORT/git/store-1.git"
 check_eq "... the secret is mode 0600" "$(stat -c %a "$A/flux/secret.yaml")" 600
 stop_agent
+cp -r "$A/flux" "$T/agent-flux"   # the Flux mode objects, for validate.py at the end
 rm -rf "$T/mirror-applied"
 start_agent --interval 1s --mode mirror --mirror-url http://127.0.0.1:9418/store-1.git --mirror-listen "127.0.0.1:$(free_port)" \
     --apply-command "cp -r {dir} $T/mirror-applied"
@@ -393,4 +394,23 @@ check "... keeps its last state" bash -c "[ \"\$(readlink '$A/current')\" = revi
 check "... and keeps running (retrying slowly)" kill -0 "$AGENT_PID"
 stop_agent
 
+# The branch and the agent's own objects, as a real cluster would take them:
+# tests/validate/validate.py against the real Flux and Kubernetes schemas and
+# Flux's rules (one owner per object, sources, secrets, service accounts).
+st=$(acurl -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d '{"name":"menu","namespace":"pos","source":{"base":{"files":{"cm.yaml":"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: menu\ndata:\n  k: v\n"}}},"versions":[{"version":"1","expression":"/c/store-1"}]}' \
+    "$HUB_URL/api/v1/applications")
+check_eq "an application for store-1" "$st" 201
+check "... rendered into its branch" wait_for 10 git -C "$GITDIR" cat-file -e refs/namespaces/store-1/refs/heads/main:flux/app-menu.yaml
+rm -rf "$T/clone-1"
+check "the branch clones" env GIT_SSL_CAINFO="$HUB_DIR/tls/ca.crt" git -c http.sslCert="$HUB_DIR/tls/admin.crt" \
+    -c http.sslKey="$HUB_DIR/tls/admin.key" clone -q "$HUB_URL/git/store-1.git" "$T/clone-1"
+if command -v kubectl >/dev/null; then
+    python3 "$(dirname "$0")/../validate/validate.py" --agent-flux "$T/agent-flux" "$T/clone-1" >"$T/validate.out" 2>&1
+    rc=$?
+    sed 's/^/#   /' "$T/validate.out"
+    check_eq "validate.py: store-1's branch with the agent's Flux objects applies (exit 0)" "$rc" 0
+else
+    ok "validate.py on store-1's branch # SKIP kubectl not installed (validate.py builds with kubectl kustomize)"
+fi
 done_testing

@@ -40,7 +40,7 @@ check "store-a has a branch" test -n "$A_TIP"
 check "store-b has a branch" test -n "$B_TIP"
 check "the branches differ" test "$A_TIP" != "$B_TIP"
 check "store-b's branch holds its value" git --git-dir="$REPO" grep -q bravo-secret-2222 "$B_TIP"
-check_not "store-a's branch does not" git --git-dir="$REPO" grep -q bravo-secret-2222 "$A_TIP"
+check_exit "store-a's branch does not" 1 git --git-dir="$REPO" grep -q bravo-secret-2222 "$A_TIP"
 # a blob only store-b's tree reaches: the one holding its value
 B_BLOB=$(comm -13 <(git --git-dir="$REPO" rev-list --objects "$A_TIP" | cut -c1-40 | sort) \
                   <(git --git-dir="$REPO" rev-list --objects "$B_TIP" | cut -c1-40 | sort) |
@@ -89,13 +89,13 @@ check_eq "v2: fetching store-b's tip by id exits 128" "$?" "128"
 diag "git prints: $(tr '\n' '|' <"$T/fetch.log")"
 check_match "v2: git prints the hub's reason" "$(cat "$T/fetch.log")" \
     "remote error: want $B_TIP: not on the branch of cluster 'store-a'"
-check_not "v2: store-b's commit did not arrive" git -C "$T/x1" cat-file -e "$B_TIP"
+check_exit "v2: store-b's commit did not arrive" 1 git -C "$T/x1" cat-file -e "$B_TIP"
 fresh x2
 gita -C "$T/x2" -c protocol.version=2 fetch origin "$B_BLOB" >"$T/fetch.log" 2>&1
 check_eq "v2: fetching store-b's blob by id exits 128" "$?" "128"
 check_match "v2: git prints the reason for the blob" "$(cat "$T/fetch.log")" \
     "remote error: want $B_BLOB: not on the branch"
-check_not "v2: store-b's blob did not arrive" git -C "$T/x2" cat-file -e "$B_BLOB"
+check_exit "v2: store-b's blob did not arrive" 1 git -C "$T/x2" cat-file -e "$B_BLOB"
 
 # ---- protocol v0: git refuses in the client; upload-pack only commits ----
 fresh x3
@@ -104,7 +104,7 @@ check_eq "v0: fetching store-b's tip by id exits 128" "$?" "128"
 diag "git prints: $(tr '\n' '|' <"$T/fetch.log")"
 check_match "v0: git says the object is not advertised" "$(cat "$T/fetch.log")" \
     "Server does not allow request for unadvertised object $B_TIP"
-check_not "v0: store-b's commit did not arrive" git -C "$T/x3" cat-file -e "$B_TIP"
+check_exit "v0: store-b's commit did not arrive" 1 git -C "$T/x3" cat-file -e "$B_TIP"
 # The client check skipped: a hand-made v0 request (no Git-Protocol header).
 # git 2.39's upload-pack refuses the commit but sends the blob (its check
 # of unadvertised wants runs rev-list without --objects): the hub refuses both.
@@ -115,7 +115,7 @@ for o in "$B_TIP" "$B_BLOB"; do
         "$URL_A/git-upload-pack")
     check_match "v0 POST wanting store-b's $(git --git-dir="$REPO" cat-file -t "$o"): ERR pkt-line" \
         "$(tr -d '\0' <"$T/body")" "^[0-9a-f]{4}ERR want $o: not on the branch"
-    check_not "v0 POST wanting store-b's $(git --git-dir="$REPO" cat-file -t "$o"): no PACK" grep -qa PACK "$T/body"
+    check_exit "v0 POST wanting store-b's $(git --git-dir="$REPO" cat-file -t "$o"): no PACK" 1 grep -qa PACK "$T/body"
 done
 gita -C "$T/clone" -c protocol.version=0 fetch origin main >"$T/fetch.log" 2>&1
 check_eq "v0: store-a's agent still fetches its own branch" "$?" "0"
@@ -144,7 +144,7 @@ fetch_body() {   # OID...: a v2 fetch of those objects
 refused() {      # NAME REGEX: the last answer was an ERR pkt-line and no pack
     check_eq "$1: answered 200 (the ERR is in the body)" "$code" "200"
     check_match "$1: ERR pkt-line" "$(tr -d '\0' <"$T/body")" "^[0-9a-f]{4}ERR $2"
-    check_not "$1: no PACK in the answer" grep -qa PACK "$T/body"
+    check_exit "$1: no PACK in the answer" 1 grep -qa PACK "$T/body"
 }
 
 fetch_body "$A_TIP" >"$T/own"
@@ -169,7 +169,7 @@ check "own tip, gzip body: a pack" grep -qa PACK "$T/body"
 
 pkt command=object-info object-format=sha1 0001 size "oid $B_BLOB" 0000 >"$T/req"
 code=$(post "$T/req"); refused "object-info" "command 'object-info' is not served"
-check_not "object-info: no size in the answer" grep -qa "$B_BLOB" "$T/body"
+check_exit "object-info: no size in the answer" 1 grep -qa "$B_BLOB" "$T/body"
 pkt command=bundle-uri object-format=sha1 0000 >"$T/req"
 code=$(post "$T/req"); refused "bundle-uri" "command 'bundle-uri' is not served"
 pkt command=fetch object-format=sha1 0001 "want-ref refs/heads/../../../store-b/refs/heads/main" done 0000 >"$T/req"
@@ -184,7 +184,7 @@ code=$(post "$T/req"); refused "filter" "fetch argument 'filter"
 pkt command=fetch object-format=sha1 0001 "want ${B_TIP}x" done 0000 >"$T/req"
 code=$(post "$T/req")
 check_eq "a want with trailing bytes: 400" "$code" "400"
-check_not "a want with trailing bytes: no PACK" grep -qa PACK "$T/body"
+check_exit "a want with trailing bytes: no PACK" 1 grep -qa PACK "$T/body"
 n257=(); for i in $(seq 1 257); do n257+=("$A_TIP"); done
 fetch_body "${n257[@]}" >"$T/req"
 code=$(post "$T/req"); refused "257 wants" "more than 256 wants"
@@ -197,7 +197,7 @@ printf '0100command=fetch\n0000' >"$T/req"
 code=$(post "$T/req"); check_eq "length beyond the body: 400" "$code" "400"
 { pkt command=fetch 0001 "want $B_TIP"; printf '0004'; } >"$T/req"
 code=$(post "$T/req"); check_eq "a truncated request (no flush): 400" "$code" "400"
-check_not "a truncated request: no PACK" grep -qa PACK "$T/body"
+check_exit "a truncated request: no PACK" 1 grep -qa PACK "$T/body"
 { fetch_body "$A_TIP"; fetch_body "$B_TIP"; } >"$T/req"
 code=$(post "$T/req"); check_eq "a second request after the flush: 400" "$code" "400"
 printf 'not gzip at all' >"$T/req"

@@ -288,7 +288,6 @@ static struct render_cluster sample(const char *name)
         .config = g_conf, .n_config = 5,
         .namespaces = g_ns, .n_namespaces = 2, .apps = g_apps, .n_apps = 2,
         .policies = g_pol, .n_policies = 1,
-        .hub_git_url = "https://hub.example.com:8443/git/store-0042.git",
     };
 }
 
@@ -504,7 +503,9 @@ static void test_render_deterministic(void)
     const struct render_entry *e2 = render_tree_get(o, "namespaces/pos/networkpolicy.yaml");
     CHECK(e1 && e2 && e1->len == e2->len && memcmp(e1->data, e2->data, e1->len) == 0);
     CHECK(render_tree_get(a, "apps/menu-board/base/kustomization.yaml"));
-    CHECK(render_tree_get(a, "flux/source.yaml"));
+    /* the hub's source is the agent's to write: one owner per object */
+    CHECK(!render_tree_get(a, "flux/source.yaml"));
+    CHECK(render_tree_get(a, "flux/kustomization.yaml"));
     CHECK(!render_tree_get(a, "nope.yaml"));
     render_tree_free(a);
     render_tree_free(b);
