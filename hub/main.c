@@ -398,6 +398,7 @@ static int cmd_serve(int argc, char **argv)
         log_err("GitOps writer not started: %s", re_strerror(r));
     } else {
         server_ready_add(hub.server, "gitops", gitops_ready, hub.gitops);
+        server_ready_add_warning(hub.server, "render", gitops_render_warning, hub.gitops);
         if (gitops_mirror(&hub))
             server_ready_add_warning(hub.server, "mirror", mirror_ready, gitops_mirror(&hub));
     }

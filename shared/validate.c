@@ -116,6 +116,8 @@ int validate_key(struct re_str s, const char **why)
         if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
             return fail(why, "keys may hold only letters, digits, '.', '_' and '-'");
     }
+    if (s.ptr[0] == '.' && (s.len == 1 || (s.len == 2 && s.ptr[1] == '.')))
+        return fail(why, "keys may not be '.' or '..' (ConfigMap keys)");
     return 0;
 }
 
@@ -196,15 +198,12 @@ int validate_identity(struct re_str s, const char **why)
 
 int validate_version(struct re_str s, const char **why)
 {
+    /* it becomes the value of the version label on everything it renders */
     if (s.len == 0)
         return fail(why, "must not be empty");
-    if (s.len > 63)
-        return fail(why, "must be at most 63 characters");
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (!is_alnum(c) && c != '.' && c != '-' && c != '_' && c != '+')
-            return fail(why, "may hold only letters, digits, '.', '-', '_' and '+'");
-    }
+    if (validate_label_value(s, NULL) < 0)
+        return fail(why, "becomes a Kubernetes label value: at most 63 letters, digits, '.', "
+                         "'-' and '_', starting and ending with a letter or digit");
     return 0;
 }
 

@@ -50,7 +50,9 @@ static inline int validate_value(struct re_str s, const char **why)
  * the name a DNS-1123 label (user names may also hold '.', '_' and '@'). */
 int validate_identity(struct re_str s, const char **why);
 
-/* A version string of an application: 1-63 of A-Z a-z 0-9 '.' '-' '_' '+'. */
+/* A version string of an application: a non-empty Kubernetes label value
+ * (it labels what it renders): 1-63 of A-Z a-z 0-9 '.' '-' '_', starting and
+ * ending alphanumeric. */
 int validate_version(struct re_str s, const char **why);
 
 /* Compares two version strings segment by segment (split at '.' and '-'):

@@ -109,6 +109,13 @@ static int fill_namespaces(struct desired *d, const struct plan *p, size_t idx)
                 d->owners[o++] = it->valuestring;
                 ns->n_owners++;
             }
+        const cJSON *net = cJSON_GetObjectItemCaseSensitive(obj, "network");
+        const cJSON *dd = cJSON_GetObjectItemCaseSensitive(net, "default_deny");
+        const cJSON *dns = cJSON_GetObjectItemCaseSensitive(net, "allow_dns");
+        ns->net_open = cJSON_IsFalse(dd);
+        ns->net_no_dns = cJSON_IsFalse(dns);
+        ns->net_allow_same_namespace =
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(net, "allow_same_namespace"));
         ns->quota_cpu = str_or_null(quota, "cpu");
         ns->quota_memory = str_or_null(quota, "memory");
         if (cJSON_IsNumber(pods)) {

@@ -62,6 +62,12 @@ int gitops_start(struct hub *hub);
 /* Readiness (a server_ready_fn over hub->gitops): fails while the last batch
  * failed, with why. */
 int gitops_ready(void *gitops, struct re_buf *why);
+/* Why cluster's last render failed (its branch is frozen until one
+ * succeeds), into out: 0, or -RE_ENOENT when it rendered. Any thread. */
+int gitops_render_error(struct hub *hub, const char *cluster, char *out, size_t size);
+/* Readiness warning (a server_ready_fn over hub->gitops): clusters that fail
+ * to render, the first with its reason. */
+int gitops_render_warning(void *gitops, struct re_buf *why);
 /* The push mirror, or NULL when none is configured or the writer is off. */
 struct mirror *gitops_mirror(const struct hub *hub);
 /* Removes the hooks, waits for a running batch to stop (it is abandoned

@@ -788,7 +788,7 @@ static int render_namespace(struct rctx *x, const struct render_namespace *ns,
                             const struct render_kv *data, size_t n_data)
 {
     char dir[128], path[192];
-    const char *files[10];
+    const char *files[12];
     size_t nf = 0;
     int rc;
     const char *name = ns->name;
@@ -887,23 +887,43 @@ static int render_namespace(struct rctx *x, const struct render_namespace *ns,
         return rc;
     files[nf++] = "tenant-rolebinding.yaml";
 
-    d = manifest(x, "networking.k8s.io/v1", "NetworkPolicy", "default-deny", name);
-    cJSON *spec = jobj(x, d, "spec");
-    jobj(x, spec, "podSelector");
-    cJSON *types = jarr(x, spec, "policyTypes");
-    jpush_str(x, types, "Ingress");
-    jpush_str(x, types, "Egress");
-    cJSON *ports = jarr(x, jpush_obj(x, jarr(x, spec, "egress")), "ports");
-    static const char *const protos[] = { "UDP", "TCP" };
-    for (size_t i = 0; i < 2; i++) {
-        cJSON *p = jpush_obj(x, ports);
-        jstr(x, p, "protocol", protos[i]);
-        jnum(x, p, "port", 53);
+    /* The namespace's network settings as stored: a default-deny policy
+     * (with DNS out when allowed), and pod-to-pod within the namespace. */
+    if (!ns->net_open) {
+        d = manifest(x, "networking.k8s.io/v1", "NetworkPolicy", "default-deny", name);
+        cJSON *spec = jobj(x, d, "spec");
+        jobj(x, spec, "podSelector");
+        cJSON *types = jarr(x, spec, "policyTypes");
+        jpush_str(x, types, "Ingress");
+        jpush_str(x, types, "Egress");
+        if (!ns->net_no_dns) {
+            cJSON *ports = jarr(x, jpush_obj(x, jarr(x, spec, "egress")), "ports");
+            static const char *const protos[] = { "UDP", "TCP" };
+            for (size_t i = 0; i < 2; i++) {
+                cJSON *p = jpush_obj(x, ports);
+                jstr(x, p, "protocol", protos[i]);
+                jnum(x, p, "port", 53);
+            }
+        }
+        re_snprintf(path, sizeof(path), "%s/networkpolicy.yaml", dir);
+        if ((rc = put_doc(x, path, d)) < 0)
+            return rc;
+        files[nf++] = "networkpolicy.yaml";
     }
-    re_snprintf(path, sizeof(path), "%s/networkpolicy.yaml", dir);
-    if ((rc = put_doc(x, path, d)) < 0)
-        return rc;
-    files[nf++] = "networkpolicy.yaml";
+    if (ns->net_allow_same_namespace) {
+        d = manifest(x, "networking.k8s.io/v1", "NetworkPolicy", "allow-same-namespace", name);
+        cJSON *spec = jobj(x, d, "spec");
+        jobj(x, spec, "podSelector");
+        cJSON *types = jarr(x, spec, "policyTypes");
+        jpush_str(x, types, "Ingress");
+        jpush_str(x, types, "Egress");
+        jobj(x, jpush_obj(x, jarr(x, jpush_obj(x, jarr(x, spec, "ingress")), "from")), "podSelector");
+        jobj(x, jpush_obj(x, jarr(x, jpush_obj(x, jarr(x, spec, "egress")), "to")), "podSelector");
+        re_snprintf(path, sizeof(path), "%s/networkpolicy-same-namespace.yaml", dir);
+        if ((rc = put_doc(x, path, d)) < 0)
+            return rc;
+        files[nf++] = "networkpolicy-same-namespace.yaml";
+    }
 
     d = manifest(x, "v1", "ConfigMap", "resedge-config", name);
     cJSON *cd = jobj(x, d, "data");

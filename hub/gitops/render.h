@@ -74,6 +74,11 @@ struct render_namespace {
     const char *quota_cpu;            /* each may be NULL: no such limit */
     const char *quota_memory;
     const char *quota_pods;
+    /* Network settings as stored; all false is the default: everything
+     * denied but DNS out, no pod-to-pod. */
+    bool net_open;                    /* default_deny: false (no deny policy) */
+    bool net_no_dns;                  /* allow_dns: false (DNS denied too) */
+    bool net_allow_same_namespace;    /* pods of the namespace reach each other */
 };
 
 /* A file given to render (a base's file) or produced by it. */

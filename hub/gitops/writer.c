@@ -73,12 +73,88 @@ struct gitops {
     size_t rendered, changed, failed;
     double seconds;
 
+    /* clusters whose last render failed (worker writes, loop reads) */
+    pthread_mutex_t fail_mu;
+    struct render_fail *fails;
+    size_t n_fails;
+
     /* totals */
     bool initial_done, stopping;
     int last_result;
     char last_error[512];
     uint64_t batches;
 };
+
+/* Why a cluster's branch stopped moving: shown on the cluster, in
+ * gitops/status, /readyz and /metrics until a render of it succeeds. */
+#define RENDER_FAILS_MAX 4096
+struct render_fail {
+    char cluster[64];
+    char why[256];
+};
+
+static void fail_set(struct gitops *go, const char *cluster, const char *why)
+{
+    pthread_mutex_lock(&go->fail_mu);
+    size_t i = 0;
+    while (i < go->n_fails && strcmp(go->fails[i].cluster, cluster) != 0)
+        i++;
+    if (i == go->n_fails && go->n_fails < RENDER_FAILS_MAX) {
+        struct render_fail *v = realloc(go->fails, (go->n_fails + 1) * sizeof(*v));
+        if (v) {
+            go->fails = v;
+            go->n_fails++;
+        }
+    }
+    if (i < go->n_fails) {
+        snprintf(go->fails[i].cluster, sizeof(go->fails[i].cluster), "%s", cluster);
+        snprintf(go->fails[i].why, sizeof(go->fails[i].why), "%s", why);
+    }
+    pthread_mutex_unlock(&go->fail_mu);
+}
+
+static void fail_clear(struct gitops *go, const char *cluster)
+{
+    pthread_mutex_lock(&go->fail_mu);
+    for (size_t i = 0; i < go->n_fails; i++)
+        if (strcmp(go->fails[i].cluster, cluster) == 0) {
+            go->fails[i] = go->fails[--go->n_fails];
+            break;
+        }
+    pthread_mutex_unlock(&go->fail_mu);
+}
+
+int gitops_render_error(struct hub *hub, const char *cluster, char *out, size_t size)
+{
+    struct gitops *go = hub ? hub->gitops : NULL;
+    int r = -RE_ENOENT;
+    if (!go)
+        return r;
+    pthread_mutex_lock(&go->fail_mu);
+    for (size_t i = 0; i < go->n_fails; i++)
+        if (strcmp(go->fails[i].cluster, cluster) == 0) {
+            snprintf(out, size, "%s", go->fails[i].why);
+            r = 0;
+            break;
+        }
+    pthread_mutex_unlock(&go->fail_mu);
+    return r;
+}
+
+int gitops_render_warning(void *arg, struct re_buf *why)
+{
+    struct gitops *go = arg;
+    int r = 0;
+    pthread_mutex_lock(&go->fail_mu);
+    if (go->n_fails) {
+        re_buf_printf(why, "%zu cluster%s fail%s to render (branch frozen), e.g. '%s': %s",
+                      go->n_fails, go->n_fails == 1 ? "" : "s", go->n_fails == 1 ? "s" : "",
+                      go->fails[0].cluster, go->fails[0].why);
+        r = -RE_EAGAIN;
+    }
+    pthread_mutex_unlock(&go->fail_mu);
+    return r;
+}
 
 static double now_s(void)
 {
@@ -849,6 +925,7 @@ static int run_batch(struct gitops *go, struct re_buf *err)
             message = msg;
         } else if (r == -RE_EINVAL) {
             log_warn("cannot render cluster '%s': %s", name, it.why);
+            fail_set(go, name, it.why);
         }
         if (r < 0) {
             go->failed++;
@@ -861,6 +938,8 @@ static int run_batch(struct gitops *go, struct re_buf *err)
             continue;
         }
         go->rendered++;
+        if (!it.pinned)
+            fail_clear(go, name);
         r = gitstore_batch_put(b, name, t, go->actor, message, NULL, &changed, NULL);
         render_tree_free(t);
         if (r < 0) {
@@ -931,6 +1010,9 @@ static void after_cb(uv_work_t *w, int status)
     metrics_set(m, "resedge_gitops_last_batch_clusters", (double)go->rendered);
     if (go->failed)
         metrics_add(m, "resedge_gitops_render_errors_total", (double)go->failed);
+    pthread_mutex_lock(&go->fail_mu);
+    metrics_set(m, "resedge_gitops_clusters_failing", (double)go->n_fails);
+    pthread_mutex_unlock(&go->fail_mu);
     if (go->result == 0) {
         metrics_add(m, "resedge_gitops_commits_total", (double)go->changed);
         metrics_add(m, "resedge_gitops_clusters_changed_total", (double)go->changed);
@@ -1232,10 +1314,25 @@ cJSON *gitops__status_json(struct hub *hub)
     cJSON_AddNumberToObject(o, "last_batch_clusters", (double)go->rendered);
     cJSON_AddNumberToObject(o, "last_batch_changed", (double)go->changed);
     cJSON_AddNumberToObject(o, "last_batch_seconds", go->seconds);
+    pthread_mutex_lock(&go->fail_mu);
+    cJSON_AddNumberToObject(o, "failing_clusters", (double)go->n_fails);
+    cJSON *fl = cJSON_AddArrayToObject(o, "render_errors");
+    for (size_t i = 0; fl && i < go->n_fails && i < 20; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "cluster", go->fails[i].cluster);
+        cJSON_AddStringToObject(e, "error", go->fails[i].why);
+        cJSON_AddItemToArray(fl, e);
+    }
+    /* a batch's failure, else the first cluster whose render fails */
     if (go->last_error[0])
         cJSON_AddStringToObject(o, "last_error", go->last_error);
-    else
+    else if (go->n_fails) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "cluster '%s': %s", go->fails[0].cluster, go->fails[0].why);
+        cJSON_AddStringToObject(o, "last_error", msg);
+    } else
         cJSON_AddNullToObject(o, "last_error");
+    pthread_mutex_unlock(&go->fail_mu);
     if (go->mirror)
         cJSON_AddItemToObject(o, "mirror", mirror_status_json(go->mirror));
     else
@@ -1256,6 +1353,14 @@ int gitops_desired_revision(struct hub *hub, const char *cluster, char out[RE_OI
         return -RE_ENOENT;
     return go->revs ? revcache_head(go->revs, go->rd, cluster, out)
                     : gitstore_head(go->rd, cluster, out);
+}
+
+/* ... and why its branch stopped moving, when it did. */
+static int render_error_hook(void *ctx, struct hub *hub, const char *cluster, char *out,
+                             size_t size)
+{
+    (void)ctx;
+    return gitops_render_error(hub, cluster, out, size);
 }
 
 /* The inventory's view of a cluster shows the revision it should run. */
@@ -1344,6 +1449,7 @@ int gitops_start(struct hub *hub)
     if (!go)
         goto out;
     go->hub = hub;
+    pthread_mutex_init(&go->fail_mu, NULL);
     re_buf_init(&go->pend_msg, MSG_MAX);
     atomic_init(&go->cancel, false);
     if ((r = re_snprintf(go->git_dir, sizeof(go->git_dir), "%s/git", hub->cfg.dir)) < 0 ||
@@ -1368,7 +1474,8 @@ int gitops_start(struct hub *hub)
     uv_timer_init(hub->loop, &go->timer);
     go->timer.data = go;
     hub->gitops = go;
-    struct inventory_hooks h = { go, on_committed, on_preview, desired_revision_hook };
+    struct inventory_hooks h = { go, on_committed, on_preview, desired_revision_hook,
+                                 render_error_hook };
     inventory_set_hooks(&h);
     metrics_describe(hub->metrics, "resedge_gitops_renders_total", "counter",
                      "clusters rendered by the GitOps writer");
@@ -1437,5 +1544,7 @@ void gitops_stop(struct hub *hub)
     free(go->notes);
     free(go->pend_ids);
     re_buf_release(&go->pend_msg);
+    free(go->fails);
+    pthread_mutex_destroy(&go->fail_mu);
     free(go);
 }

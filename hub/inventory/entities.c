@@ -17,6 +17,7 @@
 #include "hub.h"
 #include "inventory_int.h"
 #include "json.h"
+#include "manifests.h"
 #include "oid.h"
 #include "tenant_files.h"
 #include "validate.h"
@@ -382,6 +383,11 @@ static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
             cJSON_AddStringToObject(obj, "desired_revision", rev);
         else if (r == 0)
             cJSON_AddNullToObject(obj, "desired_revision");
+        char why[300];
+        if (r == 0 && inventory_render_error(q->hub, name->valuestring, why, sizeof(why)) == 0)
+            cJSON_AddStringToObject(obj, "render_error", why);
+        else if (r == 0)
+            cJSON_AddNullToObject(obj, "render_error");
     }
 out:
     sqlite3_finalize(st);
@@ -565,6 +571,29 @@ static int check_owners(struct inv_req *q, const struct inv_field *f, const cJSO
     return 0;
 }
 
+/* A validated quantity ("500m", "2", "1.5", "8Gi", "1e3") as a number of
+ * base units (cores, bytes). */
+static double quantity_value(const char *s)
+{
+    static const struct { const char *suffix; double mul; } units[] = {
+        { "Ki", 1024.0 }, { "Mi", 1048576.0 }, { "Gi", 1073741824.0 },
+        { "Ti", 1099511627776.0 }, { "Pi", 1125899906842624.0 }, { "Ei", 1152921504606846976.0 },
+        { "m", 1e-3 }, { "k", 1e3 }, { "M", 1e6 }, { "G", 1e9 }, { "T", 1e12 }, { "P", 1e15 },
+        { "E", 1e18 },
+    };
+    char *end = NULL;
+    double v = strtod(s, &end);
+    for (size_t i = 0; end && *end && i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(end, units[i].suffix) == 0)
+            return v * units[i].mul;
+    return v;
+}
+
+/* The LimitRange every namespace gets (render.c) requests 100m and 128Mi
+ * for a container that asks nothing: a quota below that refuses such pods. */
+#define DEFAULT_REQUEST_CPU    0.1
+#define DEFAULT_REQUEST_MEMORY (128.0 * 1048576.0)
+
 static int check_quota(struct inv_req *q, const struct inv_field *f, const cJSON *v)
 {
     const cJSON *m;
@@ -579,6 +608,13 @@ static int check_quota(struct inv_req *q, const struct inv_field *f, const cJSON
                 return inv_fail(q, 400, "invalid", field, "%s must be a string", field);
             if (validate_quantity(re_str_c(m->valuestring), &why) < 0)
                 return inv_fail(q, 400, "invalid", field, "%s %s", field, why);
+            bool cpu = strcmp(m->string, "cpu") == 0;
+            if (quantity_value(m->valuestring) < (cpu ? DEFAULT_REQUEST_CPU : DEFAULT_REQUEST_MEMORY))
+                return inv_fail(q, 400, "invalid", field,
+                                "%s %s is below the %s a container gets by default (the "
+                                "namespace's LimitRange requests %s): no such pod would fit",
+                                field, m->valuestring, cpu ? "CPU" : "memory",
+                                cpu ? "100m" : "128Mi");
         } else if (strcmp(m->string, "pods") == 0) {
             /* Range first: casting an out-of-range double (1e400) is undefined. */
             if (!cJSON_IsNumber(m) || !(m->valuedouble >= 1 && m->valuedouble <= 1000000) ||
@@ -910,6 +946,21 @@ static int check_versions(struct inv_req *q, const struct inv_field *f, const cJ
     return 0;
 }
 
+/* Flux labels what a Kustomization applies with its name
+ * (kustomize.toolkit.fluxcd.io/name, a label value: at most 63), and an
+ * application's is "resedge-app-<name>". */
+#define APP_NAME_MAX (VALIDATE_LABEL_MAX - 12)
+static int app_check_key(struct inv_req *q, const char *name)
+{
+    int r = check_name(q, name);
+    if (r == 0 && strlen(name) > APP_NAME_MAX)
+        return inv_fail(q, 400, "invalid", "name",
+                        "an application name is at most %d characters: its Flux Kustomization "
+                        "'resedge-app-%.20s...' names a label value of at most 63", APP_NAME_MAX,
+                        name);
+    return r;
+}
+
 static int app_complete(struct inv_req *q, cJSON *body)
 {
     if (!cJSON_GetObjectItem(body, "owner") && !cJSON_AddStringToObject(body, "owner", q->actor))
@@ -962,7 +1013,7 @@ const struct inv_entity inv_application = {
     .read_roles = ROLE_READERS | ROLE_APPTEAM,
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR | ROLE_APPTEAM,
-    .check_key = check_name,
+    .check_key = app_check_key,
     .complete = app_complete,
     .authorize = app_authorize,
     .list_filter = app_list_filter,
@@ -1028,6 +1079,135 @@ static const struct inv_field policy_fields[] = {
     { NULL, 0, 0, NULL },
 };
 
+/* ---- what a policy's objects may be ----
+ * Flux applies all policies and the hub's own objects of a store in one
+ * kustomize build: two definitions of one object break the whole store, and
+ * a namespaced object without a namespace fails Flux's dry run. */
+#define POLICY_MAX_OBJECTS 256
+
+struct policy_objects {
+    struct manifest_id *v;
+    size_t n;
+};
+
+static int collect_id(void *ctx, const struct manifest_id *id)
+{
+    struct policy_objects *o = ctx;
+    struct manifest_id *nv = realloc(o->v, (o->n + 1) * sizeof(*nv));
+    if (!nv)
+        return -RE_ENOMEM;
+    o->v = nv;
+    o->v[o->n++] = *id;
+    return 0;
+}
+
+static bool same_object(const struct manifest_id *a, const struct manifest_id *b)
+{
+    return strcmp(a->group, b->group) == 0 && strcmp(a->kind, b->kind) == 0 &&
+           strcmp(a->ns, b->ns) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+/* The objects the hub renders itself, in an inventory namespace or in
+ * flux-system: the Namespace, and every object named resedge-* or
+ * default-deny/allow-same-namespace (render.c). */
+static int hub_renders(struct inv_req *q, const struct manifest_id *id, bool *out)
+{
+    int64_t n = 0;
+    int r;
+    *out = false;
+    if (strcmp(id->kind, "Namespace") == 0 && !id->group[0]) {
+        if ((r = count_where(q, "SELECT count(*) FROM namespaces WHERE name = ?", 0, id->name,
+                             &n)) < 0)
+            return r;
+        *out = n > 0;
+        return 0;
+    }
+    if (strncmp(id->name, "resedge-", 8) != 0 && strcmp(id->name, "default-deny") != 0 &&
+        strcmp(id->name, "allow-same-namespace") != 0)
+        return 0;
+    if (strcmp(id->ns, "flux-system") == 0) {
+        *out = true;
+        return 0;
+    }
+    if ((r = count_where(q, "SELECT count(*) FROM namespaces WHERE name = ?", 0, id->ns, &n)) < 0)
+        return r;
+    *out = n > 0;
+    return 0;
+}
+
+static int parse_policy(struct inv_req *q, const char *name, const char *yaml,
+                        struct policy_objects *o)
+{
+    char why[300] = "";
+    int r = manifest_each(yaml, strlen(yaml), POLICY_MAX_OBJECTS, collect_id, o, why, sizeof(why));
+    if (r == -RE_ENOMEM)
+        return inv_fail_err(q, r);
+    if (r < 0)
+        return inv_fail(q, 400, "invalid", "yaml", "policy '%s': %s", name, why);
+    return 0;
+}
+
+static int policy_post_write(struct inv_req *q, int64_t id, const cJSON *body, enum inv_action a)
+{
+    struct policy_objects mine = { 0 }, theirs = { 0 };
+    sqlite3_stmt *st = NULL;
+    char self[VALIDATE_LABEL_MAX + 1] = "";
+    int r = 0, rc;
+    if (sqlite3_prepare_v2(q->db, "SELECT name, coalesce(yaml, '') FROM policies WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return inv_fail_err(q, -RE_EDB);
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(self, sizeof(self), "%s", (const char *)sqlite3_column_text(st, 0));
+        r = parse_policy(q, self, (const char *)sqlite3_column_text(st, 1), &mine);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    for (size_t i = 0; r == 0 && i < mine.n; i++) {
+        const struct manifest_id *m = &mine.v[i];
+        bool rendered = false;
+        if (!manifest_kind_cluster_scoped(m->kind) && !m->ns[0]) {
+            r = inv_fail(q, 400, "invalid", "yaml",
+                         "policy '%s', document %d: %s '%s' is namespaced: give it "
+                         "metadata.namespace (Flux refuses a namespaced object without one)",
+                         self, m->doc, m->kind, m->name);
+        } else if ((r = hub_renders(q, m, &rendered)) == 0 && rendered) {
+            r = inv_fail(q, 409, "conflict", "yaml",
+                         "policy '%s' defines %s %s%s%s, which the hub renders itself", self,
+                         m->kind, m->ns, m->ns[0] ? "/" : "", m->name);
+        }
+    }
+    if (r == 0 && mine.n &&
+        sqlite3_prepare_v2(q->db, "SELECT name, coalesce(yaml, '') FROM policies WHERE id <> ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        r = inv_fail_err(q, -RE_EDB);
+    if (st)
+        sqlite3_bind_int64(st, 1, id);
+    while (r == 0 && st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *other = (const char *)sqlite3_column_text(st, 0);
+        theirs.n = 0;
+        /* a stored policy that no longer parses is its own problem, not this one's */
+        char why[300];
+        if (manifest_each((const char *)sqlite3_column_text(st, 1),
+                          (size_t)sqlite3_column_bytes(st, 1), POLICY_MAX_OBJECTS, collect_id,
+                          &theirs, why, sizeof(why)) == -RE_ENOMEM) {
+            r = inv_fail_err(q, -RE_ENOMEM);
+            break;
+        }
+        for (size_t i = 0; r == 0 && i < mine.n; i++)
+            for (size_t k = 0; r == 0 && k < theirs.n; k++)
+                if (same_object(&mine.v[i], &theirs.v[k]))
+                    r = inv_fail(q, 409, "conflict", "yaml",
+                                 "policy '%s' and policy '%s' both define %s %s%s%s: one "
+                                 "object, one owner", self, other, mine.v[i].kind, mine.v[i].ns,
+                                 mine.v[i].ns[0] ? "/" : "", mine.v[i].name);
+    }
+    sqlite3_finalize(st);
+    free(mine.v);
+    free(theirs.v);
+    return r;
+}
+
 const struct inv_entity inv_policy = {
     .kind = "policy", .plural = "policies", .table = "policies", .key = "name",
     .fields = policy_fields,
@@ -1035,4 +1215,5 @@ const struct inv_entity inv_policy = {
     .create_roles = ROLE_ADMIN | ROLE_OPERATOR,
     .write_roles = ROLE_ADMIN | ROLE_OPERATOR,
     .check_key = check_name,
+    .post_write = policy_post_write,
 };

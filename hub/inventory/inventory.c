@@ -38,6 +38,13 @@ int inventory_desired_revision(struct hub *hub, const char *cluster, char out[RE
     return hooks.desired_revision(hooks.ctx, hub, cluster, out);
 }
 
+int inventory_render_error(struct hub *hub, const char *cluster, char *out, size_t size)
+{
+    if (!hooks.render_error)
+        return -RE_ENOENT;
+    return hooks.render_error(hooks.ctx, hub, cluster, out, size);
+}
+
 /* ---- an operation's errors and transaction ---- */
 
 int inv_fail(struct inv_req *q, int status, const char *code, const char *field,

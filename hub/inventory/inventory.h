@@ -84,12 +84,17 @@ struct inventory_hooks {
     /* The commit cluster should run, as 40 hex digits; -RE_ENOENT when
      * there is none (yet). Loop thread. */
     int (*desired_revision)(void *ctx, struct hub *hub, const char *cluster, char out[RE_OID_BUF]);
+    /* Why cluster's branch stopped moving (its render fails): 0 with out,
+     * -RE_ENOENT when it renders. */
+    int (*render_error)(void *ctx, struct hub *hub, const char *cluster, char *out, size_t size);
 };
 
 /* Installs the hooks (copied); NULL removes them. */
 void inventory_set_hooks(const struct inventory_hooks *h);
 /* The desired_revision hook, or -RE_ENOENT without one. */
 int inventory_desired_revision(struct hub *hub, const char *cluster, char out[RE_OID_BUF]);
+/* The render_error hook, or -RE_ENOENT without one. */
+int inventory_render_error(struct hub *hub, const char *cluster, char *out, size_t size);
 
 
 #endif

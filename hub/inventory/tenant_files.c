@@ -5,33 +5,8 @@
 #include <strings.h>
 #include <yaml.h>
 #include "error.h"
+#include "manifests.h"
 #include "tenant_files.h"
-
-/* Kubernetes 1.36's cluster-scoped kinds, and the CRD kinds of the
- * controllers a store runs (Kyverno, cert-manager); any other kind named
- * Cluster* is taken as cluster-scoped too. */
-static const char *const CLUSTER_KINDS[] = {
-    "Namespace", "Node", "PersistentVolume", "ComponentStatus",
-    "CustomResourceDefinition", "APIService", "StorageClass", "CSIDriver", "CSINode",
-    "VolumeAttachment", "VolumeAttributesClass", "PriorityClass", "RuntimeClass",
-    "IngressClass", "CertificateSigningRequest", "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
-    "MutatingAdmissionPolicyBinding", "FlowSchema", "PriorityLevelConfiguration",
-    "SelfSubjectReview", "TokenReview", "SubjectAccessReview", "SelfSubjectAccessReview",
-    "SelfSubjectRulesReview", "IPAddress", "ServiceCIDR", "DeviceClass", "ResourceSlice",
-    "PolicyException", "GlobalContext", NULL,
-};
-
-static bool cluster_scoped(const char *kind)
-{
-    if (strncmp(kind, "Cluster", 7) == 0)
-        return true;
-    for (size_t i = 0; CLUSTER_KINDS[i]; i++)
-        if (strcmp(kind, CLUSTER_KINDS[i]) == 0)
-            return true;
-    return false;
-}
 
 int tenant_path_check(const char *p, const char **why)
 {
@@ -176,7 +151,7 @@ int tenant_file_check(const char *path, const char *content, size_t len, char *w
         }
         n++;
         const char *kind = scalar(&doc, get(&doc, root, "kind"));
-        if (kind && cluster_scoped(kind)) {
+        if (kind && manifest_kind_cluster_scoped(kind)) {
             snprintf(why, why_size, "file '%s', document %d: kind %.100s is cluster-scoped: an "
                      "application holds only objects of its own namespace", path, n, kind);
             r = -RE_EINVAL;

@@ -192,7 +192,7 @@ static void setup(void)
          " \"path\": \"deploy\"}}, \"versions\": [{\"version\": \"1\", \"ref\": \"v1\","
          " \"expression\": \"/g/stores\"}, {\"version\": \"2\", \"ref\": \"v2\","
          " \"expression\": \"/m/ring/prod\"}]}");
-    seed("POST", "/api/v1/policies", "{\"name\": \"quota\", \"yaml\": \"apiVersion: v1\\nkind: X\\n\","
+    seed("POST", "/api/v1/policies", "{\"name\": \"quota\", \"yaml\": \"apiVersion: v1\\nkind: X\\nmetadata:\\n  name: x\\n  namespace: web\\n\","
          " \"namespaces\": [\"web\"]}");
     seed("PUT", "/api/v1/groups/1/config/app.replicas", "{\"value\": \"3\"}");
     seed("POST", "/api/v1/users", "{\"name\": \"alice\", \"role\": \"operator\"}");

@@ -226,8 +226,8 @@ static char g_keys[64][32];
 
 static const char *const pos_owners[] = { "bob@example.com", "alice@example.com" };
 static const struct render_namespace g_ns[] = {
-    { "pos", pos_owners, 2, "4", "8Gi", "50" },
-    { "loyalty", NULL, 0, NULL, NULL, NULL },
+    { "pos", pos_owners, 2, "4", "8Gi", "50", false, false, false },
+    { "loyalty", NULL, 0, NULL, NULL, NULL, false, false, false },
 };
 
 static const char deploy_yaml[] =
@@ -652,7 +652,33 @@ static void test_render_minimal_cluster(void)
     render_tree_free(t);
 }
 
+/* A namespace's network settings render as stored. */
+static void test_render_network_settings(void)
+{
+    struct render_namespace ns[3] = {
+        { "deny", NULL, 0, NULL, NULL, NULL, false, false, false },
+        { "open", NULL, 0, NULL, NULL, NULL, true, false, true },
+        { "nodns", NULL, 0, NULL, NULL, NULL, false, true, false },
+    };
+    struct render_cluster c = { .name = "net", .namespaces = ns, .n_namespaces = 3 };
+    struct render_tree *t = NULL;
+    const struct render_entry *e;
+    CHECK_EQ_INT(render_cluster(&t, &c, NULL), 0);
+    CHECK((e = render_tree_get(t, "namespaces/deny/networkpolicy.yaml")) &&
+          memmem(e->data, e->len, "port: 53", 8));
+    CHECK(!render_tree_get(t, "namespaces/deny/networkpolicy-same-namespace.yaml"));
+    CHECK(!render_tree_get(t, "namespaces/open/networkpolicy.yaml"));       /* default_deny: false */
+    CHECK((e = render_tree_get(t, "namespaces/open/networkpolicy-same-namespace.yaml")) &&
+          memmem(e->data, e->len, "podSelector", 11));
+    CHECK((e = render_tree_get(t, "namespaces/nodns/networkpolicy.yaml")) &&
+          !memmem(e->data, e->len, "port: 53", 8));                         /* allow_dns: false */
+    CHECK((e = render_tree_get(t, "namespaces/open/kustomization.yaml")) &&
+          memmem(e->data, e->len, "networkpolicy-same-namespace.yaml", 33) &&
+          !memmem(e->data, e->len, "- networkpolicy.yaml", 20));
+    render_tree_free(t);
+}
+
 TEST_MAIN(T(test_yamlout_hostile_roundtrip), T(test_yamlout_types_and_docs),
           T(test_yamlout_reemit), T(test_render_sample_builds), T(test_render_deterministic),
           T(test_render_cache_not_stale),
-          T(test_render_rejects), T(test_render_minimal_cluster))
+          T(test_render_rejects), T(test_render_minimal_cluster), T(test_render_network_settings))

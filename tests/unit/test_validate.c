@@ -100,6 +100,12 @@ static void versions(void)
 {
     CHECK_EQ_INT(validate_version(S("1.2.3"), NULL), 0);
     CHECK_EQ_INT(validate_version(S("v1 2"), NULL), -RE_EINVAL);
+    CHECK_EQ_INT(validate_version(S("1.0+build.5"), NULL), -RE_EINVAL);   /* no label value */
+    CHECK_EQ_INT(validate_version(S("1.0-"), NULL), -RE_EINVAL);
+    CHECK_EQ_INT(validate_version(S("2024.10.1_rc-1"), NULL), 0);
+    CHECK_EQ_INT(validate_key(S("."), NULL), -RE_EINVAL);                  /* no ConfigMap key */
+    CHECK_EQ_INT(validate_key(S(".."), NULL), -RE_EINVAL);
+    CHECK_EQ_INT(validate_key(S(".env"), NULL), 0);
     CHECK(validate_version_cmp("2", "1") > 0);
     CHECK(validate_version_cmp("1.10", "1.9") > 0);
     CHECK(validate_version_cmp("1.0", "1") > 0);
