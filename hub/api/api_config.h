@@ -8,6 +8,11 @@
  *   PUT    /api/v1/groups/{id}/config/{key}      {"value": "..."} -> 201 new / 200 replaced
  *   DELETE /api/v1/groups/{id}/config/{key}      -> 204, 404 when unset
  *   PUT/DELETE /api/v1/clusters/{name}/config/{key}   the same on a cluster
+ *   ?namespace=NS on PUT/DELETE scopes a value to one inventory namespace (its
+ *   ConfigMap only); the group GET shows those under "namespaced": {NS: {k: v}}
+ *   GET /api/v1/clusters/{name}/config?namespace=NS  that namespace's view: the
+ *     fleet-wide values and its own over them (app teams must name one of
+ *     their namespaces that reaches the cluster)
  *   GET    /api/v1/clusters/{name}/config        -> the effective configuration:
  *     {"cluster": name,
  *      "values": {"key": {"value": "v", "source": "/stores/central" or "cluster"}},

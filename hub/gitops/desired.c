@@ -12,6 +12,8 @@ struct desired {
     cJSON *meta;                    /* owns metadata strings */
     cJSON *config;                  /* owns config strings */
     struct render_kv *kv_meta, *kv_config;
+    cJSON **ns_config;              /* per rendered namespace, when any value is scoped */
+    struct render_kv **kv_ns;
     struct render_namespace *nss;
     const char **owners;            /* all namespaces' owners, back to back */
     char (*pods)[24];               /* per namespace */
@@ -79,6 +81,42 @@ static int fill_config(struct desired *d)
     }
     d->c.config = d->kv_config;
     d->c.n_config = k;
+    return 0;
+}
+
+static int cmp_kv_key(const void *a, const void *b)
+{
+    return strcmp(((const struct render_kv *)a)->key, ((const struct render_kv *)b)->key);
+}
+
+/* Each namespace's own values (scoped to it), sorted by key. */
+static int fill_scoped(struct desired *d, sqlite3 *db, int64_t id)
+{
+    bool any = false;
+    int r;
+    if ((r = config_any_scoped(db, &any)) < 0 || !any)
+        return r;
+    size_t n = d->c.n_namespaces;
+    if (!(d->ns_config = calloc(n + 1, sizeof(*d->ns_config))) ||
+        !(d->kv_ns = calloc(n + 1, sizeof(*d->kv_ns))))
+        return -RE_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct render_namespace *ns = &d->nss[i];
+        if ((r = config_effective_ns(db, id, ns->name, &d->ns_config[i])) < 0)
+            return r;
+        const cJSON *values = cJSON_GetObjectItemCaseSensitive(d->ns_config[i], "values"), *m;
+        size_t k = 0;
+        if (!(d->kv_ns[i] = calloc((size_t)cJSON_GetArraySize(values) + 1, sizeof(**d->kv_ns))))
+            return -RE_ENOMEM;
+        cJSON_ArrayForEach(m, values) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "value");
+            if (cJSON_GetObjectItemCaseSensitive(m, "namespace") && cJSON_IsString(v))
+                d->kv_ns[i][k++] = (struct render_kv){ m->string, v->valuestring };
+        }
+        qsort(d->kv_ns[i], k, sizeof(**d->kv_ns), cmp_kv_key);
+        ns->config = d->kv_ns[i];
+        ns->n_config = k;
+    }
     return 0;
 }
 
@@ -211,7 +249,8 @@ int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_
     d->c.name = name;
     if ((r = read_metadata(&d->meta, db, id)) < 0 || (r = fill_meta(d)) < 0 ||
         (r = config_effective(db, id, &d->config)) < 0 || (r = fill_config(d)) < 0 ||
-        (r = fill_namespaces(d, p, idx)) < 0 || (r = fill_apps(d, p, idx)) < 0 ||
+        (r = fill_namespaces(d, p, idx)) < 0 || (r = fill_scoped(d, db, id)) < 0 ||
+        (r = fill_apps(d, p, idx)) < 0 ||
         (r = fill_policies(d, p, idx)) < 0)
         goto out;
     *out = d;
@@ -235,6 +274,12 @@ void desired_free(struct desired *d)
     cJSON_Delete(d->config);
     free(d->kv_meta);
     free(d->kv_config);
+    for (size_t i = 0; d->ns_config && i < d->c.n_namespaces; i++) {
+        cJSON_Delete(d->ns_config[i]);
+        free(d->kv_ns[i]);
+    }
+    free(d->ns_config);
+    free(d->kv_ns);
     free(d->nss);
     free(d->owners);
     free(d->pods);

@@ -925,10 +925,24 @@ static int render_namespace(struct rctx *x, const struct render_namespace *ns,
         files[nf++] = "networkpolicy-same-namespace.yaml";
     }
 
+    /* the cluster's values, then this namespace's own over them, by key */
     d = manifest(x, "v1", "ConfigMap", "resedge-config", name);
     cJSON *cd = jobj(x, d, "data");
-    for (size_t i = 0; i < n_data; i++)
-        jstr(x, cd, data[i].key, data[i].value);
+    for (size_t i = 0, k = 0; i < n_data || k < ns->n_config;) {
+        int c = i == n_data ? 1 : k == ns->n_config ? -1
+                : strcmp(data[i].key, ns->config[k].key);
+        if (c > 0 && !is_configmap_key(ns->config[k].key ? ns->config[k].key : "")) {
+            cJSON_Delete(d);
+            return fail(x, -RE_EINVAL, "namespace '%s': configuration key '%s' is not a valid "
+                        "ConfigMap key", name, S(ns->config[k].key));
+        }
+        if (c < 0)
+            jstr(x, cd, data[i].key, data[i].value), i++;
+        else if (c > 0)
+            jstr(x, cd, ns->config[k].key, ns->config[k].value), k++;
+        else
+            jstr(x, cd, ns->config[k].key, ns->config[k].value), i++, k++;
+    }
     re_snprintf(path, sizeof(path), "%s/configmap.yaml", dir);
     if ((rc = put_doc(x, path, d)) < 0)
         return rc;

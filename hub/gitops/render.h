@@ -79,6 +79,10 @@ struct render_namespace {
     bool net_open;                    /* default_deny: false (no deny policy) */
     bool net_no_dns;                  /* allow_dns: false (DNS denied too) */
     bool net_allow_same_namespace;    /* pods of the namespace reach each other */
+    /* configuration scoped to this namespace: over the cluster's config in
+     * its ConfigMap (NULL/0: none) */
+    const struct render_kv *config;
+    size_t n_config;
 };
 
 /* A file given to render (a base's file) or produced by it. */

@@ -117,11 +117,41 @@ int auth_owns_namespace(sqlite3 *db, const struct caller *peer, const char *ns, 
     return r;
 }
 
+/* Whether namespace ns's selection holds fleet index idx. */
+static int ns_selects(struct fleet *f, const char *ns, size_t idx, bool *out)
+{
+    struct bitset *set = NULL;
+    char sel[96];
+    int n = snprintf(sel, sizeof(sel), "/n/%s", ns), r;
+    *out = false;
+    if (n < 0 || (size_t)n >= sizeof(sel))
+        return 0;
+    if ((r = fleet_select(&set, f, sel, (size_t)n, NULL)) < 0)
+        return r;
+    *out = bitset_test(set, idx);
+    bitset_free(set);
+    return 0;
+}
+
+int auth_namespace_reaches(sqlite3 *db, const char *ns, const char *cluster, bool *out)
+{
+    struct fleet *f = NULL;
+    int r;
+    *out = false;
+    if ((r = fleet_acquire(&f, db)) < 0)
+        return r;
+    size_t idx = fleet_index_of_name(f, cluster);
+    if (idx != FLEET_NONE)
+        r = ns_selects(f, ns, idx, out);
+    fleet_release(f);
+    return r;
+}
+
 int auth_reaches_cluster(sqlite3 *db, const struct caller *peer, const char *cluster, bool *out)
 {
     sqlite3_stmt *st = NULL;
     struct fleet *f = NULL;
-    char id[200], sel[96];
+    char id[200];
     int r = 0, rc;
     *out = true;
     if (peer->role != ROLE_APPTEAM)
@@ -140,16 +170,9 @@ int auth_reaches_cluster(sqlite3 *db, const struct caller *peer, const char *clu
         goto out;
     }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    while (!*out && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct bitset *set = NULL;
-        int n = snprintf(sel, sizeof(sel), "/n/%s", (const char *)sqlite3_column_text(st, 0));
-        if (n < 0 || (size_t)n >= sizeof(sel))
-            continue;
-        if ((r = fleet_select(&set, f, sel, (size_t)n, NULL)) < 0)
+    while (!*out && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((r = ns_selects(f, (const char *)sqlite3_column_text(st, 0), idx, out)) < 0)
             break;
-        *out = bitset_test(set, idx);
-        bitset_free(set);
-    }
 out:
     sqlite3_finalize(st);
     fleet_release(f);

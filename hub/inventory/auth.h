@@ -32,6 +32,8 @@ bool auth_own_cluster_ok(const struct caller *peer, const char *cluster);
  * 0 or -RE_EDB/-RE_ENOMEM. */
 int auth_reaches_cluster(sqlite3 *db, const struct caller *peer, const char *cluster, bool *out);
 #define AUTH_NOT_REACHED "none of your namespaces reaches cluster '%s'"
+/* Whether namespace ns selects cluster: 0 or -RE_EDB/-RE_ENOMEM. */
+int auth_namespace_reaches(sqlite3 *db, const char *ns, const char *cluster, bool *out);
 /* True when the JSON array owners holds peer's identity. */
 bool auth_in_owners(const struct caller *peer, const cJSON *owners);
 /* *out = whether peer is among the owners of namespace ns (false when the

@@ -16,11 +16,38 @@ static const char SQL_CONFIG_ROWS[] =
     "  WHERE g.parent_id IS NOT NULL)"
     " SELECT c.key, g.depth, g.path, c.value FROM anc"
     "  JOIN groups g ON g.id = anc.id JOIN group_config c ON c.group_id = g.id"
+    "  AND c.namespace = ?2"
     " UNION ALL SELECT key, 1000000, 'cluster', value FROM cluster_config"
-    "  WHERE cluster_id = ?1"
+    "  WHERE cluster_id = ?1 AND namespace = ?2"
     " ORDER BY 1, 2 DESC, 3";
+static const char SQL_ANY_SCOPED[] =
+    "SELECT EXISTS (SELECT 1 FROM group_config WHERE namespace <> '')"
+    " OR EXISTS (SELECT 1 FROM cluster_config WHERE namespace <> '')";
+
+static int merge_scope(sqlite3 *db, int64_t cluster_id, const char *ns, cJSON *values,
+                       cJSON *conflicts);
+
+int config_any_scoped(sqlite3 *db, bool *out)
+{
+    sqlite3_stmt *st = NULL;
+    int r = -RE_EDB;
+    *out = false;
+    if (db_prepare_cached(db, SQL_ANY_SCOPED, &st) < 0)
+        return r;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0) != 0;
+        r = 0;
+    }
+    db_release(st);
+    return r;
+}
 
 int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
+{
+    return config_effective_ns(db, cluster_id, NULL, out);
+}
+
+int config_effective_ns(sqlite3 *db, int64_t cluster_id, const char *ns, cJSON **out)
 {
     sqlite3_stmt *st = NULL;
     cJSON *root = NULL, *values, *conflicts;
@@ -46,11 +73,63 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
     cJSON_AddItemToObject(root, "conflicts", conflicts);
     db_release(st);
     st = NULL;
+    if ((r = merge_scope(db, cluster_id, "", values, conflicts)) < 0)
+        goto out;
+    /* the namespace's own values win over the fleet-wide ones at any depth:
+     * they were set for it alone */
+    if (ns && ns[0]) {
+        cJSON *own = cJSON_CreateObject(), *own_conflicts = cJSON_CreateArray(), *m;
+        if (!own || !own_conflicts ||
+            (r = merge_scope(db, cluster_id, ns, own, own_conflicts)) < 0) {
+            cJSON_Delete(own);
+            cJSON_Delete(own_conflicts);
+            r = r < 0 ? r : -RE_ENOMEM;
+            goto out;
+        }
+        while ((m = own->child)) {
+            cJSON_DetachItemViaPointer(own, m);
+            cJSON_AddStringToObject(m, "namespace", ns);
+            cJSON_DeleteItemFromObjectCaseSensitive(values, m->string);
+            cJSON_AddItemToObject(values, m->string, m);
+        }
+        while ((m = own_conflicts->child)) {
+            cJSON_DetachItemViaPointer(own_conflicts, m);
+            cJSON_AddStringToObject(m, "namespace", ns);
+            cJSON_AddItemToArray(conflicts, m);
+        }
+        cJSON_Delete(own);
+        cJSON_Delete(own_conflicts);
+        cJSON_AddStringToObject(root, "namespace", ns);
+    }
+    /* values as {"value", "source"} in that order */
+    cJSON *v;
+    cJSON_ArrayForEach(v, values) {
+        cJSON *src = cJSON_DetachItemFromObject(v, "source");
+        cJSON_AddItemToObject(v, "source", src);
+    }
+    *out = root;
+    root = NULL;
+    r = 0;
+out:
+    db_release(st);
+    cJSON_Delete(root);
+    return r;
+}
+
+/* One scope's values ('' = fleet-wide) over the cluster's groups, their
+ * ancestors and itself: the deepest level setting a key wins; levels of the
+ * same depth that disagree leave it out, listed under conflicts. */
+static int merge_scope(sqlite3 *db, int64_t cluster_id, const char *ns, cJSON *values,
+                       cJSON *conflicts)
+{
+    sqlite3_stmt *st = NULL;
+    int r = -RE_EDB, rc;
     /* every group the cluster is in and their ancestors, each once; then the
      * cluster's own values as depth "infinity" */
     if (db_prepare_cached(db, SQL_CONFIG_ROWS, &st) < 0)
-        goto out;
+        return -RE_EDB;
     sqlite3_bind_int64(st, 1, cluster_id);
+    sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     while (rc == SQLITE_ROW) {
         /* rows of one key, deepest first: the first depth decides */
@@ -63,7 +142,7 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
             free(key);
             cJSON_Delete(cands);
             r = -RE_ENOMEM;
-            goto out;
+            goto fail;
         }
         while (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), key) == 0) {
             if (sqlite3_column_int64(st, 1) == depth) {
@@ -77,7 +156,7 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
                     free(key);
                     cJSON_Delete(cands);
                     r = -RE_ENOMEM;
-                    goto out;
+                    goto fail;
                 }
                 const char *v = cv->valuestring;
                 if (!first)
@@ -100,19 +179,8 @@ int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out)
         }
         free(key);
     }
-    if (rc != SQLITE_DONE)
-        goto out;
-    /* values as {"value", "source"} in that order */
-    cJSON *v;
-    cJSON_ArrayForEach(v, values) {
-        cJSON *src = cJSON_DetachItemFromObject(v, "source");
-        cJSON_AddItemToObject(v, "source", src);
-    }
-    *out = root;
-    root = NULL;
-    r = 0;
-out:
+    r = rc == SQLITE_DONE ? 0 : -RE_EDB;
+fail:
     db_release(st);
-    cJSON_Delete(root);
     return r;
 }

@@ -12,6 +12,7 @@
 #ifndef HUB_INVENTORY_CONFIG_VALUES_H
 #define HUB_INVENTORY_CONFIG_VALUES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -19,5 +20,11 @@
 /* The effective configuration of cluster id, as above. 0, -RE_ENOENT,
  * -RE_EDB or -RE_ENOMEM; *out is a new object on success. */
 int config_effective(sqlite3 *db, int64_t cluster_id, cJSON **out);
+/* The same for one namespace's ConfigMap: the fleet-wide values, and over
+ * them (at any depth) the values scoped to ns, which carry "namespace". */
+int config_effective_ns(sqlite3 *db, int64_t cluster_id, const char *ns, cJSON **out);
+/* Whether any value is scoped to a namespace (renders skip the per-namespace
+ * merge when none is). */
+int config_any_scoped(sqlite3 *db, bool *out);
 
 #endif

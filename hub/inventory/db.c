@@ -181,6 +181,34 @@ static const char *const migrations[] = {
     "  rev TEXT NOT NULL,"
     "  pinned_at INTEGER NOT NULL,"
     "  pinned_by TEXT NOT NULL);",
+
+    /* 6: configuration values scoped to one namespace (namespace '' applies
+     * to every namespace): a namespace's ConfigMap holds the fleet-wide
+     * keys and its own, never another namespace's. */
+    "CREATE TABLE group_config6 ("
+    "  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  namespace TEXT NOT NULL DEFAULT '',"
+    "  value TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  updated_by TEXT NOT NULL,"
+    "  PRIMARY KEY (group_id, key, namespace)) WITHOUT ROWID;"
+    "INSERT INTO group_config6 (group_id, key, namespace, value, updated_at, updated_by)"
+    "  SELECT group_id, key, '', value, updated_at, updated_by FROM group_config;"
+    "DROP TABLE group_config;"
+    "ALTER TABLE group_config6 RENAME TO group_config;"
+    "CREATE TABLE cluster_config6 ("
+    "  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  namespace TEXT NOT NULL DEFAULT '',"
+    "  value TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  updated_by TEXT NOT NULL,"
+    "  PRIMARY KEY (cluster_id, key, namespace)) WITHOUT ROWID;"
+    "INSERT INTO cluster_config6 (cluster_id, key, namespace, value, updated_at, updated_by)"
+    "  SELECT cluster_id, key, '', value, updated_at, updated_by FROM cluster_config;"
+    "DROP TABLE cluster_config;"
+    "ALTER TABLE cluster_config6 RENAME TO cluster_config;",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -413,7 +413,8 @@ static bool technician_group_ok(const char *allowed, const char *path)
  * never in rings or other trees that decide what runs. */
 static int technician_authorize(struct inv_req *q, const cJSON *after)
 {
-    const char *allowed = q->hub ? q->hub->cfg.technician_groups : "/stores";
+    const char *allowed = q->hub && q->hub->cfg.technician_groups ? q->hub->cfg.technician_groups
+                                                                  : "/stores";
     const cJSON *groups = cJSON_GetObjectItem(after, "groups"), *g;
     if (!cJSON_IsArray(groups) || cJSON_GetArraySize(groups) == 0)
         return inv_fail(q, 403, "forbidden", "groups",

@@ -158,11 +158,11 @@ fi
 # ---- reads: an app team sees only the stores its namespaces reach ----
 CODE=$(send acurl PUT /api/v1/groups/%2Fstores/config/api-key '{"value":"s3cret"}')
 check_eq "a fleet-wide value" "$CODE" 201
-CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/config")
-check_eq "alice reads the configuration of store-1, which pos reaches (200)" "$CODE" 200
-CODE=$(status alice "$HUB_URL/api/v1/clusters/store-2/config")
-check_eq "... not store-2's, which none of her namespaces reaches (403)" "$CODE" 403
-check_match "... saying so" "$(jq -r .error.message "$T/body")" "none of your namespaces reaches cluster 'store-2'"
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/config?namespace=pos")
+check_eq "alice reads pos's configuration on store-1, which pos reaches (200)" "$CODE" 200
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-2/config?namespace=pos")
+check_eq "... not store-2's, which pos does not reach (403)" "$CODE" 403
+check_match "... saying so" "$(jq -r .error.message "$T/body")" "namespace 'pos' does not reach cluster 'store-2'"
 check_eq "... with no value in the answer" "$(grep -c s3cret "$T/body")" 0
 CODE=$(status alice "$HUB_URL/api/v1/clusters/store-2/files?path=namespaces/pos/configmap.yaml")
 check_eq "... nor store-2's rendered files (403)" "$CODE" 403
@@ -172,6 +172,35 @@ CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/history")
 check_eq "... but store-1's history (200)" "$CODE" 200
 CODE=$(status alice "$HUB_URL/api/v1/groups/%2Fstores/config")
 check_eq "... and no group's values, which reach every store under it (403)" "$CODE" 403
+
+# ---- configuration scoped to a namespace ----
+CODE=$(send acurl POST /api/v1/namespaces '{"name":"loyalty","expression":"/g/stores"}')
+check_eq "a second namespace on every store" "$CODE" 201
+CODE=$(send acurl PUT '/api/v1/groups/%2Fstores/config/pos-secret?namespace=pos' '{"value":"p1"}')
+check_eq "a value for pos only (201)" "$CODE" 201
+CODE=$(send acurl PUT '/api/v1/groups/%2Fstores/config/x?namespace=nope' '{"value":"v"}')
+check_eq "a scope that is no namespace is refused (400)" "$CODE" 400
+CODE=$(send acurl PUT '/api/v1/groups/%2Fstores/config/x?namespace=Bad_Name' '{"value":"v"}')
+check_eq "... and one that is no DNS label (400)" "$CODE" 400
+CODE=$(status acurl "$HUB_URL/api/v1/groups/%2Fstores/config")
+check_eq "the group shows the scoped value apart" "$(jq -c '[.values["pos-secret"], .namespaced.pos["pos-secret"]]' "$T/body")" '[null,"p1"]'
+wait_idle; check "the writer is idle" test $? -eq 0
+cm() { git --git-dir="$HUB_DIR/git" show "refs/namespaces/store-1/refs/heads/main:namespaces/$1/configmap.yaml"; }
+check_match "pos's ConfigMap holds its own key and the fleet-wide one" "$(cm pos)" "api-key: s3cret.*pos-secret: p1|pos-secret: p1.*api-key: s3cret"
+check_match "loyalty's holds the fleet-wide key" "$(cm loyalty)" "api-key: s3cret"
+check_eq "... and never pos's" "$(cm loyalty | grep -c pos-secret)" 0
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/config")
+check_eq "an app team names the namespace whose view it reads (400)" "$CODE" 400
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/config?namespace=pos")
+check_eq "alice reads pos's view of store-1 (200)" "$CODE" 200
+check_eq "... its key and the fleet-wide one" "$(jq -c '[.values["pos-secret"].value, .values["api-key"].value, .values["pos-secret"].namespace]' "$T/body")" '["p1","s3cret","pos"]'
+CODE=$(status alice "$HUB_URL/api/v1/clusters/store-1/config?namespace=loyalty")
+check_eq "... not loyalty's, which is not hers (403)" "$CODE" 403
+CODE=$(status acurl "$HUB_URL/api/v1/clusters/store-1/config?namespace=loyalty")
+check_eq "the platform reads any namespace's view (200)" "$CODE" 200
+check_eq "... loyalty's has no pos key" "$(jq -r '.values["pos-secret"]' "$T/body")" null
+CODE=$(send acurl DELETE '/api/v1/groups/%2Fstores/config/pos-secret?namespace=pos' '')
+check_eq "the scoped value is removed with its scope (204)" "$CODE" 204
 
 # ---- technicians ----
 for path in "/api/v1/clusters/store-1/config" "/api/v1/clusters/store-1/files" "/api/v1/clusters/store-1/history" "/api/v1/groups/%2Fstores/config"; do

@@ -14,8 +14,8 @@
 
 static const char *const owners[] = { "alice@example.com" };
 static const struct render_namespace nss[] = {
-    { "pos", owners, 1, "4", "8Gi", "50", false, false, false },
-    { "loyalty", NULL, 0, NULL, NULL, NULL, false, false, false },
+    { "pos", owners, 1, "4", "8Gi", "50", false, false, false, NULL, 0 },
+    { "loyalty", NULL, 0, NULL, NULL, NULL, false, false, false, NULL, 0 },
 };
 static const char deploy[] =
     "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: menu\nspec:\n"

@@ -487,7 +487,7 @@ static void namespaces_apps_policies(void)
     CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(last.json, "items")), 1);
     CHECK_EQ_INT(call("DELETE", "/api/v1/namespaces/pos", NULL), 409);
     /* policies */
-    CHECK_EQ_INT(call("POST", "/api/v1/policies", "{\"name\": \"no-latest\", \"yaml\": \"apiVersion: v1\\nkind: X\\n\","
+    CHECK_EQ_INT(call("POST", "/api/v1/policies", "{\"name\": \"no-latest\", \"yaml\": \"apiVersion: v1\\nkind: X\\nmetadata:\\n  name: x\\n  namespace: pos\\n\","
                       " \"namespaces\": [\"pos\"]}"), 201);
     CHECK_EQ_INT(call("POST", "/api/v1/policies", "{\"name\": \"bad\", \"yaml\": \"a: [\"}"), 400);
     CHECK_EQ_STR(err_field(), "yaml");

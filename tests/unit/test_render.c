@@ -226,8 +226,8 @@ static char g_keys[64][32];
 
 static const char *const pos_owners[] = { "bob@example.com", "alice@example.com" };
 static const struct render_namespace g_ns[] = {
-    { "pos", pos_owners, 2, "4", "8Gi", "50", false, false, false },
-    { "loyalty", NULL, 0, NULL, NULL, NULL, false, false, false },
+    { "pos", pos_owners, 2, "4", "8Gi", "50", false, false, false, NULL, 0 },
+    { "loyalty", NULL, 0, NULL, NULL, NULL, false, false, false, NULL, 0 },
 };
 
 static const char deploy_yaml[] =
@@ -656,9 +656,9 @@ static void test_render_minimal_cluster(void)
 static void test_render_network_settings(void)
 {
     struct render_namespace ns[3] = {
-        { "deny", NULL, 0, NULL, NULL, NULL, false, false, false },
-        { "open", NULL, 0, NULL, NULL, NULL, true, false, true },
-        { "nodns", NULL, 0, NULL, NULL, NULL, false, true, false },
+        { "deny", NULL, 0, NULL, NULL, NULL, false, false, false, NULL, 0 },
+        { "open", NULL, 0, NULL, NULL, NULL, true, false, true, NULL, 0 },
+        { "nodns", NULL, 0, NULL, NULL, NULL, false, true, false, NULL, 0 },
     };
     struct render_cluster c = { .name = "net", .namespaces = ns, .n_namespaces = 3 };
     struct render_tree *t = NULL;
