@@ -13,6 +13,7 @@
 #include "fsutil.h"
 #include "hub.h"
 #include "inventory/audit.h"
+#include "inventory/caller.h"
 #include "inventory/db.h"
 #include "validate.h"
 
@@ -194,13 +195,11 @@ static const char *identity_table(const char *kind)
     return NULL;
 }
 
+/* A person's role by its canonical name (one list of roles: auth.c). */
 static bool role_valid(const char *role)
 {
-    static const char *const roles[] = { "operator", "appteam", "technician", "admin" };
-    for (size_t i = 0; role && i < sizeof(roles) / sizeof(roles[0]); i++)
-        if (strcmp(role, roles[i]) == 0)
-            return true;
-    return false;
+    int r = role ? role_parse(role) : 0;
+    return (r & ROLE_ANY_USER) && strcmp(role_name(r), role) == 0;
 }
 
 /* Prepares sql, binds text (NULL allowed) and int64 arguments by a format
