@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <http_parser.h>
 #include "clock.h"
+#include "cgi.h"
 #include "crypto.h"
 #include "error.h"
 #include "fsutil.h"
@@ -53,7 +54,7 @@ enum conn_state {
 
 enum route { R_NONE, R_REFS, R_UPLOAD };
 
-enum hdr { H_OTHER, H_CTYPE, H_CENC, H_EXPECT, H_AUTH, H_STATUS, H_PASS };
+enum hdr { H_OTHER, H_CTYPE, H_CENC, H_EXPECT, H_AUTH };
 
 struct mirrorserve;
 
@@ -560,76 +561,38 @@ static const http_parser_settings req_settings = {
     .on_message_complete = on_message_complete,
 };
 
-/* ---- the CGI header block of git http-backend (parsed by libhttp-parser
- * behind a made-up status line) ---- */
+/* ---- the CGI header block of git http-backend (shared/cgi.c) ---- */
 
-static int cgi_on_field(http_parser *p, const char *at, size_t len)
+/* Appends "\r\nName: value" to out, control characters made spaces. */
+static void pass_header(struct re_buf *out, const char *name, struct re_str v)
 {
-    field_append(CONN(p), at, len);
-    return 0;
-}
-
-static int cgi_on_value(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = CONN(p);
-    if (!c->in_value) {
-        c->in_value = true;
-        c->cur = H_OTHER;
-        if (c->field_long)
-            ;
-        else if (strcasecmp(c->field, "Status") == 0)
-            c->cur = H_STATUS;
-        else if (strcasecmp(c->field, "Content-Type") == 0 ||
-                 strcasecmp(c->field, "Cache-Control") == 0 ||
-                 strcasecmp(c->field, "Expires") == 0 || strcasecmp(c->field, "Pragma") == 0) {
-            c->cur = H_PASS;
-            re_buf_printf(&c->cgi_hdrs, "\r\n%s: ", c->field);
-        }
+    if (!v.len)
+        return;
+    re_buf_printf(out, "\r\n%s: ", name);
+    for (size_t i = 0; i < v.len; i++) {
+        char ch = (unsigned char)v.ptr[i] < 0x20 ? ' ' : v.ptr[i];
+        re_buf_append(out, &ch, 1);
     }
-    if (c->cur == H_STATUS) {
-        unsigned long long code;
-        if (len >= 3 && re_str_to_u64(&code, (struct re_str){ at, 3 }, 599) == 0 && code >= 200)
-            c->cgi_status = (int)code;
-    } else if (c->cur == H_PASS) {
-        for (size_t i = 0; i < len; i++) {
-            char ch = (unsigned char)at[i] < 0x20 ? ' ' : at[i];
-            re_buf_append(&c->cgi_hdrs, &ch, 1);
-        }
-    }
-    return 0;
 }
 
-static int cgi_on_headers_complete(http_parser *p)
+/* Turns the CGI output's header block into our response head in c->out:
+ * 0 with *head_len, -RE_EAGAIN while incomplete, else it does not parse. */
+static int cgi_head_to_http(struct conn *c, size_t *head_len)
 {
-    return 1;                          /* no body to parse */
-}
-
-static const http_parser_settings cgi_settings = {
-    .on_header_field = cgi_on_field,
-    .on_header_value = cgi_on_value,
-    .on_headers_complete = cgi_on_headers_complete,
-};
-
-/* Turns the complete CGI header block (ending in a blank line) into our
- * response head in c->out. -1 when it does not parse. */
-static int cgi_head_to_http(struct conn *c, const char *head, size_t len)
-{
-    static const char fake[] = "HTTP/1.1 200 OK\r\n";
-    http_parser hp;
-    http_parser_init(&hp, HTTP_RESPONSE);
-    hp.data = c;
-    c->in_value = false;
-    c->field_len = 0;
-    c->field_long = false;
-    c->cgi_status = 200;
+    struct re_cgi_head h;
+    int r = re_cgi_parse_head(&h, c->cgi.ptr, c->cgi.len, CGI_HEAD_MAX);
+    if (r < 0)
+        return r;
+    c->cgi_status = h.status;
     re_buf_reset(&c->cgi_hdrs);
-    if (http_parser_execute(&hp, &cgi_settings, fake, sizeof(fake) - 1) != sizeof(fake) - 1 ||
-        http_parser_execute(&hp, &cgi_settings, head, len) != len ||
-        HTTP_PARSER_ERRNO(&hp) != HPE_OK)
-        return -1;
+    pass_header(&c->cgi_hdrs, "Content-Type", h.content_type);
+    pass_header(&c->cgi_hdrs, "Cache-Control", h.cache_control);
+    pass_header(&c->cgi_hdrs, "Expires", h.expires);
+    pass_header(&c->cgi_hdrs, "Pragma", h.pragma);
     re_buf_printf(&c->out, "HTTP/1.1 %d %s%s\r\nConnection: close\r\n\r\n", c->cgi_status,
                   http_status_str((enum http_status)c->cgi_status),
                   c->cgi_hdrs.ptr ? c->cgi_hdrs.ptr : "");
+    *head_len = h.head_len;
     return 0;
 }
 
@@ -982,13 +945,11 @@ static bool child_read(struct mirrorserve *ms, struct conn *c, bool *finished)
         reply(c, 502, NULL, "git answered too many headers");
         return true;
     }
-    char *end = memmem(c->cgi.ptr, c->cgi.len, "\r\n\r\n", 4);
-    size_t hlen = end ? (size_t)(end - c->cgi.ptr) + 4 : 0;
-    if (!end && (end = memmem(c->cgi.ptr, c->cgi.len, "\n\n", 2)))
-        hlen = (size_t)(end - c->cgi.ptr) + 2;
-    if (!end)
+    size_t hlen = 0;
+    int r = cgi_head_to_http(c, &hlen);
+    if (r == -RE_EAGAIN)
         return true;
-    if (cgi_head_to_http(c, c->cgi.ptr, hlen) < 0) {
+    if (r < 0) {
         reply(c, 502, NULL, "git answered garbage");
         return true;
     }

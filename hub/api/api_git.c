@@ -12,6 +12,7 @@
 #include <uv.h>
 #include <zlib.h>
 #include "api_git.h"
+#include "cgi.h"
 #include "error.h"
 #include "git_wants.h"
 #include "http/http.h"
@@ -459,49 +460,29 @@ static const char *static_content_type(struct re_str ct)
     return "application/octet-stream";
 }
 
+/* git http-backend writes a few short headers before the body. */
+#define CGI_HEAD_MAX (16 * 1024)
+
 /* Turns the CGI output (headers, blank line, body) into the response. */
 static void job_respond_cgi(struct job *j)
 {
     struct http_response *res = &j->x->res;
-    char *p = j->out_buf.ptr, *end = p ? p + j->out_buf.len : NULL;
-    int status = 200;
-    const char *ctype = "application/octet-stream";
+    struct re_cgi_head h;
+    int status;
+    const char *ctype;
 
-    while (p && p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl)
-            break;
-        struct re_str line = { p, (size_t)(nl - p) };
-        if (line.len && line.ptr[line.len - 1] == '\r')
-            line.len--;
-        p = nl + 1;
-        if (line.len == 0) {
-            size_t body = (size_t)(end - p);
-            memmove(j->out_buf.ptr, p, body);
-            j->out_buf.len = body;
-            j->out_buf.ptr[body] = '\0';
-            goto have_body;
-        }
-        const char *colon = memchr(line.ptr, ':', line.len);
-        if (!colon)
-            continue;
-        struct re_str name = { line.ptr, (size_t)(colon - line.ptr) };
-        struct re_str val = { colon + 1, line.len - name.len - 1 };
-        while (val.len && val.ptr[0] == ' ')
-            val.ptr++, val.len--;
-        if (re_str_caseeq_c(name, "Status")) {
-            unsigned long long s;
-            if (val.len >= 3 && re_str_to_u64(&s, (struct re_str){ val.ptr, 3 }, 599) == 0 &&
-                s >= 200)
-                status = (int)s;
-        } else if (re_str_caseeq_c(name, "Content-Type")) {
-            ctype = static_content_type(val);
-        }
+    if (!j->out_buf.ptr ||
+        re_cgi_parse_head(&h, j->out_buf.ptr, j->out_buf.len, CGI_HEAD_MAX) < 0) {
+        log_err("git endpoint: git http-backend for '%s' wrote no CGI header", j->cluster);
+        http_response_error(res, 502, "git_error", NULL, "git http-backend failed");
+        return;
     }
-    log_err("git endpoint: git http-backend for '%s' wrote no CGI header", j->cluster);
-    http_response_error(res, 502, "git_error", NULL, "git http-backend failed");
-    return;
-have_body:
+    status = h.status;
+    ctype = h.content_type.len ? static_content_type(h.content_type) : "application/octet-stream";
+    size_t body = j->out_buf.len - h.head_len;
+    memmove(j->out_buf.ptr, j->out_buf.ptr + h.head_len, body);
+    j->out_buf.len = body;
+    j->out_buf.ptr[body] = '\0';
     if (status != 200) {
         log_warn("git endpoint: git http-backend answered %d for '%s'", status, j->cluster);
         http_response_error(res, status, status == 404 ? "not_found" : "git_error", NULL,

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "buf.h"
+#include "cgi.h"
 #include "clock.h"
 #include "conf.h"
 #include "error.h"
@@ -27,6 +28,28 @@ static void error_tables(void)
     CHECK_EQ_INT(re_err_status(-RE_ENOSPC), 507);
     CHECK_EQ_INT(re_err_status(-RE_EBUSY), 503);
     CHECK_EQ_INT(re_err_status(-RE_EDB), 500);
+}
+
+static void cgi_heads(void)
+{
+    struct re_cgi_head h;
+    const char ok[] = "Status: 404 Not Found\r\nContent-Type: text/plain\r\n"
+                      "Cache-Control: no-cache\r\n\r\nbody";
+    CHECK_EQ_INT(re_cgi_parse_head(&h, ok, strlen(ok), 4096), 0);
+    CHECK_EQ_INT(h.status, 404);
+    CHECK(re_str_eq_c(h.content_type, "text/plain"));
+    CHECK(re_str_eq_c(h.cache_control, "no-cache"));
+    CHECK_EQ_INT((int)h.head_len, (int)(strlen(ok) - 4));
+    const char lf[] = "Content-Type: application/x-git-upload-pack-result\n\nPACK";
+    CHECK_EQ_INT(re_cgi_parse_head(&h, lf, strlen(lf), 4096), 0);
+    CHECK_EQ_INT(h.status, 200);                              /* no Status: 200 */
+    CHECK_EQ_INT(re_cgi_parse_head(&h, "Content-Type: a\r\n", 17, 4096), -RE_EAGAIN);
+    CHECK_EQ_INT(re_cgi_parse_head(&h, "Content-Type: a\r\n", 17, 8), -RE_ETOOBIG);
+    CHECK_EQ_INT(re_cgi_parse_head(&h, "no colon\r\n\r\n", 14, 4096), -RE_EPARSE);
+    CHECK_EQ_INT(re_cgi_parse_head(&h, ": empty\r\n\r\n", 13, 4096), -RE_EPARSE);
+    CHECK_EQ_INT(re_cgi_parse_head(&h, "Status: 99\r\n\r\n", 15, 4096), -RE_EPARSE);
+    CHECK_EQ_INT(re_cgi_parse_head(&h, "Status: 1000\r\n\r\n", 17, 4096), -RE_EPARSE);
+    CHECK_EQ_INT(re_cgi_parse_head(&h, "X: a\x01b\r\n\r\n", 12, 4096), -RE_EPARSE);
 }
 
 static void oid_checks(void)
@@ -315,6 +338,6 @@ static void notify_datagram(void)
     close(fd);
 }
 
-TEST_MAIN(T(error_tables), T(oid_checks), T(buf_bounded), T(str_helpers), T(json_depth_and_getters), T(json_strict),
+TEST_MAIN(T(error_tables), T(oid_checks), T(cgi_heads), T(buf_bounded), T(str_helpers), T(json_depth_and_getters), T(json_strict),
           T(conf_parse_and_validate), T(conf_values), T(fs_atomic_write), T(clock_stub),
           T(notify_datagram))
