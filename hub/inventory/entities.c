@@ -590,7 +590,7 @@ static double quantity_value(const char *s)
     return v;
 }
 
-/* The LimitRange every namespace gets (render.c) requests 100m and 128Mi
+/* The LimitRange render.c gives every namespace requests 100m and 128Mi
  * for a container that asks nothing: a quota below that refuses such pods. */
 #define DEFAULT_REQUEST_CPU    0.1
 #define DEFAULT_REQUEST_MEMORY (128.0 * 1048576.0)

@@ -61,7 +61,8 @@ may op DELETE /api/v1/clusters/store-3 204
 # app team: reads, and writes only what it owns
 may alice GET /api/v1/clusters 200
 may alice GET /api/v1/groups 200
-may alice GET /api/v1/clusters/store-1/config 200
+may alice GET /api/v1/clusters/store-1/config 400
+may alice GET "/api/v1/clusters/store-1/config?namespace=pos" 200
 may alice PATCH /api/v1/namespaces/pos '{"description": "point of sale"}' 200
 may alice POST /api/v1/applications '{"name": "pos-api", "namespace": "pos"}' 201
 may alice PATCH /api/v1/applications/pos-api '{"description": "api"}' 200
