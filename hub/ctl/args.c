@@ -7,6 +7,7 @@
 const struct ctl_optdef ctl_options[] = {
     /* global */
     { "config", 0, CTL_OPT_ARG, "FILE", "CLI profile (default $RESEDGECTL_CONFIG, then ~/.config/resedge/resedgectl.conf)" },
+    { "profile", 0, CTL_OPT_ARG, "NAME", "use the named profile (see 'resedgectl profiles list'); login: write it" },
     { "hub", 0, CTL_OPT_ARG, "URL", "hub URL, e.g. https://hub.example:8443 (overrides the profile)" },
     { "ca", 0, CTL_OPT_ARG, "FILE", "CA certificate of the hub (overrides the profile)" },
     { "cert", 0, CTL_OPT_ARG, "FILE", "client certificate (overrides the profile)" },
@@ -42,6 +43,7 @@ const struct ctl_optdef ctl_options[] = {
     { "role", 0, CTL_OPT_ARG, "ROLE", "admin, operator, appteam, technician or viewer" },
     { "code", 0, CTL_OPT_ARG, "CODE", "one-time enrollment code (<id>.<secret>)" },
     { "ca-fingerprint", 0, CTL_OPT_ARG, "sha256:HEX", "SHA-256 fingerprint of the hub's CA certificate" },
+    { "force", 0, 0, NULL, "replace an existing profile and its key" },
     { "replace", 0, 0, NULL, "take over the identity of a store whose agent is online (its node is being replaced; audited)" },
     /* gitops */
     { "to", 0, CTL_OPT_ARG, "REV", "revision to restore: a commit id (4+ hex digits) or main~N" },

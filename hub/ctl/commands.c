@@ -1231,8 +1231,15 @@ const struct ctl_cmd ctl_cmds[] = {
     { "users revoke", "NAME", 1, 1, "", NULL,
       "revoke a person's certificate: it is refused from now on", cmd_call, NULL, "POST",
       "/api/v1/users/{1}/revoke", NULL, "revoked the certificate of user '{1}'", NULL, false },
-    { "login", "", 0, 0, "code ca-fingerprint", "hub code ca-fingerprint",
-      "get a certificate with a one-time code and write a profile (the key never leaves here)",
+    { "login", "", 0, 0, "code ca-fingerprint force", "hub code ca-fingerprint",
+      "get a certificate with a one-time code and write a profile (the key never leaves here; "
+      "an existing profile is replaced only with --force)",
       ctl_cmd_login, NULL, NULL, NULL, NULL, NULL, NULL, true },
+    { "profiles list", "", 0, 0, "", NULL,
+      "list the named profiles (* the current one) and the hub each talks to",
+      ctl_cmd_profiles, NULL, NULL, NULL, NULL, NULL, NULL, true },
+    { "profiles use", "NAME", 1, 1, "", NULL,
+      "make profile NAME the one commands use (--profile NAME picks one for a command)",
+      ctl_cmd_profiles, NULL, NULL, NULL, NULL, NULL, NULL, true },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false },
 };
