@@ -696,8 +696,9 @@ static int cmd_update(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
     if (!(body = build_body(res, a, NULL, &changed)))
         goto out;
     if (!changed) {
-        fputs("error: nothing to change: give --set, --set-file, --metadata, --group, --expression or -f\n",
-              stderr);
+        fprintf(stderr, "error: nothing to change: give --set FIELD=VALUE, --set-file, --metadata or -f\n"
+                        "hint: 'resedgectl %s --help' lists the fields of %s %s\n", cmd->words,
+                strchr("aeiou", res->singular[0]) ? "an" : "a", res->singular);
         goto out;
     }
     if (item_path(&path, res, pos[0]) < 0) {
@@ -1153,23 +1154,28 @@ out:
 
 #define LIST_OPTS "limit search group expression metadata orderby all next"
 #define APP_LIST_OPTS LIST_OPTS " namespace"
-#define CHANGE_OPTS "set set-file metadata group expression file dry-run diff"
+/* Each kind's own field flags: --group only for clusters, --expression
+ * for what an expression selects (explain.c lists the fields). */
+#define CHANGE_OPTS "set set-file metadata file dry-run diff"
+#define CLUSTER_CHANGE_OPTS CHANGE_OPTS " group"
+#define SELECTING_CHANGE_OPTS CHANGE_OPTS " expression"
 
-#define RESOURCE_CMDS(R, NOUN, ID, A_SING, LOPTS)                                                   \
+#define RESOURCE_CMDS(R, NOUN, ID, A_SING, LOPTS, COPTS)                                                   \
     { NOUN " list", "", 0, 0, LOPTS, NULL, "list " NOUN " (one page; --all for every page)", \
       cmd_list, &R, NULL, NULL, NULL, NULL, NULL, false },                                      \
     { NOUN " get", ID, 1, 1, "", NULL, "show " A_SING, cmd_get, &R, NULL, NULL, NULL, NULL,      \
       NULL, false },                                                                           \
-    { NOUN " create", ID, 0, 1, CHANGE_OPTS, NULL, "create " A_SING, cmd_create, &R, NULL, NULL, \
+    { NOUN " create", ID, 0, 1, COPTS, NULL, "create " A_SING, cmd_create, &R, NULL, NULL, \
       NULL, NULL, NULL, false },                                                               \
-    { NOUN " update", ID, 1, 1, CHANGE_OPTS " if-match", NULL, "change " A_SING, cmd_update, &R, \
+    { NOUN " update", ID, 1, 1, COPTS " if-match", NULL, "change " A_SING, cmd_update, &R, \
       NULL, NULL, NULL, NULL, NULL, false },                                                   \
     { NOUN " delete", ID, 1, 1, "cascade dry-run diff if-match", NULL, "delete " A_SING, cmd_delete, \
       &R, NULL, NULL, NULL, NULL, NULL, false }
 
 const struct ctl_cmd ctl_cmds[] = {
-    RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS),
-    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS),
+    RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS,
+                  CHANGE_OPTS),
+    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS, CLUSTER_CHANGE_OPTS),
     { "clusters import", "FILE", 1, 1, "create-groups dry-run diff", NULL,
       "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed). "
       "CSV columns: name, groups (a;b), metadata (k=v;k=v), metadata.KEY, description, timezone",
@@ -1200,12 +1206,15 @@ const struct ctl_cmd ctl_cmds[] = {
     { "clusters files", "NAME [PATH]", 1, 2, "rev", NULL,
       "list the cluster's rendered files, or show the file PATH (at --rev REV)", cmd_files, &res_clusters, NULL,
       NULL, NULL, NULL, NULL, false },
-    RESOURCE_CMDS(res_namespaces, "namespaces", "NAME", "a namespace", LIST_OPTS),
-    RESOURCE_CMDS(res_apps, "apps", "NAME", "an application", APP_LIST_OPTS),
+    RESOURCE_CMDS(res_namespaces, "namespaces", "NAME", "a namespace", LIST_OPTS, SELECTING_CHANGE_OPTS),
+    RESOURCE_CMDS(res_apps, "apps", "NAME", "an application", APP_LIST_OPTS, CHANGE_OPTS),
     { "apps status", "APP", 1, 1, "", NULL,
       "how many clusters run each version of APP, and which lag", cmd_call, &res_apps, "GET",
       "/api/v1/applications/{1}/status", NULL, NULL, NULL, false },
-    RESOURCE_CMDS(res_policies, "policies", "NAME", "a policy", LIST_OPTS),
+    RESOURCE_CMDS(res_policies, "policies", "NAME", "a policy", LIST_OPTS, SELECTING_CHANGE_OPTS),
+    { "explain", "KIND[.FIELD]", 1, 1, "", NULL,
+      "what a kind's fields mean, their types and an example (group, cluster, namespace, "
+      "application, policy)", ctl_cmd_explain, NULL, NULL, NULL, NULL, NULL, NULL, true },
     { "select", "EXPR", 1, 1, "", NULL,
       "print the clusters an expression selects now (e.g. '/g/stores/central and not /m/ring/prod')",
       cmd_select, &res_clusters, NULL, NULL, NULL, NULL, NULL, false },

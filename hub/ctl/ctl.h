@@ -205,6 +205,12 @@ extern const struct ctl_cmd ctl_cmds[];
 int ctl_fingerprint_normalize(char out[65], const char *in);
 int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
                   const char *const *pos, size_t npos);
+/* explain.c: `explain KIND[.FIELD]`, and the fields a create (or an
+ * update: no immutable ones) of kind singular ("application") may set, for
+ * the command's --help. */
+int ctl_cmd_explain(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
+                    const char *const *pos, size_t npos);
+void ctl_explain_help(FILE *out, const char *singular, bool create);
 /* profile.c: `profiles list` and `profiles use NAME`. */
 int ctl_cmd_profiles(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
                      const char *const *pos, size_t npos);

@@ -155,6 +155,9 @@ static void print_cmd_help(FILE *f, const struct ctl_cmd *cmd)
     }
     if (cmd->required && *cmd->required)
         fprintf(f, "\nrequired: --%s\n", cmd->required);
+    if (cmd->res && wl > 7 && (strcmp(cmd->words + wl - 7, " create") == 0 ||
+                               strcmp(cmd->words + wl - 7, " update") == 0))
+        ctl_explain_help(f, cmd->res->singular, cmd->words[wl - 6] == 'c');
     print_globals(f);
 }
 

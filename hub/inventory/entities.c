@@ -622,7 +622,8 @@ static int check_quota(struct inv_req *q, const struct inv_field *f, const cJSON
                 m->valuedouble != (double)(long long)m->valuedouble)
                 return inv_fail(q, 400, "invalid", field, "%s must be an integer 1-1000000", field);
         } else {
-            return inv_fail(q, 400, "unknown_field", field, "unknown field '%s'", field);
+            static const char *const valid[] = { "cpu", "memory", "pods", NULL };
+            return inv_fail_unknown(q, field, valid);
         }
     }
     return 0;
@@ -642,7 +643,7 @@ static int check_network(struct inv_req *q, const struct inv_field *f, const cJS
         for (size_t i = 0; keys[i]; i++)
             known |= strcmp(keys[i], m->string) == 0;
         if (!known)
-            return inv_fail(q, 400, "unknown_field", field, "unknown field '%s'", field);
+            return inv_fail_unknown(q, field, keys);
         if (!cJSON_IsBool(m))
             return inv_fail(q, 400, "invalid", field, "%s must be true or false", field);
     }
@@ -814,7 +815,7 @@ static int only_keys(struct inv_req *q, const char *prefix, const cJSON *obj,
     if (!bad)
         return 0;
     snprintf(field, sizeof(field), "%.40s.%.80s", prefix, bad);
-    return inv_fail(q, 400, "unknown_field", field, "unknown field '%s'", field);
+    return inv_fail_unknown(q, field, keys);
 }
 
 static int check_source(struct inv_req *q, const struct inv_field *f, const cJSON *v)

@@ -66,4 +66,35 @@ check_exit "--profile of a missing profile exits 64" 64 "$CTL" --profile nosuch 
 check "profiles use default" "$CTL" profiles use default
 check_match "profiles -o json" "$("$CTL" profiles list -o json | jq -r '.[] | select(.current == "*") | .name')" '^default$'
 
+# ---- 2. a discoverable data model ----
+check "namespaces create pos" ctl namespaces create pos --expression /g/stores
+rc=0; err=$(ctl apps create pos-api --set namespace=pos --set owners:='["user/alice"]' 2>&1) || rc=$?
+check_eq "an unknown field exits 1" "$rc" 1
+check_match "... and lists the valid fields" "$err" "unknown field 'owners'; valid fields: name, namespace, owner, source, versions, description, metadata"
+rc=0; err=$(ctl namespaces create pos2 --set quota:='{"cpus": "1"}' 2>&1) || rc=$?
+check_eq "an unknown nested field exits 1" "$rc" 1
+check_match "... and lists the valid members" "$err" "unknown field 'quota.cpus'; valid fields: cpu, memory, pods"
+rc=0; err=$(ctl apps create pos-x --set namespace=pos --set source:='{"git": {"uri": "x"}}' 2>&1) || rc=$?
+check_match "source.git's unknown member lists url, ref, path" "$err" "valid fields: url, ref, path"
+help=$("$CTL" apps create --help)
+check_match "apps create --help lists the application's fields" "$help" "fields of an application.*namespace.*versions"
+if [[ $help == *"a group the cluster is in"* || $help == *"--group"* ]]; then
+    not_ok "apps create --help offers no --group"; else ok "apps create --help offers no --group"; fi
+check_exit "apps create --group is refused (64)" 64 ctl apps create x --set namespace=pos --group /g
+check_match "clusters create --help lists timezone and groups" "$("$CTL" clusters create --help)" "timezone.*string"
+check_match "clusters create --help keeps --group" "$("$CTL" clusters create --help)" "--group PATH +a group the cluster is in"
+fields=$("$CTL" policies update --help | sed -n '/^fields/,/^Run/p')
+check_match "policies update --help lists yaml" "$fields" "  yaml +string"
+if grep -q '^  name ' <<<"$fields"; then not_ok "... and not name (immutable)"; else ok "... and not name (immutable)"; fi
+for k in group cluster namespace application policy; do
+    check_match "explain $k lists fields with types" "$("$CTL" explain $k)" "FIELDS:"
+done
+out=$("$CTL" explain namespace.quota.cpu)
+check_match "explain namespace.quota.cpu: type" "$out" "TYPE +string \\(Kubernetes quantity\\)"
+check_match "explain namespace.quota.cpu: example" "$out" "EXAMPLE +quota.cpu=4"
+check_match "explain apps.versions lists its members" "$("$CTL" explain apps.versions)" "versions\\[\\]\\.expression"
+check_exit "explain of an unknown kind exits 64" 64 "$CTL" explain frob
+check_exit "explain of an unknown field exits 64" 64 "$CTL" explain cluster.owner
+check_match "... and lists the kind's fields" "$("$CTL" explain cluster.owner 2>&1)" "its fields: name, groups, timezone"
+
 done_testing
