@@ -36,8 +36,8 @@ const struct ctl_optdef ctl_options[] = {
     { "create-groups", 0, 0, NULL, "create groups the file names that do not exist yet" },
     { "cascade", 0, 0, NULL, "also delete what the item still holds" },
     /* audit */
-    { "entity", 0, CTL_OPT_ARG, "ENTITY", "only changes of ENTITY (e.g. cluster/store-0042)" },
-    { "actor", 0, CTL_OPT_ARG, "NAME", "only changes made by NAME" },
+    { "entity", 0, CTL_OPT_ARG, "ENTITY", "only changes of KIND or KIND/NAME (e.g. cluster/store-0042, group//stores/central)" },
+    { "actor", 0, CTL_OPT_ARG, "NAME", "only changes made by NAME (a person's name, user/NAME or cluster/NAME)" },
     /* enrollment */
     { "ttl", 0, CTL_OPT_ARG, "DURATION", "how long the code is valid (e.g. 30m, 24h; default 24h)" },
     { "role", 0, CTL_OPT_ARG, "ROLE", "admin, operator, appteam, technician or viewer" },

@@ -97,4 +97,35 @@ check_exit "explain of an unknown kind exits 64" 64 "$CTL" explain frob
 check_exit "explain of an unknown field exits 64" 64 "$CTL" explain cluster.owner
 check_match "... and lists the kind's fields" "$("$CTL" explain cluster.owner 2>&1)" "its fields: name, groups, timezone"
 
+# ---- 3. audit filters (server-side, hub/api/api_audit.c) ----
+check "groups create /stores" ctl groups create /stores
+check "clusters create store-0004" ctl clusters create store-0004 --group /stores
+check "clusters update store-0004" ctl clusters update store-0004 --set description=moved
+out=$(ctl audit --entity cluster/store-0004 -o json)
+check_eq "audit --entity cluster/store-0004 finds its 2 changes" "$(jq '.items | length' <<<"$out")" 2
+check_eq "... and only them" "$(jq -r '[.items[] | "\(.entity)/\(.name)"] | unique | join(",")' <<<"$out")" cluster/store-0004
+check_match "audit --entity group//stores (a group's path)" "$(ctl audit --entity group//stores)" "group +/stores"
+check_eq "audit --entity cluster still means every cluster" \
+    "$(ctl audit --entity cluster -o json | jq -r '[.items[].entity] | unique | join(",")')" cluster
+# alice (admin, logged in above) made changes through profile admin
+"$CTL" --profile admin groups create /rings >/dev/null
+check_eq "audit --actor alice finds user/alice's changes" \
+    "$(ctl audit --actor alice -o json | jq -r '[.items[].actor] | unique | join(",")')" user/alice
+check_eq "audit --actor user/alice too" \
+    "$(ctl audit --actor user/alice -o json | jq -r '.items[0].name')" /rings
+# an app team reads the audit of its own namespaces and applications only
+issue_user ann appteam
+actl() { "$CTL" --hub "$HUB_URL" --ca "$HUB_DIR/tls/ca.crt" --cert "$T/ann.crt" --key "$T/ann.key" "$@"; }
+check "namespaces create team-a owned by ann" ctl namespaces create team-a --set owners:='["user/ann"]'
+check "namespaces create team-b (not ann's)" ctl namespaces create team-b
+check "apps create a-api in team-a" ctl apps create a-api --set namespace=team-a
+check "apps create b-api in team-b" ctl apps create b-api --set namespace=team-b
+check "ann updates a-api" actl apps update a-api --set description=mine
+out=$(actl audit -o json)
+check_eq "an app team reads the audit (its rows)" \
+    "$(jq -r '[.items[] | "\(.entity)/\(.name)"] | unique | sort | join(",")' <<<"$out")" "application/a-api,namespace/team-a"
+check_eq "... with --entity application/a-api" "$(actl audit --entity application/a-api -o json | jq '.items | length')" 2
+check_eq "... and nothing of team-b's" "$(actl audit --entity application/b-api -o json | jq '.items | length')" 0
+check_exit "a technician still may not read the audit (exit 1)" 1 "$CTL" --profile tech audit
+
 done_testing
