@@ -24,6 +24,7 @@ const struct ctl_optdef ctl_options[] = {
     { "metadata", 0, CTL_OPT_ARG, "K=V", "only items whose metadata K is V (repeatable)||set metadata K to V (repeatable)" },
     { "namespace", 0, CTL_OPT_ARG, "NAME", "apps list: only applications in namespace NAME" },
     { "orderby", 0, CTL_OPT_ARG, "FIELD", "sort by FIELD: name, id, created_at or updated_at (append ' desc')" },
+    { "pinned", 0, 0, NULL, "only clusters a revert pinned (release one with 'clusters unpin')" },
     { "all", 0, 0, NULL, "follow the \"next\" cursor and print every page" },
     { "next", 0, CTL_OPT_ARG, "CURSOR", "start at CURSOR (from a previous page's \"next\")" },
     /* changes */
@@ -32,7 +33,7 @@ const struct ctl_optdef ctl_options[] = {
     { "file", 'f', CTL_OPT_ARG, "FILE", "read the request body from a JSON file (- for stdin); flags apply on top" },
     { "if-match", 0, CTL_OPT_ARG, "VERSION", "only change it if its version is still VERSION (else 412)" },
     { "dry-run", 0, 0, NULL, "show what would change, change nothing" },
-    { "diff", 0, CTL_OPT_ARG, "CLUSTER", "with --dry-run: show the diff of CLUSTER's files (implies --dry-run)" },
+    { "diff", 0, CTL_OPT_ARG, "CLUSTER", "with --dry-run: show the diff of CLUSTER's files (implies --dry-run; revert: the reverted cluster's)" },
     { "create-groups", 0, 0, NULL, "create groups the file names that do not exist yet" },
     { "cascade", 0, 0, NULL, "also delete what the item still holds" },
     /* audit */

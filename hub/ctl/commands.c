@@ -29,6 +29,7 @@ static const struct ctl_column cluster_cols[] = {
     { "DESIRED", "desired_revision", CTL_COL_SHORT },
     { "APPLIED", "agent.applied_revision", CTL_COL_SHORT },
     { "LAST SEEN", "agent.last_seen", CTL_COL_TIME },
+    { "PINNED", "pinned_revision", CTL_COL_SHORT },
     { NULL, NULL, 0 },
 };
 static const struct ctl_column namespace_cols[] = {
@@ -387,6 +388,8 @@ static int add_filters(struct re_buf *p, const struct ctl_args *a)
             r = ctl_query_add(p, simple[i], v);
     while (r == 0 && ctl_arg_iter(a, "group", &it, &v))
         r = ctl_query_add(p, "group", v);
+    if (r == 0 && ctl_flag(a, "pinned"))
+        r = ctl_query_add(p, "pinned", "true");
     it = 0;
     while (r == 0 && ctl_arg_iter(a, "metadata", &it, &v)) {
         const char *eq = strchr(v, '=');
@@ -1175,7 +1178,8 @@ out:
 const struct ctl_cmd ctl_cmds[] = {
     RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS,
                   CHANGE_OPTS),
-    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS, CLUSTER_CHANGE_OPTS),
+    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS " pinned",
+                  CLUSTER_CHANGE_OPTS),
     { "clusters import", "FILE", 1, 1, "create-groups dry-run diff", NULL,
       "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed). "
       "CSV columns: name, groups (a;b), metadata (k=v;k=v), metadata.KEY, description, timezone",

@@ -128,4 +128,28 @@ check_eq "... with --entity application/a-api" "$(actl audit --entity applicatio
 check_eq "... and nothing of team-b's" "$(actl audit --entity application/b-api -o json | jq '.items | length')" 0
 check_exit "a technician still may not read the audit (exit 1)" 1 "$CTL" --profile tech audit
 
+# ---- 4. pinned stores in sight ----
+check "clusters update store-0004 (a second commit)" ctl clusters update store-0004 --metadata ring=beta
+for _ in $(seq 1 100); do
+    [ "$(ctl clusters history store-0004 -o json | jq '.items | length')" -ge 2 ] && break
+    sleep 0.1
+done
+check_eq "store-0004's branch has history" "$(ctl clusters history store-0004 -o json | jq '.items | length >= 2')" true
+check_eq "clusters get: not pinned" "$(ctl clusters get store-0004 -o json | jq -c '[.pinned, .pinned_revision]')" '[false,null]'
+out=$(ctl clusters revert store-0004 --to main~1 --diff store-0004)
+check_match "revert --diff prints a diff" "$out" "diff of cluster 'store-0004'"
+check_match "... a unified one" "$out" $'\n[-+]'
+check_eq "... and changes nothing" "$(ctl clusters get store-0004 -o json | jq .pinned)" false
+check "clusters revert store-0004 --to main~1" ctl clusters revert store-0004 --to main~1
+json=$(ctl clusters get store-0004 -o json)
+check_eq "clusters get: pinned" "$(jq .pinned <<<"$json")" true
+check_match "... at the revision it was reverted to" "$(jq -r .pinned_revision <<<"$json")" '^[0-9a-f]{40}$'
+check_match "clusters get (table) shows pinned" "$(ctl clusters get store-0004)" "pinned: +true"
+out=$(ctl clusters list --pinned)
+check_match "clusters list --pinned lists store-0004" "$out" "store-0004"
+check_eq "... and only it" "$(ctl clusters list --pinned -o json | jq -r '[.items[].name] | join(",")')" store-0004
+check_match "clusters list has a PINNED column" "$(ctl clusters list)" "PINNED"
+check "clusters unpin store-0004" ctl clusters unpin store-0004
+check_eq "clusters list --pinned is empty again" "$(ctl clusters list --pinned -o json | jq '.items | length')" 0
+
 done_testing
