@@ -31,7 +31,7 @@ const struct ctl_optdef ctl_options[] = {
     { "set", 0, CTL_OPT_ARG, "F=V", "set field F to the string V; F:=JSON sets a JSON value; a.b=V nests (repeatable)" },
     { "set-file", 0, CTL_OPT_ARG, "F=FILE", "set field F to the text of FILE (e.g. yaml=policy.yaml) (repeatable)" },
     { "file", 'f', CTL_OPT_ARG, "FILE", "read the request body from a JSON file (- for stdin); flags apply on top" },
-    { "if-match", 0, CTL_OPT_ARG, "VERSION", "only change it if its version is still VERSION (else 412)" },
+    { "if-match", 0, CTL_OPT_ARG, "REVISION", "only change it if its revision (the record's \"version\" counter) is still REVISION (else 412)" },
     { "dry-run", 0, 0, NULL, "show what would change, change nothing" },
     { "diff", 0, CTL_OPT_ARG, "CLUSTER", "with --dry-run: show the diff of CLUSTER's files (implies --dry-run; revert: the reverted cluster's)" },
     { "create-groups", 0, 0, NULL, "create groups the file names that do not exist yet" },

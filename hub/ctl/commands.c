@@ -43,7 +43,7 @@ static const struct ctl_column app_cols[] = {
     { "NAME", "name", 0 },
     { "NAMESPACE", "namespace", 0 },
     { "OWNER", "owner", 0 },
-    { "VERSIONS", "versions", CTL_COL_COUNT },
+    { "VERSIONS", "versions", CTL_COL_NAMES },
     { NULL, NULL, 0 },
 };
 static const struct ctl_column policy_cols[] = {
@@ -545,8 +545,19 @@ static int cmd_get(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_ar
         ret = oom();
         goto out;
     }
-    if ((ret = ctl_call(c, "GET", path.ptr, NULL, NULL, &v)) == CTL_OK)
-        ret = print_value(c, v);
+    if ((ret = ctl_call(c, "GET", path.ptr, NULL, NULL, &v)) != CTL_OK)
+        goto out;
+    /* for people the record's counter is its revision (JSON and YAML keep
+     * the API's "version") */
+    cJSON *ver = c->format == CTL_FMT_TABLE ? cJSON_GetObjectItemCaseSensitive(v, "version") : NULL;
+    if (cJSON_IsNumber(ver) && ver->string && strcmp(ver->string, "version") == 0) {
+        char *name = strdup("revision");
+        if (name) {
+            free(ver->string);
+            ver->string = name;
+        }
+    }
+    ret = print_value(c, v);
 out:
     cJSON_Delete(v);
     re_buf_release(&path);
@@ -619,12 +630,14 @@ static int print_change(struct ctl *c, const cJSON *v, const char *verb,
     if (c->format != CTL_FMT_TABLE)
         return print_value(c, v);
     const cJSON *key = v ? cJSON_GetObjectItemCaseSensitive(v, res->key) : NULL;
+    /* the record's counter: the API's "version", the CLI's "revision" (an
+     * application's versions are another thing) */
     const cJSON *version = v ? cJSON_GetObjectItemCaseSensitive(v, "version") : NULL;
     printf("%s %s '", verb, res->singular);
     ctl_print_safe(stdout, cJSON_IsString(key) ? key->valuestring : name ? name : "?");
     fputc('\'', stdout);
     if (cJSON_IsNumber(version))
-        printf(" (version %lld)", (long long)version->valuedouble);
+        printf(" (revision %lld)", (long long)version->valuedouble);
     fputc('\n', stdout);
     return CTL_OK;
 }

@@ -71,6 +71,7 @@ enum {
     CTL_COL_TIME = 4,                /* epoch seconds shown as UTC time */
     CTL_COL_FULL = 8,                /* never cut long text */
     CTL_COL_LINE = 16,               /* only the first line of text */
+    CTL_COL_NAMES = 32,              /* an array of objects as their "version" or "name" */
 };
 
 struct ctl_column {

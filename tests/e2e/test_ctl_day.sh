@@ -152,4 +152,31 @@ check_match "clusters list has a PINNED column" "$(ctl clusters list)" "PINNED"
 check "clusters unpin store-0004" ctl clusters unpin store-0004
 check_eq "clusters list --pinned is empty again" "$(ctl clusters list --pinned -o json | jq '.items | length')" 0
 
+# ---- 5. "revision" is the record's counter, "versions" the app's ----
+out=$(ctl apps create pos-api --set namespace=pos \
+    --set versions:='[{"version": "1.4.0", "expression": "/g/stores"}, {"version": "1.5.0", "expression": "/g/rings"}]')
+check_match "create says revision, not version" "$out" "^created application 'pos-api' \\(revision 1\\)$"
+check_match "update says revision 2" "$(ctl apps update pos-api --set description=x)" "\\(revision 2\\)$"
+check_match "apps list: VERSIONS are the names" "$(ctl apps list)" "pos-api +pos +[^ ]+ +1.4.0,1.5.0"
+check_match "apps get (table) shows revision" "$(ctl apps get pos-api)" "revision: +2"
+check_eq "apps get -o json keeps the API's version" "$(ctl apps get pos-api -o json | jq .version)" 2
+rc=0; err=$(ctl apps update pos-api --set description=y --if-match 1 2>&1) || rc=$?
+check_eq "a stale --if-match exits 1" "$rc" 1
+check_match "... and speaks of revisions and --if-match" "$err" "has revision 2, not 1.*field: --if-match"
+check_match "--if-match's help says REVISION" "$("$CTL" apps update --help)" "--if-match REVISION"
+
+# ---- 6. errors in the CLI's words, repeated ones grouped ----
+{ echo "name,groups"; for i in $(seq 1 50); do printf 'imp-%02d,/nowhere\n' "$i"; done; } >"$T/imp.csv"
+rc=0; err=$(ctl clusters import "$T/imp.csv" 2>&1) || rc=$?
+check_eq "an import naming a missing group exits 1" "$rc" 1
+check_match "... names --create-groups" "$err" "--create-groups"
+if [[ $err == *"create_groups=true"* ]]; then not_ok "... not ?create_groups=true"; else ok "... not ?create_groups=true"; fi
+check_eq "... 50 identical errors are one line" "$(grep -c "does not exist" <<<"$err")" 1
+check_match "... with their count" "$err" "lines 2, 3, 4, 5, 6 and 45 more: .*\\(50 times\\)"
+check "groups create /stores/east" ctl groups create /stores/east
+rc=0; err=$(ctl groups delete /stores 2>&1) || rc=$?
+check_eq "deleting a group that holds others exits 1" "$rc" 1
+check_match "... and names --cascade" "$err" "--cascade"
+if [[ $err == *"cascade=true"* ]]; then not_ok "... not ?cascade=true"; else ok "... not ?cascade=true"; fi
+
 done_testing
