@@ -179,4 +179,28 @@ check_eq "deleting a group that holds others exits 1" "$rc" 1
 check_match "... and names --cascade" "$err" "--cascade"
 if [[ $err == *"cascade=true"* ]]; then not_ok "... not ?cascade=true"; else ok "... not ?cascade=true"; fi
 
+# ---- 7. the agent's exit codes are in its man page; status -o json ----
+MAN=$(dirname "$0")/../../packaging/man/resedge-agent.1
+codes=$(grep -ho 'return [0-9]\+;\|AGENT_EX_[A-Z]\+ [0-9]\+\|rc = [0-9]\+;' \
+        "$(dirname "$0")"/../../agent/main.c "$(dirname "$0")"/../../agent/run.c "$(dirname "$0")"/../../agent/run.h |
+        grep -o '[0-9]\+' | sort -un)
+for code in $codes; do
+    check_match "exit code $code is in resedge-agent(1)" "$(sed -n '/^\.SH EXIT STATUS/,/^\.SH /p' "$MAN")" $'\n\\.B '"$code"$'\n'
+done
+AG=$T/agent-state
+check_exit "agent status -o json of a node not enrolled exits 78" 78 "$RE_AGENT" status --state-dir "$AG" -o json
+check_eq "... and says enrolled: false" "$("$RE_AGENT" status --state-dir "$AG" -o json | jq .enrolled)" false
+check_exit "agent status -o xml exits 64" 64 "$RE_AGENT" status --state-dir "$AG" -o xml
+check "clusters create store-0050" ctl clusters create store-0050 --group /stores
+code=$(ctl clusters enroll-code store-0050 -o json | jq -r .code)
+check "resedge-agent enroll store-0050" "$RE_AGENT" enroll --hub "$HUB_URL" --code "$code" \
+    --ca-fingerprint "sha256:$FP" --state-dir "$AG"
+json=$("$RE_AGENT" status --state-dir "$AG" -o json)
+check_eq "agent status -o json: cluster" "$(jq -r .cluster <<<"$json")" store-0050
+check_match "... certificate_not_after in RFC 3339" "$(jq -r .certificate_not_after <<<"$json")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$'
+check_eq "... nothing applied yet: null" "$(jq -r .applied_revision <<<"$json")" null
+code=$(ctl clusters enroll-code store-0050 -o json | jq -r .code)
+check_exit "enrolling again without --force exits 73 (documented)" 73 "$RE_AGENT" enroll --hub "$HUB_URL" \
+    --code "$code" --ca-fingerprint "sha256:$FP" --state-dir "$AG"
+
 done_testing
