@@ -268,7 +268,7 @@ static int profiles_list(struct ctl *c)
         { "FILE", "file", CTL_COL_FULL }, { NULL, NULL, 0 },
     };
     char *cur = current_name(), *def = ctl_profile_path_of(CTL_PROFILE_DEFAULT);
-    char *pdir = NULL, *names[CTL_PROFILES_MAX];
+    char *pdir = NULL, *names[CTL_PROFILES_MAX] = { NULL };
     size_t n = 0;
     cJSON *rows = cJSON_CreateArray();
     int ret = CTL_ESERVER;
