@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include "clock.h"
 #include "config.h"
 #include "enroll.h"
@@ -37,7 +38,17 @@ static const char enroll_usage[] =
     "check passes. --force replaces an existing enrollment (new hardware).\n";
 
 static const char status_usage[] =
-    "usage: resedge-agent status [--state-dir DIR]\n";
+    "usage: resedge-agent status [--state-dir DIR] [-o text|json]\n"
+    "\n"
+    "Shows this node's enrollment and the revisions it pulled and applied; -o json\n"
+    "prints one JSON object (times in RFC 3339). Exits 78 when not enrolled.\n";
+
+/* Exit codes (packaging/man/resedge-agent.1 lists each): 0 done, 1 an
+ * error (the message says why), 64 bad usage (sysexits EX_USAGE), 73 enroll
+ * found an enrollment and no --force (EX_CANTCREAT), 78 not enrolled or
+ * the configuration is invalid (AGENT_EX_CONFIG, EX_CONFIG). */
+#define AGENT_EX_USAGE 64
+#define AGENT_EX_ENROLLED 73
 
 static volatile sig_atomic_t g_enroll_abort;
 
@@ -98,7 +109,7 @@ static int cmd_enroll(int argc, char **argv)
     if (r < 0) {
         log_err("enrollment failed: %s", err.ptr ? err.ptr : re_strerror(r));
         fprintf(stderr, "nothing was written to '%s'\n", o.state_dir);
-        rc = r == -RE_EEXIST ? 73 : 1;
+        rc = r == -RE_EEXIST ? AGENT_EX_ENROLLED : 1;
         goto out;
     }
     char until[32];
@@ -120,13 +131,36 @@ out:
     return rc;
 }
 
+static void add_str_or_null(cJSON *o, const char *key, const char *v)
+{
+    if (v && *v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+static int print_json(cJSON *o)
+{
+    char *text = o ? cJSON_Print(o) : NULL;
+    if (!text) {
+        log_err("out of memory");
+        cJSON_Delete(o);
+        return 1;
+    }
+    puts(text);
+    cJSON_free(text);
+    cJSON_Delete(o);
+    return 0;
+}
+
 static int cmd_status(int argc, char **argv)
 {
     const char *dir = AGENT_DEFAULT_STATE_DIR;
     struct agent_state st = { 0 };
     struct agent_status s;
     struct re_buf err;
-    char cur[RE_OID_BUF] = "", until[32];
+    char cur[RE_OID_BUF] = "", until[32], applied_at[32] = "";
+    bool json = false;
     int r;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -137,22 +171,66 @@ static int cmd_status(int argc, char **argv)
             dir = argv[++i];
             continue;
         }
+        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) &&
+            need_value(i, argc, argv[i]) == 0) {
+            const char *v = argv[++i];
+            if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
+                log_err("unknown output format '%s': use text or json", v);
+                return AGENT_EX_USAGE;
+            }
+            json = strcmp(v, "json") == 0;
+            continue;
+        }
         log_err("unknown option '%s'", argv[i]);
-        return 64;
+        fputs(status_usage, stderr);
+        return AGENT_EX_USAGE;
     }
     re_buf_init(&err, 2048);
     r = agent_state_load(&st, dir, &err);
     if (r < 0) {
-        if (r == -RE_ENOENT)
+        const char *why = r == -RE_ENOENT ? NULL : err.ptr ? err.ptr : re_strerror(r);
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            if (o) {
+                cJSON_AddFalseToObject(o, "enrolled");
+                cJSON_AddStringToObject(o, "state_dir", dir);
+                add_str_or_null(o, "error", why);
+            }
+            print_json(o);
+        } else if (!why) {
             printf("not enrolled (no %s/%s)\n", dir, AGENT_STATE_FILE);
-        else
-            printf("enrollment record damaged: %s\n", err.ptr ? err.ptr : re_strerror(r));
+        } else {
+            printf("enrollment record damaged: %s\n", why);
+        }
         re_buf_release(&err);
         return AGENT_EX_CONFIG;
     }
     agent_status_load(&s, dir);
     materialize_current(cur, dir);
     re_time_iso(until, sizeof(until), st.not_after);
+    if (s.applied_at > 0)
+        re_time_iso(applied_at, sizeof(applied_at), s.applied_at);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        if (o) {
+            cJSON_AddTrueToObject(o, "enrolled");
+            cJSON_AddStringToObject(o, "state_dir", dir);
+            cJSON_AddStringToObject(o, "cluster", st.cluster);
+            cJSON_AddStringToObject(o, "hub", st.hub_url);
+            cJSON_AddStringToObject(o, "identity", st.identity);
+            cJSON_AddStringToObject(o, "certificate", st.cert_name);
+            cJSON_AddStringToObject(o, "certificate_not_after", until);
+            add_str_or_null(o, "current", cur);
+            add_str_or_null(o, "pulled_revision", s.pulled);
+            add_str_or_null(o, "applied_revision", s.applied);
+            add_str_or_null(o, "apply_result", s.apply_result);
+            add_str_or_null(o, "mode", s.mode);
+            add_str_or_null(o, "applied_at", applied_at);
+        }
+        agent_state_release(&st);
+        re_buf_release(&err);
+        return print_json(o);
+    }
     printf("cluster:          %s\nhub:              %s\nidentity:         %s\n"
            "certificate:      %s (valid until %s)\ncurrent:          %s\n"
            "pulled revision:  %s\napplied revision: %s\napply result:     %s\n",

@@ -1,5 +1,9 @@
 /* api_audit.c - GET /api/v1/audit: the audit log, newest first, filtered
- * and paged (inventory/audit.h). */
+ * and paged (inventory/audit.h).
+ *   ?entity=KIND or KIND/NAME (cluster/store-0004, group//stores/central)
+ *   ?actor=user/alice, cluster/store-1, or a bare NAME for user/NAME
+ * Readers see every row; an app team the rows of the namespaces it owns
+ * and of the applications in them (a deleted namespace's rows no more). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +12,7 @@
 #include "error.h"
 #include "http/routes.h"
 #include "inventory/audit.h"
+#include "inventory/auth.h"
 #include "inventory/db.h"
 #include "json.h"
 #include "request.h"
@@ -41,13 +46,14 @@ static int audit_list(struct http_exchange *x)
     char *next = NULL, *cursor = NULL;
     int limit, rc, n = 0, nb = 0;
     int64_t last = 0;
-    const char *binds_s[8];
-    int64_t binds_i[8];
-    char kinds[8];
+    const char *binds_s[16];
+    int64_t binds_i[16];
+    char kinds[16];
+    char *entity_kind = NULL, me[200];
 
     re_buf_init(&sql, 4096);
     api_req_init(&req, x);
-    if (api_require_role(&req, ROLE_READERS) < 0 || api_parse_limit(&req, &limit) < 0 ||
+    if (api_require_role(&req, ROLE_READERS | ROLE_APPTEAM) < 0 || api_parse_limit(&req, &limit) < 0 ||
         api_query(&req, "next", &next) < 0)
         goto fail;
     if (next) {
@@ -88,11 +94,42 @@ static int audit_list(struct http_exchange *x)
             re_buf_printf(&sql, " AND at %s ?", FILTERS[i][0] == 's' ? ">=" : "<");
             kinds[nb] = 'i';
             binds_i[nb++] = t;
+        } else if (strcmp(FILTERS[i], "entity") == 0 && strchr(v->valuestring, '/')) {
+            const char *slash = strchr(v->valuestring, '/');
+            if (!(entity_kind = re_str_dup((struct re_str){ v->valuestring,
+                                                            (size_t)(slash - v->valuestring) })))
+                goto nomem;
+            re_buf_append_str(&sql, " AND entity = ? AND name = ?");
+            kinds[nb] = 't';
+            binds_s[nb++] = entity_kind;
+            kinds[nb] = 't';
+            binds_s[nb++] = slash + 1;
+        } else if (strcmp(FILTERS[i], "actor") == 0 && !strchr(v->valuestring, '/')) {
+            re_buf_append_str(&sql, " AND (actor = ? OR actor = 'user/' || ?)");
+            kinds[nb] = 't';
+            binds_s[nb++] = v->valuestring;
+            kinds[nb] = 't';
+            binds_s[nb++] = v->valuestring;
         } else {
             re_buf_printf(&sql, " AND %s = ?", FILTERS[i]);
             kinds[nb] = 't';
             binds_s[nb++] = v->valuestring;
         }
+    }
+    if (q->peer->role == ROLE_APPTEAM) {
+        if (auth_identity(me, sizeof(me), q->peer) < 0) {
+            inv_fail(q, 403, "forbidden", NULL, "no identity");
+            goto fail;
+        }
+        re_buf_append_str(&sql, " AND ((entity = 'namespace' AND name IN (SELECT n.name FROM"
+                          " namespaces n, json_each(n.owners) o WHERE o.value = ?)) OR"
+                          " (entity = 'application' AND coalesce(json_extract(after,"
+                          " '$.namespace'), json_extract(before, '$.namespace')) IN (SELECT"
+                          " n.name FROM namespaces n, json_each(n.owners) o WHERE o.value = ?)))");
+        kinds[nb] = 't';
+        binds_s[nb++] = me;
+        kinds[nb] = 't';
+        binds_s[nb++] = me;
     }
     const cJSON *ci = cJSON_GetObjectItem(state, "i");
     if (cJSON_IsNumber(ci)) {
@@ -163,10 +200,11 @@ out:
     cJSON_Delete(answer);
     free(next);
     free(cursor);
+    free(entity_kind);
     return 0;
 }
 
 const struct route audit_routes[] = {
-    { "GET", "/api/v1/audit", audit_list, ROLE_READERS },
+    { "GET", "/api/v1/audit", audit_list, ROLE_READERS | ROLE_APPTEAM },
     { NULL, NULL, NULL, 0 },
 };

@@ -3,8 +3,9 @@
  *
  *   GET  /api/v1/clusters/{name}/history?limit=1..1000 (default 50)
  *        -> {"items": [{"commit", "time", "author", "message"}], "next": null}
- *   POST /api/v1/clusters/{name}/revert {"to": REV}[?dry_run=true]
+ *   POST /api/v1/clusters/{name}/revert {"to": REV}[?dry_run=true[&diff=ANY]]
  *        -> {"cluster", "revision" (the new commit), "reverted_to", "pinned": true}
+ *        a dry run with ?diff adds "diff": {"cluster", "patch"}: head -> REV
  *        REV: a commit id (>= 4 hex digits) or main~N in the cluster's history.
  *   POST /api/v1/clusters/{name}/unpin -> {"cluster", "pinned": false}; 409 when not pinned
  *   GET  /api/v1/clusters/{name}/files[?path=P][&rev=REV]
@@ -302,10 +303,27 @@ static int h_revert(struct http_exchange *x)
         goto out;
     }
     if (dry_run(x)) {
+        char *want = NULL;
+        bool diff = http_query_get(&x->req, "diff", &want) == 0;
+        free(want);
         ans = rev_json("reverted_to", to_hex, true);
         cJSON_AddTrueToObject(ans, "dry_run");
         cJSON_AddStringToObject(ans, "cluster", name);
         cJSON_AddStringToObject(ans, "revision", head);
+        if (diff) {
+            struct render_tree *now = NULL;
+            if (gitstore_read_tree(&now, gs, name, head) < 0) {
+                http_response_error(&x->res, 500, "git_error", NULL, "cannot read cluster '%s'",
+                                    name);
+                goto out;
+            }
+            r = gitops__add_patch(ans, name, now, t);
+            render_tree_free(now);
+            if (r < 0) {
+                http_response_from_err(&x->res, r, NULL, NULL);
+                goto out;
+            }
+        }
         http_response_json(&x->res, 200, ans);
         goto out;
     }

@@ -7,6 +7,7 @@
 const struct ctl_optdef ctl_options[] = {
     /* global */
     { "config", 0, CTL_OPT_ARG, "FILE", "CLI profile (default $RESEDGECTL_CONFIG, then ~/.config/resedge/resedgectl.conf)" },
+    { "profile", 0, CTL_OPT_ARG, "NAME", "use the named profile (see 'resedgectl profiles list'); login: write it" },
     { "hub", 0, CTL_OPT_ARG, "URL", "hub URL, e.g. https://hub.example:8443 (overrides the profile)" },
     { "ca", 0, CTL_OPT_ARG, "FILE", "CA certificate of the hub (overrides the profile)" },
     { "cert", 0, CTL_OPT_ARG, "FILE", "client certificate (overrides the profile)" },
@@ -23,25 +24,27 @@ const struct ctl_optdef ctl_options[] = {
     { "metadata", 0, CTL_OPT_ARG, "K=V", "only items whose metadata K is V (repeatable)||set metadata K to V (repeatable)" },
     { "namespace", 0, CTL_OPT_ARG, "NAME", "apps list: only applications in namespace NAME" },
     { "orderby", 0, CTL_OPT_ARG, "FIELD", "sort by FIELD: name, id, created_at or updated_at (append ' desc')" },
+    { "pinned", 0, 0, NULL, "only clusters a revert pinned (release one with 'clusters unpin')" },
     { "all", 0, 0, NULL, "follow the \"next\" cursor and print every page" },
     { "next", 0, CTL_OPT_ARG, "CURSOR", "start at CURSOR (from a previous page's \"next\")" },
     /* changes */
     { "set", 0, CTL_OPT_ARG, "F=V", "set field F to the string V; F:=JSON sets a JSON value; a.b=V nests (repeatable)" },
     { "set-file", 0, CTL_OPT_ARG, "F=FILE", "set field F to the text of FILE (e.g. yaml=policy.yaml) (repeatable)" },
     { "file", 'f', CTL_OPT_ARG, "FILE", "read the request body from a JSON file (- for stdin); flags apply on top" },
-    { "if-match", 0, CTL_OPT_ARG, "VERSION", "only change it if its version is still VERSION (else 412)" },
+    { "if-match", 0, CTL_OPT_ARG, "REVISION", "only change it if its revision (the record's \"version\" counter) is still REVISION (else 412)" },
     { "dry-run", 0, 0, NULL, "show what would change, change nothing" },
-    { "diff", 0, CTL_OPT_ARG, "CLUSTER", "with --dry-run: show the diff of CLUSTER's files (implies --dry-run)" },
+    { "diff", 0, CTL_OPT_ARG, "CLUSTER", "with --dry-run: show the diff of CLUSTER's files (implies --dry-run; revert: the reverted cluster's)" },
     { "create-groups", 0, 0, NULL, "create groups the file names that do not exist yet" },
     { "cascade", 0, 0, NULL, "also delete what the item still holds" },
     /* audit */
-    { "entity", 0, CTL_OPT_ARG, "ENTITY", "only changes of ENTITY (e.g. cluster/store-0042)" },
-    { "actor", 0, CTL_OPT_ARG, "NAME", "only changes made by NAME" },
+    { "entity", 0, CTL_OPT_ARG, "ENTITY", "only changes of KIND or KIND/NAME (e.g. cluster/store-0042, group//stores/central)" },
+    { "actor", 0, CTL_OPT_ARG, "NAME", "only changes made by NAME (a person's name, user/NAME or cluster/NAME)" },
     /* enrollment */
     { "ttl", 0, CTL_OPT_ARG, "DURATION", "how long the code is valid (e.g. 30m, 24h; default 24h)" },
     { "role", 0, CTL_OPT_ARG, "ROLE", "admin, operator, appteam, technician or viewer" },
     { "code", 0, CTL_OPT_ARG, "CODE", "one-time enrollment code (<id>.<secret>)" },
     { "ca-fingerprint", 0, CTL_OPT_ARG, "sha256:HEX", "SHA-256 fingerprint of the hub's CA certificate" },
+    { "force", 0, 0, NULL, "replace an existing profile and its key" },
     { "replace", 0, 0, NULL, "take over the identity of a store whose agent is online (its node is being replaced; audited)" },
     /* gitops */
     { "to", 0, CTL_OPT_ARG, "REV", "revision to restore: a commit id (4+ hex digits) or main~N" },

@@ -47,24 +47,91 @@ int ctl_query_add(struct re_buf *path, const char *key, const char *value)
     return ctl_escape(path, value);
 }
 
+/* The hub's words for what the CLI spells as flags: its hints name query
+ * parameters, and this client made the call. */
+static const struct { const char *api, *cli; } CLI_WORDS[] = {
+    { "?create_groups=true", "--create-groups" },
+    { "?cascade=true", "--cascade" },
+    { "?dry_run=true", "--dry-run" },
+    { " has version ", " has revision " },       /* a 412's message (--if-match REVISION) */
+};
+
+/* Prints s to stderr in the CLI's words. */
+static void print_cli_words(const char *s)
+{
+    struct re_buf b;
+    re_buf_init(&b, 64 * 1024);
+    for (const char *p = s; *p;) {
+        size_t i, n = sizeof(CLI_WORDS) / sizeof(CLI_WORDS[0]);
+        for (i = 0; i < n; i++)
+            if (strncmp(p, CLI_WORDS[i].api, strlen(CLI_WORDS[i].api)) == 0)
+                break;
+        if (i < n) {
+            re_buf_append_str(&b, CLI_WORDS[i].cli);
+            p += strlen(CLI_WORDS[i].api);
+        } else {
+            re_buf_append(&b, p++, 1);
+        }
+    }
+    ctl_print_safe(stderr, b.ptr ? b.ptr : s);
+    re_buf_release(&b);
+}
+
+static void print_field_note(const cJSON *field)
+{
+    if (!cJSON_IsString(field) || !*field->valuestring)
+        return;
+    fputs(" (field: ", stderr);
+    ctl_print_safe(stderr, strcmp(field->valuestring, "If-Match") == 0 ? "--if-match"
+                                                                        : field->valuestring);
+    fputc(')', stderr);
+}
+
+static const char *detail_text(const cJSON *e)
+{
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+    return cJSON_IsString(msg) ? msg->valuestring : cJSON_IsString(e) ? e->valuestring : "";
+}
+
+static bool same_detail(const cJSON *a, const cJSON *b)
+{
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(a, "field");
+    const cJSON *fb = cJSON_GetObjectItemCaseSensitive(b, "field");
+    return strcmp(detail_text(a), detail_text(b)) == 0 &&
+           strcmp(cJSON_IsString(fa) ? fa->valuestring : "", cJSON_IsString(fb) ? fb->valuestring : "") == 0;
+}
+
+#define DETAIL_LINES_SHOWN 5
+
+/* Bulk operations report every bad line; identical messages are one line
+ * with their line numbers and a count. */
 static void print_error_details(const cJSON *arr)
 {
     for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next) {
-        const cJSON *line = cJSON_GetObjectItemCaseSensitive(e, "line");
-        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
-        const cJSON *field = cJSON_GetObjectItemCaseSensitive(e, "field");
+        const cJSON *prev = arr->child;
+        for (; prev != e && !same_detail(prev, e); prev = prev->next)
+            ;
+        if (prev != e)
+            continue;                /* printed with its first occurrence */
+        int count = 0, shown = 0;
+        for (const cJSON *g = e; g; g = g->next)
+            count += same_detail(g, e);
         fputs("  ", stderr);
-        if (cJSON_IsNumber(line))
-            fprintf(stderr, "line %d: ", line->valueint);
-        if (cJSON_IsString(msg))
-            ctl_print_safe(stderr, msg->valuestring);
-        else if (cJSON_IsString(e))
-            ctl_print_safe(stderr, e->valuestring);
-        if (cJSON_IsString(field) && *field->valuestring) {
-            fputs(" (field: ", stderr);
-            ctl_print_safe(stderr, field->valuestring);
-            fputc(')', stderr);
+        for (const cJSON *g = e; g && shown < DETAIL_LINES_SHOWN; g = g->next) {
+            const cJSON *line = cJSON_GetObjectItemCaseSensitive(g, "line");
+            if (!same_detail(g, e) || !cJSON_IsNumber(line))
+                continue;
+            fprintf(stderr, "%s%d", shown ? ", " : count > 1 ? "lines " : "line ", line->valueint);
+            shown++;
         }
+        if (count > shown && shown)
+            fprintf(stderr, " and %d more", count - shown);
+        if (shown)
+            fputs(": ", stderr);
+        print_cli_words(detail_text(e));
+        print_field_note(cJSON_GetObjectItemCaseSensitive(e, "field"));
+        if (count > 1)
+            fprintf(stderr, " (%d times)", count);
         fputc('\n', stderr);
     }
 }
@@ -78,13 +145,9 @@ void ctl_print_server_error(const char *body, size_t len, long status)
         cJSON_IsObject(err = cJSON_GetObjectItemCaseSensitive(root, "error")) &&
         cJSON_IsString(msg = cJSON_GetObjectItemCaseSensitive(err, "message"))) {
         fputs("error: ", stderr);
-        ctl_print_safe(stderr, msg->valuestring);
+        print_cli_words(msg->valuestring);
         field = cJSON_GetObjectItemCaseSensitive(err, "field");
-        if (cJSON_IsString(field) && *field->valuestring) {
-            fputs(" (field: ", stderr);
-            ctl_print_safe(stderr, field->valuestring);
-            fputc(')', stderr);
-        }
+        print_field_note(field);
         fputc('\n', stderr);
         /* Bulk operations report every bad line. */
         print_error_details(cJSON_GetObjectItemCaseSensitive(err, "errors"));

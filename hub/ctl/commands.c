@@ -29,6 +29,7 @@ static const struct ctl_column cluster_cols[] = {
     { "DESIRED", "desired_revision", CTL_COL_SHORT },
     { "APPLIED", "agent.applied_revision", CTL_COL_SHORT },
     { "LAST SEEN", "agent.last_seen", CTL_COL_TIME },
+    { "PINNED", "pinned_revision", CTL_COL_SHORT },
     { NULL, NULL, 0 },
 };
 static const struct ctl_column namespace_cols[] = {
@@ -42,7 +43,7 @@ static const struct ctl_column app_cols[] = {
     { "NAME", "name", 0 },
     { "NAMESPACE", "namespace", 0 },
     { "OWNER", "owner", 0 },
-    { "VERSIONS", "versions", CTL_COL_COUNT },
+    { "VERSIONS", "versions", CTL_COL_NAMES },
     { NULL, NULL, 0 },
 };
 static const struct ctl_column policy_cols[] = {
@@ -387,6 +388,8 @@ static int add_filters(struct re_buf *p, const struct ctl_args *a)
             r = ctl_query_add(p, simple[i], v);
     while (r == 0 && ctl_arg_iter(a, "group", &it, &v))
         r = ctl_query_add(p, "group", v);
+    if (r == 0 && ctl_flag(a, "pinned"))
+        r = ctl_query_add(p, "pinned", "true");
     it = 0;
     while (r == 0 && ctl_arg_iter(a, "metadata", &it, &v)) {
         const char *eq = strchr(v, '=');
@@ -542,8 +545,19 @@ static int cmd_get(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_ar
         ret = oom();
         goto out;
     }
-    if ((ret = ctl_call(c, "GET", path.ptr, NULL, NULL, &v)) == CTL_OK)
-        ret = print_value(c, v);
+    if ((ret = ctl_call(c, "GET", path.ptr, NULL, NULL, &v)) != CTL_OK)
+        goto out;
+    /* for people the record's counter is its revision (JSON and YAML keep
+     * the API's "version") */
+    cJSON *ver = c->format == CTL_FMT_TABLE ? cJSON_GetObjectItemCaseSensitive(v, "version") : NULL;
+    if (cJSON_IsNumber(ver) && ver->string && strcmp(ver->string, "version") == 0) {
+        char *name = strdup("revision");
+        if (name) {
+            free(ver->string);
+            ver->string = name;
+        }
+    }
+    ret = print_value(c, v);
 out:
     cJSON_Delete(v);
     re_buf_release(&path);
@@ -616,12 +630,14 @@ static int print_change(struct ctl *c, const cJSON *v, const char *verb,
     if (c->format != CTL_FMT_TABLE)
         return print_value(c, v);
     const cJSON *key = v ? cJSON_GetObjectItemCaseSensitive(v, res->key) : NULL;
+    /* the record's counter: the API's "version", the CLI's "revision" (an
+     * application's versions are another thing) */
     const cJSON *version = v ? cJSON_GetObjectItemCaseSensitive(v, "version") : NULL;
     printf("%s %s '", verb, res->singular);
     ctl_print_safe(stdout, cJSON_IsString(key) ? key->valuestring : name ? name : "?");
     fputc('\'', stdout);
     if (cJSON_IsNumber(version))
-        printf(" (version %lld)", (long long)version->valuedouble);
+        printf(" (revision %lld)", (long long)version->valuedouble);
     fputc('\n', stdout);
     return CTL_OK;
 }
@@ -696,8 +712,9 @@ static int cmd_update(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl
     if (!(body = build_body(res, a, NULL, &changed)))
         goto out;
     if (!changed) {
-        fputs("error: nothing to change: give --set, --set-file, --metadata, --group, --expression or -f\n",
-              stderr);
+        fprintf(stderr, "error: nothing to change: give --set FIELD=VALUE, --set-file, --metadata or -f\n"
+                        "hint: 'resedgectl %s --help' lists the fields of %s %s\n", cmd->words,
+                strchr("aeiou", res->singular[0]) ? "an" : "a", res->singular);
         goto out;
     }
     if (item_path(&path, res, pos[0]) < 0) {
@@ -1153,23 +1170,29 @@ out:
 
 #define LIST_OPTS "limit search group expression metadata orderby all next"
 #define APP_LIST_OPTS LIST_OPTS " namespace"
-#define CHANGE_OPTS "set set-file metadata group expression file dry-run diff"
+/* Each kind's own field flags: --group only for clusters, --expression
+ * for what an expression selects (explain.c lists the fields). */
+#define CHANGE_OPTS "set set-file metadata file dry-run diff"
+#define CLUSTER_CHANGE_OPTS CHANGE_OPTS " group"
+#define SELECTING_CHANGE_OPTS CHANGE_OPTS " expression"
 
-#define RESOURCE_CMDS(R, NOUN, ID, A_SING, LOPTS)                                                   \
+#define RESOURCE_CMDS(R, NOUN, ID, A_SING, LOPTS, COPTS)                                                   \
     { NOUN " list", "", 0, 0, LOPTS, NULL, "list " NOUN " (one page; --all for every page)", \
       cmd_list, &R, NULL, NULL, NULL, NULL, NULL, false },                                      \
     { NOUN " get", ID, 1, 1, "", NULL, "show " A_SING, cmd_get, &R, NULL, NULL, NULL, NULL,      \
       NULL, false },                                                                           \
-    { NOUN " create", ID, 0, 1, CHANGE_OPTS, NULL, "create " A_SING, cmd_create, &R, NULL, NULL, \
+    { NOUN " create", ID, 0, 1, COPTS, NULL, "create " A_SING, cmd_create, &R, NULL, NULL, \
       NULL, NULL, NULL, false },                                                               \
-    { NOUN " update", ID, 1, 1, CHANGE_OPTS " if-match", NULL, "change " A_SING, cmd_update, &R, \
+    { NOUN " update", ID, 1, 1, COPTS " if-match", NULL, "change " A_SING, cmd_update, &R, \
       NULL, NULL, NULL, NULL, NULL, false },                                                   \
     { NOUN " delete", ID, 1, 1, "cascade dry-run diff if-match", NULL, "delete " A_SING, cmd_delete, \
       &R, NULL, NULL, NULL, NULL, NULL, false }
 
 const struct ctl_cmd ctl_cmds[] = {
-    RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS),
-    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS),
+    RESOURCE_CMDS(res_groups, "groups", "PATH", "a group (PATH like /stores/central/tx)", LIST_OPTS,
+                  CHANGE_OPTS),
+    RESOURCE_CMDS(res_clusters, "clusters", "NAME", "a cluster", LIST_OPTS " pinned",
+                  CLUSTER_CHANGE_OPTS),
     { "clusters import", "FILE", 1, 1, "create-groups dry-run diff", NULL,
       "import clusters from FILE.json or FILE.csv (all or nothing; bad lines are listed). "
       "CSV columns: name, groups (a;b), metadata (k=v;k=v), metadata.KEY, description, timezone",
@@ -1200,12 +1223,15 @@ const struct ctl_cmd ctl_cmds[] = {
     { "clusters files", "NAME [PATH]", 1, 2, "rev", NULL,
       "list the cluster's rendered files, or show the file PATH (at --rev REV)", cmd_files, &res_clusters, NULL,
       NULL, NULL, NULL, NULL, false },
-    RESOURCE_CMDS(res_namespaces, "namespaces", "NAME", "a namespace", LIST_OPTS),
-    RESOURCE_CMDS(res_apps, "apps", "NAME", "an application", APP_LIST_OPTS),
+    RESOURCE_CMDS(res_namespaces, "namespaces", "NAME", "a namespace", LIST_OPTS, SELECTING_CHANGE_OPTS),
+    RESOURCE_CMDS(res_apps, "apps", "NAME", "an application", APP_LIST_OPTS, CHANGE_OPTS),
     { "apps status", "APP", 1, 1, "", NULL,
       "how many clusters run each version of APP, and which lag", cmd_call, &res_apps, "GET",
       "/api/v1/applications/{1}/status", NULL, NULL, NULL, false },
-    RESOURCE_CMDS(res_policies, "policies", "NAME", "a policy", LIST_OPTS),
+    RESOURCE_CMDS(res_policies, "policies", "NAME", "a policy", LIST_OPTS, SELECTING_CHANGE_OPTS),
+    { "explain", "KIND[.FIELD]", 1, 1, "", NULL,
+      "what a kind's fields mean, their types and an example (group, cluster, namespace, "
+      "application, policy)", ctl_cmd_explain, NULL, NULL, NULL, NULL, NULL, NULL, true },
     { "select", "EXPR", 1, 1, "", NULL,
       "print the clusters an expression selects now (e.g. '/g/stores/central and not /m/ring/prod')",
       cmd_select, &res_clusters, NULL, NULL, NULL, NULL, NULL, false },
@@ -1231,8 +1257,15 @@ const struct ctl_cmd ctl_cmds[] = {
     { "users revoke", "NAME", 1, 1, "", NULL,
       "revoke a person's certificate: it is refused from now on", cmd_call, NULL, "POST",
       "/api/v1/users/{1}/revoke", NULL, "revoked the certificate of user '{1}'", NULL, false },
-    { "login", "", 0, 0, "code ca-fingerprint", "hub code ca-fingerprint",
-      "get a certificate with a one-time code and write a profile (the key never leaves here)",
+    { "login", "", 0, 0, "code ca-fingerprint force", "hub code ca-fingerprint",
+      "get a certificate with a one-time code and write a profile (the key never leaves here; "
+      "an existing profile is replaced only with --force)",
       ctl_cmd_login, NULL, NULL, NULL, NULL, NULL, NULL, true },
+    { "profiles list", "", 0, 0, "", NULL,
+      "list the named profiles (* the current one) and the hub each talks to",
+      ctl_cmd_profiles, NULL, NULL, NULL, NULL, NULL, NULL, true },
+    { "profiles use", "NAME", 1, 1, "", NULL,
+      "make profile NAME the one commands use (--profile NAME picks one for a command)",
+      ctl_cmd_profiles, NULL, NULL, NULL, NULL, NULL, NULL, true },
     { NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false },
 };

@@ -71,6 +71,7 @@ enum {
     CTL_COL_TIME = 4,                /* epoch seconds shown as UTC time */
     CTL_COL_FULL = 8,                /* never cut long text */
     CTL_COL_LINE = 16,               /* only the first line of text */
+    CTL_COL_NAMES = 32,              /* an array of objects as their "version" or "name" */
 };
 
 struct ctl_column {
@@ -109,9 +110,21 @@ struct ctl {
     void *curl;                      /* CURL *, created on first request */
 };
 
-/* Where the profile is: --config, $RESEDGECTL_CONFIG, ~/.config/resedge/resedgectl.conf.
- * Returns a malloc'd path or NULL when out of memory / no HOME. */
-char *ctl_profile_default_path(const char *flag);
+/* Profiles live in ~/.config/resedge: "default" is resedgectl.conf there,
+ * NAME is profiles/NAME.conf, and the file "current" names the one in use. */
+#define CTL_PROFILE_DEFAULT "default"
+#define CTL_PROFILE_NAME_MAX 64
+#define CTL_PROFILES_MAX 256         /* `profiles list` shows at most this many */
+/* 0 when name is 1-64 of [A-Za-z0-9._-] not starting with '.' or '-'. */
+int ctl_profile_name_check(const char *name);
+/* The file of profile name (malloc'd), NULL when out of memory or no HOME. */
+char *ctl_profile_path_of(const char *name);
+/* Which profile file to use, first that applies: --config FILE, --profile
+ * NAME, $RESEDGECTL_CONFIG, $RESEDGECTL_PROFILE, the current profile (not
+ * for login: it writes where it is told, or the default), the default.
+ * *explicit is false only for the default (it may be missing). 0 with a
+ * malloc'd *out, or -1 with a message printed. */
+int ctl_profile_locate(char **out, bool *explicit, const struct ctl_args *a, bool for_login);
 /* Loads the profile and applies --hub/--ca/--cert/--key over it. When the
  * profile does not exist it is not an error if the flags give everything.
  * Returns CTL_OK or CTL_EUSAGE (message printed). */
@@ -193,5 +206,14 @@ extern const struct ctl_cmd ctl_cmds[];
 int ctl_fingerprint_normalize(char out[65], const char *in);
 int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
                   const char *const *pos, size_t npos);
+/* explain.c: `explain KIND[.FIELD]`, and the fields a create (or an
+ * update: no immutable ones) of kind singular ("application") may set, for
+ * the command's --help. */
+int ctl_cmd_explain(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
+                    const char *const *pos, size_t npos);
+void ctl_explain_help(FILE *out, const char *singular, bool create);
+/* profile.c: `profiles list` and `profiles use NAME`. */
+int ctl_cmd_profiles(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_args *a,
+                     const char *const *pos, size_t npos);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include "crypto.h"
 #include "ctl.h"
 #include "error.h"
@@ -85,13 +86,34 @@ static void login_files_release(struct login_files *f)
     free(f->ca_path);
 }
 
+/* Refuses (before anything is fetched or written) to replace a profile or
+ * its key without --force: another person's login must not take it over. */
+static int login_keep_existing(const struct ctl_args *a, const char *path, const char *key_path)
+{
+    const char *name = ctl_arg(a, "profile");
+    const char *which = access(path, F_OK) == 0 ? path : access(key_path, F_OK) == 0 ? key_path : NULL;
+    if (!which || ctl_flag(a, "force"))
+        return 0;
+    fprintf(stderr, "error: '%s' exists; refusing to overwrite it (nothing was fetched or "
+                    "written)\n", which);
+    if (name)
+        fprintf(stderr, "hint: pass --force to replace profile '%s', or log in to another "
+                        "one with --profile NAME\n", name);
+    else
+        fprintf(stderr, "hint: keep both with --profile NAME (see 'resedgectl profiles list'), "
+                        "or pass --force to replace it\n");
+    return -1;
+}
+
 static int login_paths(struct ctl *c, const struct ctl_args *a, struct login_files *f)
 {
-    if (!(c->hub = strdup(ctl_arg(a, "hub"))) ||
-        !(c->profile_path = ctl_profile_default_path(ctl_arg(a, "config")))) {
-        fputs("error: no profile path: pass --config FILE (HOME is not set)\n", stderr);
+    bool explicit;
+    if (!(c->hub = strdup(ctl_arg(a, "hub")))) {
+        fputs("error: out of memory\n", stderr);
         return -1;
     }
+    if (ctl_profile_locate(&c->profile_path, &explicit, a, true) < 0)
+        return -1;
     if (ctl_hub_url_check(c->hub) < 0)
         return -1;
     const char *slash = strrchr(c->profile_path, '/');
@@ -110,7 +132,7 @@ static int login_paths(struct ctl *c, const struct ctl_args *a, struct login_fil
         fputs("error: out of memory\n", stderr);
         return -1;
     }
-    return 0;
+    return login_keep_existing(a, c->profile_path, f->key_path);
 }
 
 /* Step 1: the hub's CA, fetched without verification, then pinned by
@@ -274,6 +296,9 @@ int ctl_cmd_login(struct ctl *c, const struct ctl_cmd *cmd, const struct ctl_arg
            c->profile_path, f.key_path, f.cert_path, f.ca_path, ca_info.fingerprint);
     if (ctl_arg(a, "config"))
         printf("next: resedgectl --config %s clusters list\n", c->profile_path);
+    else if (ctl_arg(a, "profile"))
+        printf("next: resedgectl --profile %s clusters list (or make it the default: "
+               "resedgectl profiles use %s)\n", ctl_arg(a, "profile"), ctl_arg(a, "profile"));
     else
         printf("next: resedgectl clusters list\n");
     ret = CTL_OK;

@@ -6,7 +6,7 @@
 #include "ctl.h"
 #include "error.h"
 
-#define GLOBAL_OPTS "config hub ca cert key output verbose help version"
+#define GLOBAL_OPTS "config profile hub ca cert key output verbose help version"
 
 static bool word_in(const char *list, const char *word)
 {
@@ -117,6 +117,11 @@ static void print_top_help(FILE *f)
     fputs("\nThe profile is an INI file ('resedge-hub init' writes DIR/resedgectl.conf):\n"
           "  [hub]\n  url = https://127.0.0.1:8443\n  ca = /path/ca.crt\n"
           "  cert = /path/admin.crt\n  key = /path/admin.key\n"
+          "Named profiles: 'resedgectl login --profile NAME' writes\n"
+          "~/.config/resedge/profiles/NAME.conf; 'resedgectl profiles use NAME' makes it\n"
+          "the current one; --profile NAME picks one for a command. The first that\n"
+          "applies wins: --config, --profile, $RESEDGECTL_CONFIG, $RESEDGECTL_PROFILE, the current\n"
+          "profile, ~/.config/resedge/resedgectl.conf.\n"
           "\nexit status: 0 done; 1 the hub refused (its message is printed); 2 the hub could\n"
           "not be reached or did not accept the TLS connection; 64 bad usage or profile.\n"
           "Run 'resedgectl COMMAND --help' for a command's options.\n", f);
@@ -150,6 +155,9 @@ static void print_cmd_help(FILE *f, const struct ctl_cmd *cmd)
     }
     if (cmd->required && *cmd->required)
         fprintf(f, "\nrequired: --%s\n", cmd->required);
+    if (cmd->res && wl > 7 && (strcmp(cmd->words + wl - 7, " create") == 0 ||
+                               strcmp(cmd->words + wl - 7, " update") == 0))
+        ctl_explain_help(f, cmd->res->singular, cmd->words[wl - 6] == 'c');
     print_globals(f);
 }
 

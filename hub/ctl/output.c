@@ -259,7 +259,10 @@ static int cell_value(struct re_buf *b, const cJSON *v, unsigned flags, bool top
         for (const cJSON *c = v->child; c && r == 0; c = c->next) {
             if (c != v->child)
                 r = re_buf_append(b, ",", 1);
-            if (r == 0)
+            if (r == 0 && (flags & CTL_COL_NAMES) && cJSON_IsObject(c) &&
+                ctl_field(c, "version|name"))
+                r = cell_value(b, ctl_field(c, "version|name"), flags & ~CTL_COL_COUNT, false);
+            else if (r == 0)
                 r = cell_value(b, c, flags & ~CTL_COL_COUNT, false);
         }
         return r;

@@ -84,6 +84,12 @@ int gitops_desired_revision(struct hub *hub, const char *cluster, char out[RE_OI
 struct gitstore *gitops__reader(struct hub *hub);   /* NULL when not running */
 /* Marks one cluster for re-rendering (unpin). */
 void gitops__mark_cluster(struct hub *hub, int64_t id, const char *actor, const char *summary);
+/* Adds "diff": {"cluster", "patch"[, "truncated"]} to answer: the unified
+ * diff from old (NULL: empty) to new_, as a dry run's preview has it. 0 or
+ * -RE_ENOMEM. */
+struct render_tree;
+int gitops__add_patch(cJSON *answer, const char *cluster, const struct render_tree *old,
+                      const struct render_tree *new_);
 /* Writer state as JSON for GET /api/v1/gitops/status. */
 cJSON *gitops__status_json(struct hub *hub);
 

@@ -1144,8 +1144,8 @@ static void schedule(struct gitops *go, uint64_t ms)
 
 /* ---- preview (dry runs) ---- */
 
-static int add_patch(cJSON *answer, const char *cluster, const struct render_tree *old,
-                     const struct render_tree *new_)
+int gitops__add_patch(cJSON *answer, const char *cluster, const struct render_tree *old,
+                      const struct render_tree *new_)
 {
     struct re_buf text;
     size_t i = 0, k = 0;
@@ -1220,7 +1220,7 @@ static int add_chosen_patch(struct gitops *go, struct hub *hub, struct plan *p,
     }
     if (gitstore_read_tree(&then, go->rd, want, NULL) < 0)
         then = NULL;
-    r = add_patch(answer, want, then, now); /* equal trees: an empty patch */
+    r = gitops__add_patch(answer, want, then, now); /* equal trees: an empty patch */
     render_tree_free(now);
     render_tree_free(then);
     return r;
@@ -1263,7 +1263,7 @@ static int on_preview(void *ctx, struct hub *hub, const struct inventory_change 
             if (count <= GITOPS_PREVIEW_NAMES)
                 cJSON_AddItemToArray(names, cJSON_CreateString(name));
             if (!diffed) {
-                add_patch(answer, name, then, now);
+                gitops__add_patch(answer, name, then, now);
                 diffed = true;
             }
         }

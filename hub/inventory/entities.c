@@ -342,6 +342,25 @@ static int cluster_post_write(struct inv_req *q, int64_t id, const cJSON *body, 
     return groups ? inv_cluster_set_groups(q, id, groups) : 0;
 }
 
+/* "pinned" and "pinned_revision": a revert holds the branch (gitops_pins). */
+static int cluster_pin_json(struct inv_req *q, int64_t id, cJSON *obj)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(q->db, "SELECT rev FROM gitops_pins WHERE cluster_id = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -RE_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    cJSON_AddBoolToObject(obj, "pinned", rc == SQLITE_ROW);
+    if (rc == SQLITE_ROW)
+        cJSON_AddStringToObject(obj, "pinned_revision", (const char *)sqlite3_column_text(st, 0));
+    else
+        cJSON_AddNullToObject(obj, "pinned_revision");
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -RE_EDB;
+}
+
 static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
 {
     sqlite3_stmt *st = NULL;
@@ -388,6 +407,8 @@ static int cluster_decorate(struct inv_req *q, int64_t id, cJSON *obj)
             cJSON_AddStringToObject(obj, "render_error", why);
         else if (r == 0)
             cJSON_AddNullToObject(obj, "render_error");
+        if (r == 0)
+            r = cluster_pin_json(q, id, obj);
     }
 out:
     sqlite3_finalize(st);
@@ -468,9 +489,18 @@ static int cluster_list_filter(struct inv_req *q, const cJSON *filters, struct r
 {
     const cJSON *group = cJSON_GetObjectItem(filters, "group");
     const cJSON *expr = cJSON_GetObjectItem(filters, "expression");
+    const cJSON *pinned = cJSON_GetObjectItem(filters, "pinned");
     struct cluster_sel *s;
     struct expr_resolver res;
     int r;
+    if (cJSON_IsString(pinned)) {
+        bool yes = strcmp(pinned->valuestring, "true") == 0;
+        if (!yes && strcmp(pinned->valuestring, "false") != 0)
+            return inv_fail(q, 400, "invalid", "pinned", "pinned must be true or false");
+        if (re_buf_printf(sql, " AND id %s (SELECT cluster_id FROM gitops_pins)",
+                          yes ? "IN" : "NOT IN") < 0)
+            return inv_fail_err(q, -RE_ENOMEM);
+    }
     if (!cJSON_IsString(group) && !cJSON_IsString(expr))
         return 0;
     if (cJSON_IsString(group)) {
@@ -531,7 +561,7 @@ static const struct inv_field cluster_fields[] = {
     { "groups", FT_VIRTUAL, 0, check_groups },
     { NULL, 0, 0, NULL },
 };
-static const char *const cluster_list_params[] = { "group", "expression", NULL };
+static const char *const cluster_list_params[] = { "group", "expression", "pinned", NULL };
 
 const struct inv_entity inv_cluster = {
     .kind = "cluster", .plural = "clusters", .table = "clusters", .key = "name",
@@ -622,7 +652,8 @@ static int check_quota(struct inv_req *q, const struct inv_field *f, const cJSON
                 m->valuedouble != (double)(long long)m->valuedouble)
                 return inv_fail(q, 400, "invalid", field, "%s must be an integer 1-1000000", field);
         } else {
-            return inv_fail(q, 400, "unknown_field", field, "unknown field '%s'", field);
+            static const char *const valid[] = { "cpu", "memory", "pods", NULL };
+            return inv_fail_unknown(q, field, valid);
         }
     }
     return 0;
@@ -642,7 +673,7 @@ static int check_network(struct inv_req *q, const struct inv_field *f, const cJS
         for (size_t i = 0; keys[i]; i++)
             known |= strcmp(keys[i], m->string) == 0;
         if (!known)
-            return inv_fail(q, 400, "unknown_field", field, "unknown field '%s'", field);
+            return inv_fail_unknown(q, field, keys);
         if (!cJSON_IsBool(m))
             return inv_fail(q, 400, "invalid", field, "%s must be true or false", field);
     }
@@ -814,7 +845,7 @@ static int only_keys(struct inv_req *q, const char *prefix, const cJSON *obj,
     if (!bad)
         return 0;
     snprintf(field, sizeof(field), "%.40s.%.80s", prefix, bad);
-    return inv_fail(q, 400, "unknown_field", field, "unknown field '%s'", field);
+    return inv_fail_unknown(q, field, keys);
 }
 
 static int check_source(struct inv_req *q, const struct inv_field *f, const cJSON *v)

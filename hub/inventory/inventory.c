@@ -64,6 +64,21 @@ int inv_fail(struct inv_req *q, int status, const char *code, const char *field,
     return -RE_EINVAL;
 }
 
+int inv_fail_unknown(struct inv_req *q, const char *field, const char *const *valid)
+{
+    char list[300];
+    size_t n = 0;
+    list[0] = '\0';
+    for (size_t i = 0; valid[i] && n < sizeof(list); i++) {
+        int w = snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", valid[i]);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    return inv_fail(q, 400, "unknown_field", field, "unknown field '%.100s'; valid fields: %s",
+                    field, list);
+}
+
 int inv_fail_err(struct inv_req *q, int err)
 {
     /* One mapping for the whole API (re_err_status); out of memory is
@@ -410,7 +425,15 @@ static int check_body(struct inv_req *q, const struct inv_entity *e, const cJSON
             for (size_t i = 0; READ_ONLY[i]; i++)
                 if (strcmp(READ_ONLY[i], name) == 0)
                     return inv_fail(q, 400, "invalid", name, "%s is read-only", name);
-            return inv_fail(q, 400, "unknown_field", name, "unknown field '%.100s'", name);
+            const char *valid[32];
+            size_t nv = 0;
+            valid[nv++] = e->key;
+            for (const struct inv_field *g = e->fields; g->name && nv < 29; g++)
+                valid[nv++] = g->name;
+            valid[nv++] = "description";
+            valid[nv++] = "metadata";
+            valid[nv] = NULL;
+            return inv_fail_unknown(q, name, valid);
         }
     }
     if (!before) {

@@ -36,6 +36,9 @@ struct inv_req {
 /* Records an error (the first one wins) and returns -RE_EINVAL. */
 int inv_fail(struct inv_req *q, int status, const char *code, const char *field,
              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 400 unknown_field "unknown field 'F'; valid fields: a, b" (valid ends
+ * with NULL). Returns -RE_EINVAL. */
+int inv_fail_unknown(struct inv_req *q, const char *field, const char *const *valid);
 /* Records an internal error for a negative RE code (busy -> 503, else 500). */
 int inv_fail_err(struct inv_req *q, int err);
 

@@ -58,7 +58,7 @@ GET /api/v1/namespaces - | 200 200 200 200 403 403 401
 GET /api/v1/applications - | 200 200 200 200 403 403 401
 GET /api/v1/applications/pos-app/status - | 200 200 200 200 200 403 401
 GET /api/v1/policies - | 200 200 200 200 403 403 401
-GET /api/v1/audit - | 200 200 200 403 403 403 401
+GET /api/v1/audit - | 200 200 200 200 403 403 401
 GET /metrics - | 200 200 200 403 403 403 401
 GET /api/v1/gitops/status - | 200 200 200 403 403 403 401
 GET /git/store-1.git/info/refs?service=git-upload-pack - | 200 200 403 403 403 200 401

@@ -9,6 +9,7 @@
 #include "../../hub/ctl/args.c"
 #include "../../hub/ctl/client.c"
 #include "../../hub/ctl/commands.c"
+#include "../../hub/ctl/explain.c"
 #include "../../hub/ctl/login.c"
 #include "../../hub/ctl/output.c"
 #include "../../hub/ctl/profile.c"
