@@ -89,13 +89,13 @@ static int cmp_kv_key(const void *a, const void *b)
     return strcmp(((const struct render_kv *)a)->key, ((const struct render_kv *)b)->key);
 }
 
-/* Each namespace's own values (scoped to it), sorted by key. */
-static int fill_scoped(struct desired *d, sqlite3 *db, int64_t id)
+/* Each namespace's own values (scoped to it), sorted by key; nothing to do
+ * in the common fleet where no value is scoped (the plan knows). */
+static int fill_scoped(struct desired *d, const struct plan *p, sqlite3 *db, int64_t id)
 {
-    bool any = false;
     int r;
-    if ((r = config_any_scoped(db, &any)) < 0 || !any)
-        return r;
+    if (!p->config_scoped)
+        return 0;
     size_t n = d->c.n_namespaces;
     if (!(d->ns_config = calloc(n + 1, sizeof(*d->ns_config))) ||
         !(d->kv_ns = calloc(n + 1, sizeof(*d->kv_ns))))
@@ -249,7 +249,7 @@ int desired_build(struct desired **out, const struct plan *p, sqlite3 *db, size_
     d->c.name = name;
     if ((r = read_metadata(&d->meta, db, id)) < 0 || (r = fill_meta(d)) < 0 ||
         (r = config_effective(db, id, &d->config)) < 0 || (r = fill_config(d)) < 0 ||
-        (r = fill_namespaces(d, p, idx)) < 0 || (r = fill_scoped(d, db, id)) < 0 ||
+        (r = fill_namespaces(d, p, idx)) < 0 || (r = fill_scoped(d, p, db, id)) < 0 ||
         (r = fill_apps(d, p, idx)) < 0 ||
         (r = fill_policies(d, p, idx)) < 0)
         goto out;

@@ -28,17 +28,17 @@ bool manifest_kind_cluster_scoped(const char *kind)
     return false;
 }
 
-static const char *scalar(yaml_node_t *n)
+const char *manifest_scalar(yaml_node_t *n)
 {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static yaml_node_t *get(yaml_document_t *d, yaml_node_t *map, const char *key)
+yaml_node_t *manifest_get(yaml_document_t *d, yaml_node_t *map, const char *key)
 {
     if (!map || map->type != YAML_MAPPING_NODE)
         return NULL;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        const char *k = scalar(yaml_document_get_node(d, p->key));
+        const char *k = manifest_scalar(yaml_document_get_node(d, p->key));
         if (k && strcmp(k, key) == 0)
             return yaml_document_get_node(d, p->value);
     }
@@ -69,13 +69,13 @@ int manifest_each(const char *yaml, size_t len, size_t max,
             break;
         }
         n++;
-        const char *kind = scalar(get(&doc, root, "kind"));
+        const char *kind = manifest_scalar(manifest_get(&doc, root, "kind"));
         if (kind) {
             struct manifest_id id = { .doc = n };
-            const char *api = scalar(get(&doc, root, "apiVersion"));
-            yaml_node_t *meta = get(&doc, root, "metadata");
-            const char *ns = scalar(get(&doc, meta, "namespace"));
-            const char *name = scalar(get(&doc, meta, "name"));
+            const char *api = manifest_scalar(manifest_get(&doc, root, "apiVersion"));
+            yaml_node_t *meta = manifest_get(&doc, root, "metadata");
+            const char *ns = manifest_scalar(manifest_get(&doc, meta, "namespace"));
+            const char *name = manifest_scalar(manifest_get(&doc, meta, "name"));
             const char *slash = api ? strchr(api, '/') : NULL;
             if (slash)
                 snprintf(id.group, sizeof(id.group), "%.*s", (int)(slash - api), api);

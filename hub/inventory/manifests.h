@@ -11,6 +11,14 @@
  * runs (Kyverno, cert-manager); any other kind named Cluster* counts too. */
 bool manifest_kind_cluster_scoped(const char *kind);
 
+/* libyaml document helpers: a scalar's text (NULL when n is no scalar), and
+ * the value of key in mapping map (NULL when absent or map is no mapping). */
+struct yaml_document_s;
+struct yaml_node_s;
+const char *manifest_scalar(struct yaml_node_s *n);
+struct yaml_node_s *manifest_get(struct yaml_document_s *d, struct yaml_node_s *map,
+                                 const char *key);
+
 /* One object of a YAML stream: group is the apiVersion's part before '/'
  * ("" for the core group); namespace "" when not given. */
 struct manifest_id {

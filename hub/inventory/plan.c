@@ -7,6 +7,7 @@
 #include "error.h"
 #include "expr.h"
 #include "inventory_int.h"
+#include "config_values.h"
 #include "plan.h"
 #include "validate.h"
 
@@ -75,7 +76,8 @@ int plan_build(struct plan **out, sqlite3 *db)
     q.db = db;
     if ((r = fleet_acquire(&p->fleet, db)) < 0 || (r = read_all(&q, &inv_namespace, &nss)) < 0 ||
         (r = read_all(&q, &inv_application, &apps)) < 0 ||
-        (r = read_all(&q, &inv_policy, &pols)) < 0)
+        (r = read_all(&q, &inv_policy, &pols)) < 0 ||
+        (r = config_any_scoped(db, &p->config_scoped)) < 0)
         goto out;
     size_t n = fleet_size(p->fleet);
     r = -RE_ENOMEM;

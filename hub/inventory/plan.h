@@ -67,6 +67,7 @@ struct plan {
     size_t n_apps;
     struct plan_policy *policies;
     size_t n_policies;
+    bool config_scoped;             /* some configuration value is scoped to a namespace */
 };
 
 /* Builds a plan from db. 0, -RE_EDB or -RE_ENOMEM. */

@@ -50,24 +50,6 @@ static bool is_kustomization(const char *path)
            strcmp(base, "Kustomization") == 0;
 }
 
-static const char *scalar(yaml_document_t *d, yaml_node_t *n)
-{
-    (void)d;
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static yaml_node_t *get(yaml_document_t *d, yaml_node_t *map, const char *key)
-{
-    if (!map || map->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        const char *k = scalar(d, yaml_document_get_node(d, p->key));
-        if (k && strcmp(k, key) == 0)
-            return yaml_document_get_node(d, p->value);
-    }
-    return NULL;
-}
-
 /* Each path a kustomization names, in a list of scalars or of maps' "path"/"files". */
 static int check_list(yaml_document_t *d, yaml_node_t *seq, const char *field, const char *file,
                       char *why, size_t why_size)
@@ -80,11 +62,11 @@ static int check_list(yaml_document_t *d, yaml_node_t *seq, const char *field, c
     }
     for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
         yaml_node_t *n = yaml_document_get_node(d, *it);
-        const char *one[2] = { scalar(d, n), NULL };
+        const char *one[2] = { manifest_scalar(n), NULL };
         if (n && n->type == YAML_MAPPING_NODE) {
-            one[0] = scalar(d, get(d, n, "path"));
-            yaml_node_t *files = get(d, n, "files");
-            yaml_node_t *envs = get(d, n, "envs");
+            one[0] = manifest_scalar(manifest_get(d, n, "path"));
+            yaml_node_t *files = manifest_get(d, n, "files");
+            yaml_node_t *envs = manifest_get(d, n, "envs");
             int r;
             if ((r = check_list(d, files, field, file, why, why_size)) < 0 ||
                 (r = check_list(d, envs, field, file, why, why_size)) < 0)
@@ -112,13 +94,13 @@ static int check_kustomization(yaml_document_t *d, yaml_node_t *root, const char
                                          "configMapGenerator", "secretGenerator", "transformers",
                                          "generators", "validators", NULL };
     int r;
-    if (get(d, root, "helmCharts") || get(d, root, "helmChartInflationGenerator")) {
+    if (manifest_get(d, root, "helmCharts") || manifest_get(d, root, "helmChartInflationGenerator")) {
         snprintf(why, why_size, "file '%s': helmCharts fetch remote charts: an application "
                  "lists only its own files", file);
         return -RE_EINVAL;
     }
     for (size_t i = 0; lists[i]; i++)
-        if ((r = check_list(d, get(d, root, lists[i]), lists[i], file, why, why_size)) < 0)
+        if ((r = check_list(d, manifest_get(d, root, lists[i]), lists[i], file, why, why_size)) < 0)
             return r;
     return 0;
 }
@@ -150,7 +132,7 @@ int tenant_file_check(const char *path, const char *content, size_t len, char *w
             break;
         }
         n++;
-        const char *kind = scalar(&doc, get(&doc, root, "kind"));
+        const char *kind = manifest_scalar(manifest_get(&doc, root, "kind"));
         if (kind && manifest_kind_cluster_scoped(kind)) {
             snprintf(why, why_size, "file '%s', document %d: kind %.100s is cluster-scoped: an "
                      "application holds only objects of its own namespace", path, n, kind);
